@@ -1,0 +1,1 @@
+"""The Berth registry service: OCI Distribution API, management API, GC."""

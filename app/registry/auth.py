@@ -1,0 +1,232 @@
+"""Authentication: HTTP Basic and the Docker/OCI bearer-token flow.
+
+Basic credentials are checked against argon2id hashes. Verifying argon2 costs tens
+of milliseconds by design, and clients send credentials with every request, so a
+successful check is remembered for a minute under a keyed hash of the password
+(never the password itself).
+
+Bearer tokens are HS256 JWTs signed with a secret kept in the metadata store (so
+every node of a cluster shares it). A token names the user and, per repository, the
+actions granted: the intersection of what was requested and what the user holds.
+Permissions are still checked against the store on every request; a token can only
+narrow them.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import jwt
+from sqlalchemy import Connection, insert, select
+
+from app.core.names import ImageName, InvalidName
+from app.core.permissions import Permission, allowed_actions
+from app.registry import accounts
+from app.registry.accounts import User
+from app.registry.db import schema as s
+from app.registry.db.engine import Database
+
+TOKEN_TTL_S = 300
+CACHE_TTL_S = 60.0
+SERVICE = "berth-registry"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    user: User
+    # None: Basic auth, no narrowing. Otherwise "type:name" -> granted actions.
+    token_access: dict[str, frozenset[str]] | None = None
+    token_api: bool = True
+
+    def token_allows(self, resource_type: str, name: str, action: str) -> bool:
+        if self.token_access is None:
+            return True
+        actions = self.token_access.get(f"{resource_type}:{name}", frozenset())
+        return action in actions or "*" in actions
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    type: str
+    name: str
+    actions: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.name}:{','.join(self.actions)}"
+
+
+def parse_scopes(values: list[str]) -> list[Scope]:
+    """Scopes from one or more ``scope`` parameters, each possibly space-separated."""
+    out: list[Scope] = []
+    for value in values:
+        for item in value.split():
+            parts = item.split(":")
+            if len(parts) < 3:
+                continue
+            # The name may itself contain ':' only for registry:catalog; keep it simple.
+            rtype, actions = parts[0], parts[-1]
+            name = ":".join(parts[1:-1])
+            out.append(Scope(rtype, name, tuple(a for a in actions.split(",") if a)))
+    return out
+
+
+@dataclass
+class Authenticator:
+    db: Database
+    secret: bytes
+    _cache: dict[tuple[str, bytes], tuple[User, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(cls, db: Database) -> Authenticator:
+        with db.write() as conn:
+            secret = conn.execute(
+                select(s.settings.c.value).where(s.settings.c.key == "token_secret")
+            ).scalar()
+            if secret is None:
+                secret = secrets.token_hex(32)
+                conn.execute(insert(s.settings).values(key="token_secret", value=secret))
+        return cls(db, bytes.fromhex(secret))
+
+    # Basic -------------------------------------------------------------------
+    def check_password(self, name: str, password: str) -> User | None:
+        key = (name, hmac.new(self.secret, password.encode(), hashlib.sha256).digest())
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[1] > now:
+                return hit[0]
+        with self.db.read() as conn:
+            found = accounts.user_password_hash(conn, name)
+        if found is None:
+            # Spend the same effort as a real check so timing does not reveal users.
+            accounts.verify_password(_dummy_hash(), password)
+            return None
+        user, pw_hash = found
+        if not accounts.verify_password(pw_hash, password):
+            return None
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[key] = (user, now + CACHE_TTL_S)
+        return user
+
+    def forget(self, name: str) -> None:
+        with self._lock:
+            for key in [k for k in self._cache if k[0] == name]:
+                del self._cache[key]
+
+    def from_basic(self, header_value: str) -> User | None:
+        try:
+            raw = base64.b64decode(header_value, validate=True).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        name, sep, password = raw.partition(":")
+        if not sep:
+            return None
+        return self.check_password(name, password)
+
+    # Bearer ------------------------------------------------------------------
+    def issue_token(
+        self, conn: Connection, user: User, scopes: list[Scope], service: str
+    ) -> dict[str, object]:
+        access = []
+        for scope in scopes:
+            granted = self._grant(conn, user, scope)
+            access.append({"type": scope.type, "name": scope.name, "actions": granted})
+        now = int(time.time())
+        claims = {
+            "iss": SERVICE,
+            "sub": user.name,
+            "aud": service,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + TOKEN_TTL_S,
+            "jti": str(uuid.uuid4()),
+            "access": access,
+        }
+        token = jwt.encode(claims, self.secret, algorithm="HS256")
+        return {
+            "token": token,
+            "access_token": token,
+            "expires_in": TOKEN_TTL_S,
+            "issued_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        }
+
+    def _grant(self, conn: Connection, user: User, scope: Scope) -> list[str]:
+        if scope.type == "registry" and scope.name == "catalog":
+            # The catalog is filtered per user, so anyone signed in may list it.
+            return [a for a in scope.actions if a == "*"]
+        if scope.type == "api" and scope.name == "berth":
+            return ["*"] if "*" in scope.actions else []
+        if scope.type != "repository":
+            return []
+        try:
+            name = ImageName.parse(scope.name)
+        except InvalidName:
+            return []
+        repo = accounts.find_repository(conn, name.workspace, name.repository)
+        if repo is None:
+            return []
+        perm = accounts.permission_on(conn, user, repo)
+        requested = list(scope.actions)
+        if "*" in requested:
+            # "*" asks for everything the user holds; the literal "*" only for admins.
+            requested = ["pull", "push", "delete"] + (["*"] if perm >= Permission.ADMIN else [])
+        return allowed_actions(perm, requested) if perm > Permission.NONE else []
+
+    def from_bearer(self, token: str) -> Identity | None:
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=["HS256"],
+                options={"verify_aud": False},
+                leeway=5,
+            )
+        except jwt.PyJWTError:
+            return None
+        name = claims.get("sub")
+        if not isinstance(name, str):
+            return None
+        with self.db.read() as conn:
+            try:
+                user = accounts.get_user(conn, name)
+            except Exception:
+                return None
+        access: dict[str, frozenset[str]] = {}
+        api = False
+        for entry in claims.get("access") or []:
+            if not isinstance(entry, dict):
+                continue
+            key = f"{entry.get('type')}:{entry.get('name')}"
+            access[key] = frozenset(str(a) for a in entry.get("actions") or [])
+            if key == "api:berth" and "*" in access[key]:
+                api = True
+        return Identity(user, access, api)
+
+    def authenticate(self, authorization: str | None) -> Identity | None:
+        if not authorization:
+            return None
+        scheme, _, value = authorization.partition(" ")
+        scheme = scheme.lower()
+        value = value.strip()
+        if scheme == "basic":
+            user = self.from_basic(value)
+            return Identity(user) if user is not None else None
+        if scheme == "bearer":
+            return self.from_bearer(value)
+        return None
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return accounts.hash_password(secrets.token_hex(8))

@@ -1,0 +1,224 @@
+"""``berth-registry``: serve, and administer users, workspaces, projects,
+repositories and grants from the command line.
+
+Every administrative command runs in one transaction: a bad argument gives a
+one-line error, exit code 2, and nothing half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from sqlalchemy import Connection
+
+from app import __version__
+from app.core.permissions import Permission
+from app.registry import accounts
+from app.registry.content import Timing
+from app.registry.errors import RegistryError
+from app.registry.service import Registry
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("seconds must not be negative")
+    return value
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, required=True, help="registry data directory")
+    p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in --data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="berth-registry", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"berth-registry {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = sub.add_parser("serve", help="run the registry")
+    _add_data(serve)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=5000, help="0 picks a free port")
+    serve.add_argument("--gc-review-delay", type=_seconds, default=300.0, metavar="SECONDS")
+    serve.add_argument("--gc-upload-grace", type=_seconds, default=3600.0, metavar="SECONDS")
+    serve.add_argument("--tls-cert", type=Path)
+    serve.add_argument("--tls-key", type=Path)
+    serve.add_argument(
+        "--auth-challenge",
+        choices=["bearer", "basic"],
+        default="bearer",
+        help="scheme /v2/ offers in WWW-Authenticate (Basic is accepted either way)",
+    )
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    user_add = user.add_parser("add", help="create a user")
+    _add_data(user_add)
+    user_add.add_argument("name")
+    user_add.add_argument("--password-stdin", action="store_true", required=True)
+    user_add.add_argument("--superuser", action="store_true")
+    user_pw = user.add_parser("passwd", help="set a user's password")
+    _add_data(user_pw)
+    user_pw.add_argument("name")
+    user_pw.add_argument("--password-stdin", action="store_true", required=True)
+
+    ws = sub.add_parser("workspace", help="manage workspaces").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    ws_add = ws.add_parser("add", help="create a workspace")
+    _add_data(ws_add)
+    ws_add.add_argument("slug")
+    ws_add.add_argument("--name")
+    member = ws.add_parser("member", help="workspace membership").add_subparsers(
+        dest="member_action", required=True, parser_class=_Parser
+    )
+    member_add = member.add_parser("add", help="add (or update) a member")
+    _add_data(member_add)
+    member_add.add_argument("workspace")
+    member_add.add_argument("user")
+    member_add.add_argument("--admin", action="store_true")
+
+    project = sub.add_parser("project", help="manage projects").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    project_add = project.add_parser("add", help="create a project")
+    _add_data(project_add)
+    project_add.add_argument("workspace")
+    project_add.add_argument("key")
+    project_add.add_argument("--name")
+
+    repo = sub.add_parser("repository", help="manage repositories").add_subparsers(
+        dest="action", required=True, parser_class=_Parser
+    )
+    repo_add = repo.add_parser("add", help="create a repository")
+    _add_data(repo_add)
+    repo_add.add_argument("workspace")
+    repo_add.add_argument("slug")
+    repo_add.add_argument("--project", required=True)
+
+    grant = sub.add_parser("grant", help="grant a permission on a repository")
+    _add_data(grant)
+    grant.add_argument("repository", metavar="WS/REPO")
+    grant.add_argument("user")
+    grant.add_argument("permission", choices=["read", "write", "admin", "none"])
+
+    for extend in _EXTENSIONS:
+        extend(sub)
+    return parser
+
+
+# Other modules (gc, fsck, demo) register their subcommands here.
+_EXTENSIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+
+
+def _read_password() -> str:
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise RegistryError("no password on standard input", code="INVALID_ARGUMENT")
+    return password
+
+
+def _admin(args: argparse.Namespace) -> Callable[[Connection], str]:
+    cmd = args.command
+    if cmd == "user":
+        password = _read_password()
+        if args.action == "add":
+            return lambda c: (
+                accounts.add_user(c, args.name, password, superuser=args.superuser),
+                f"user {args.name} created",
+            )[1]
+        return lambda c: (accounts.set_password(c, args.name, password), "password set")[1]
+    if cmd == "workspace":
+        if args.action == "add":
+            return lambda c: (
+                accounts.add_workspace(c, args.slug, args.name),
+                f"workspace {args.slug} created",
+            )[1]
+        return lambda c: (
+            accounts.add_member(c, args.workspace, args.user, admin=args.admin),
+            f"{args.user} is {'an admin' if args.admin else 'a member'} of {args.workspace}",
+        )[1]
+    if cmd == "project":
+        return lambda c: (
+            accounts.add_project(c, args.workspace, args.key, args.name),
+            f"project {args.key} created in {args.workspace}",
+        )[1]
+    if cmd == "repository":
+        return lambda c: (
+            accounts.add_repository(c, args.workspace, args.slug, args.project),
+            f"repository {args.workspace}/{args.slug} created",
+        )[1]
+    if cmd == "grant":
+        ws, sep, slug = args.repository.partition("/")
+        if not sep or not ws or not slug or "/" in slug:
+            raise RegistryError("repository must be given as WS/REPO", code="INVALID_ARGUMENT")
+        perm = Permission.parse(args.permission) if args.permission != "none" else Permission.NONE
+        return lambda c: (
+            accounts.grant(c, ws, slug, args.user, perm),
+            f"{args.user} has {args.permission} on {args.repository}",
+        )[1]
+    raise AssertionError(f"unhandled command {cmd}")
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command in _HANDLERS:
+            return _HANDLERS[args.command](args)
+        if args.command == "serve":
+            return _serve(args)
+        action = _admin(args)
+        registry = Registry.open(args.data, database_url=args.database_url)
+        try:
+            with registry.db.write() as conn:
+                message = action(conn)
+        finally:
+            registry.close()
+        print(message)
+        return 0
+    except RegistryError as exc:
+        print(f"berth-registry: error: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"berth-registry: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from app.registry.server import ServeOptions, serve
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise RegistryError("--tls-cert and --tls-key go together", code="INVALID_ARGUMENT")
+    timing = Timing(
+        review_delay=int(args.gc_review_delay * 1000),
+        upload_grace=int(args.gc_upload_grace * 1000),
+    )
+    registry = Registry.open(
+        args.data, database_url=args.database_url, timing=timing, challenge=args.auth_challenge
+    )
+    serve(registry, ServeOptions(args.host, args.port, args.tls_cert, args.tls_key))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,726 @@
+"""Images, blobs, manifests and tags in the metadata store.
+
+Every mutating function runs inside the caller's write transaction and queues the
+GC reviews its event calls for in that same transaction (DESIGN.md §1). Rows that
+a new reference depends on are locked (``FOR UPDATE`` on PostgreSQL; SQLite's
+``BEGIN IMMEDIATE`` already serializes writers) in sorted digest order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from app.core.manifests import Manifest, parse_image_config
+from app.core.mediatypes import IMAGE_CONFIGS
+from app.registry import reviews, usage
+from app.registry.accounts import Repository
+from app.registry.db import schema as s
+from app.registry.errors import (
+    BlobUnknown,
+    Conflict,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+)
+
+MAX_CONFIG_READ = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """GC timing, in milliseconds."""
+
+    review_delay: int = 300_000
+    upload_grace: int = 3_600_000
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    id: int
+    workspace_id: int
+    repository_id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blob:
+    id: int
+    workspace_id: int
+    digest: str
+    size: int
+    generation: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    id: int
+    digest: str
+    media_type: str
+    payload: bytes
+    subject_digest: str | None
+
+
+@dataclass(slots=True)
+class Change:
+    """What a write did, for events and audit after commit."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+# images ----------------------------------------------------------------------
+
+
+def find_image(conn: Connection, repo: Repository, name: str) -> Image | None:
+    row = conn.execute(
+        select(
+            s.images.c.id, s.images.c.workspace_id, s.images.c.repository_id, s.images.c.name
+        ).where(s.images.c.repository_id == repo.id, s.images.c.name == name)
+    ).first()
+    return Image(*row) if row is not None else None
+
+
+def ensure_image(conn: Connection, repo: Repository, name: str, now: int) -> Image:
+    image = find_image(conn, repo, name)
+    if image is not None:
+        return image
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(s.images).values(
+                    repository_id=repo.id,
+                    workspace_id=repo.workspace_id,
+                    name=name,
+                    created_at=now,
+                    last_push_at=None,
+                )
+            )
+    except IntegrityError:
+        pass  # created concurrently
+    image = find_image(conn, repo, name)
+    assert image is not None
+    return image
+
+
+def image_by_id(conn: Connection, image_id: int) -> Image | None:
+    row = conn.execute(
+        select(
+            s.images.c.id, s.images.c.workspace_id, s.images.c.repository_id, s.images.c.name
+        ).where(s.images.c.id == image_id)
+    ).first()
+    return Image(*row) if row is not None else None
+
+
+# blobs -----------------------------------------------------------------------
+
+_BLOB_COLS = (
+    s.blobs.c.id,
+    s.blobs.c.workspace_id,
+    s.blobs.c.digest,
+    s.blobs.c.size,
+    s.blobs.c.generation,
+)
+
+
+def workspace_blob(
+    conn: Connection, workspace_id: int, digest: str, *, lock: bool = False
+) -> Blob | None:
+    q = select(*_BLOB_COLS).where(
+        s.blobs.c.workspace_id == workspace_id, s.blobs.c.digest == digest
+    )
+    if lock:
+        q = q.with_for_update()
+    row = conn.execute(q).first()
+    return Blob(*row) if row is not None else None
+
+
+def image_blob(conn: Connection, image: Image, digest: str, *, lock: bool = False) -> Blob | None:
+    """The blob if it is linked to the image (what blob HEAD/GET may answer for)."""
+    q = (
+        select(*_BLOB_COLS)
+        .join(s.image_blobs, s.image_blobs.c.blob_id == s.blobs.c.id)
+        .where(
+            s.blobs.c.workspace_id == image.workspace_id,
+            s.blobs.c.digest == digest,
+            s.image_blobs.c.image_id == image.id,
+        )
+    )
+    if lock:
+        q = q.with_for_update(of=s.blobs)
+    row = conn.execute(q).first()
+    return Blob(*row) if row is not None else None
+
+
+def touch_blob(conn: Connection, blob_id: int, now: int) -> None:
+    conn.execute(
+        update(s.blobs)
+        .where(s.blobs.c.id == blob_id, s.blobs.c.touched_at < now)
+        .values(touched_at=now)
+    )
+
+
+def link_blob(conn: Connection, image_id: int, blob_id: int, now: int) -> None:
+    exists = conn.execute(
+        select(s.image_blobs.c.blob_id).where(
+            s.image_blobs.c.image_id == image_id, s.image_blobs.c.blob_id == blob_id
+        )
+    ).first()
+    if exists is None:
+        conn.execute(
+            insert(s.image_blobs).values(image_id=image_id, blob_id=blob_id, linked_at=now)
+        )
+
+
+def finish_upload(
+    conn: Connection,
+    image: Image,
+    digest: str,
+    size: int,
+    generation: str,
+    timing: Timing,
+    now: int,
+) -> tuple[Blob, bool]:
+    """Record a verified upload. Returns the blob and whether this upload's object is
+    the one now stored (False: the workspace already held the digest, so the caller
+    discards its copy)."""
+    blob = workspace_blob(conn, image.workspace_id, digest, lock=True)
+    created = blob is None
+    if blob is None:
+        result = conn.execute(
+            insert(s.blobs).values(
+                workspace_id=image.workspace_id,
+                digest=digest,
+                size=size,
+                generation=generation,
+                created_at=now,
+                touched_at=now,
+                image_refs=0,
+            )
+        )
+        blob = Blob(
+            int(result.inserted_primary_key[0]), image.workspace_id, digest, size, generation
+        )  # type: ignore[index]
+    else:
+        touch_blob(conn, blob.id, now)
+    link_blob(conn, image.id, blob.id, now)
+    # An upload that no manifest ever references is collected once the grace ends.
+    reviews.queue_blobs(
+        conn, image.workspace_id, [blob.id], now + timing.upload_grace, reviews.BLOB_UPLOAD
+    )
+    return blob, created
+
+
+def mount_blob(
+    conn: Connection, source: Image, target: Image, digest: str, now: int
+) -> Blob | None:
+    if source.workspace_id != target.workspace_id:
+        return None
+    blob = image_blob(conn, source, digest, lock=True)
+    if blob is None:
+        return None
+    touch_blob(conn, blob.id, now)
+    link_blob(conn, target.id, blob.id, now)
+    return blob
+
+
+def unlink_blob(conn: Connection, image: Image, digest: str, timing: Timing, now: int) -> None:
+    blob = image_blob(conn, image, digest, lock=True)
+    if blob is None:
+        raise BlobUnknown(f"blob {digest} is not known to this image", detail={"digest": digest})
+    conn.execute(
+        delete(s.image_blobs).where(
+            s.image_blobs.c.image_id == image.id, s.image_blobs.c.blob_id == blob.id
+        )
+    )
+    reviews.queue_blobs(
+        conn, image.workspace_id, [blob.id], now + timing.review_delay, reviews.BLOB_UNLINK
+    )
+
+
+# manifests -------------------------------------------------------------------
+
+_MANIFEST_COLS = (
+    s.manifests.c.id,
+    s.manifests.c.digest,
+    s.manifests.c.media_type,
+    s.manifests.c.payload,
+    s.manifests.c.subject_digest,
+)
+
+
+def get_manifest(
+    conn: Connection, image: Image, reference: str, *, by_digest: bool
+) -> StoredManifest:
+    if by_digest:
+        q = select(*_MANIFEST_COLS).where(
+            s.manifests.c.image_id == image.id, s.manifests.c.digest == reference
+        )
+    else:
+        q = (
+            select(*_MANIFEST_COLS)
+            .join(s.tags, s.tags.c.manifest_id == s.manifests.c.id)
+            .where(s.tags.c.image_id == image.id, s.tags.c.name == reference)
+        )
+    row = conn.execute(q).first()
+    if row is None:
+        raise ManifestUnknown(
+            f"manifest {reference} is not known to this image", detail={"reference": reference}
+        )
+    return StoredManifest(
+        row.id, row.digest, row.media_type, bytes(row.payload), row.subject_digest
+    )
+
+
+def touch_manifest(conn: Connection, manifest_id: int, now: int) -> None:
+    conn.execute(
+        update(s.manifests)
+        .where(s.manifests.c.id == manifest_id, s.manifests.c.touched_at < now)
+        .values(touched_at=now)
+    )
+
+
+ConfigReader = Callable[[Blob], bytes | None]
+
+
+def put_manifest(
+    conn: Connection,
+    image: Image,
+    digest: str,
+    payload: bytes,
+    manifest: Manifest,
+    tag: str | None,
+    read_config: ConfigReader,
+    timing: Timing,
+    now: int,
+    actor: str | None = None,
+) -> Change:
+    change = Change()
+    # Lock every blob and child the manifest references, in digest order.
+    needed = sorted({str(d.digest) for d in manifest.blobs if not d.non_distributable})
+    blob_rows: dict[str, Blob] = {}
+    if needed:
+        q = (
+            select(*_BLOB_COLS)
+            .join(s.image_blobs, s.image_blobs.c.blob_id == s.blobs.c.id)
+            .where(
+                s.blobs.c.workspace_id == image.workspace_id,
+                s.blobs.c.digest.in_(needed),
+                s.image_blobs.c.image_id == image.id,
+            )
+            .order_by(s.blobs.c.digest)
+            .with_for_update(of=s.blobs)
+        )
+        blob_rows = {row.digest: Blob(*row) for row in conn.execute(q)}
+    missing = [d for d in needed if d not in blob_rows]
+    if missing:
+        raise ManifestBlobUnknown(
+            f"blob {missing[0]} is not known to this image; push it first",
+            detail={"digest": missing[0]},
+        )
+    child_rows: dict[str, Any] = {}
+    child_digests = sorted({str(d.digest) for d in manifest.manifests})
+    if child_digests:
+        q2 = (
+            select(
+                s.manifests.c.id,
+                s.manifests.c.digest,
+                s.manifests.c.total_size,
+                s.manifests.c.created,
+                s.manifests.c.platforms,
+            )
+            .where(s.manifests.c.image_id == image.id, s.manifests.c.digest.in_(child_digests))
+            .order_by(s.manifests.c.digest)
+            .with_for_update()
+        )
+        child_rows = {row.digest: row for row in conn.execute(q2)}
+        missing = [d for d in child_digests if d not in child_rows]
+        if missing:
+            raise ManifestBlobUnknown(
+                f"manifest {missing[0]} referenced by this index is not known to this image",
+                detail={"digest": missing[0]},
+            )
+
+    existing = conn.execute(
+        select(s.manifests.c.id)
+        .where(s.manifests.c.image_id == image.id, s.manifests.c.digest == digest)
+        .with_for_update()
+    ).scalar()
+    if existing is not None:
+        manifest_id = int(existing)
+        touch_manifest(conn, manifest_id, now)
+    else:
+        created: str | None = None
+        platforms: str | None = None
+        if manifest.is_index:
+            total = len(payload) + sum(int(r.total_size) for r in child_rows.values())
+            plats = manifest.platforms or [
+                p for r in child_rows.values() if r.platforms for p in r.platforms.split(",")
+            ]
+            platforms = ",".join(dict.fromkeys(plats)) or None
+            dates = [r.created for r in child_rows.values() if r.created]
+            created = max(dates) if dates else None
+        else:
+            total = len(payload) + sum(d.size for d in manifest.blobs)
+            config = manifest.config
+            if (
+                config is not None
+                and config.media_type in IMAGE_CONFIGS
+                and config.size <= MAX_CONFIG_READ
+            ):
+                raw = read_config(blob_rows[str(config.digest)])
+                if raw is not None:
+                    info = parse_image_config(raw)
+                    created, platforms = info.created, info.platform
+        config_id = (
+            blob_rows[str(manifest.config.digest)].id
+            if manifest.config is not None and str(manifest.config.digest) in blob_rows
+            else None
+        )
+        result = conn.execute(
+            insert(s.manifests).values(
+                workspace_id=image.workspace_id,
+                image_id=image.id,
+                digest=digest,
+                media_type=manifest.media_type,
+                artifact_type=manifest.effective_artifact_type,
+                payload=payload,
+                config_blob_id=config_id,
+                subject_digest=str(manifest.subject.digest) if manifest.subject else None,
+                total_size=total,
+                platforms=platforms,
+                created=created,
+                annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
+                created_at=now,
+                touched_at=now,
+            )
+        )
+        manifest_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        layer_rows = [
+            {"manifest_id": manifest_id, "position": i, "blob_id": blob_rows[str(d.digest)].id}
+            for i, d in enumerate(manifest.layers)
+            if not d.non_distributable
+        ]
+        if layer_rows:
+            conn.execute(insert(s.manifest_layers), layer_rows)
+        if child_rows:
+            conn.execute(
+                insert(s.manifest_children),
+                [{"parent_id": manifest_id, "child_id": r.id} for r in child_rows.values()],
+            )
+
+    tags_changed = False
+    if tag is not None:
+        old = conn.execute(
+            select(s.tags.c.id, s.tags.c.manifest_id)
+            .where(s.tags.c.image_id == image.id, s.tags.c.name == tag)
+            .with_for_update()
+        ).first()
+        if old is None:
+            conn.execute(
+                insert(s.tags).values(
+                    image_id=image.id, name=tag, manifest_id=manifest_id, pushed_at=now
+                )
+            )
+            tags_changed = True
+        elif old.manifest_id != manifest_id:
+            conn.execute(
+                update(s.tags)
+                .where(s.tags.c.id == old.id)
+                .values(manifest_id=manifest_id, pushed_at=now)
+            )
+            reviews.queue_manifests(
+                conn,
+                image.workspace_id,
+                [old.manifest_id],
+                now + timing.review_delay,
+                reviews.TAG_REPUSH,
+            )
+            tags_changed = True
+        else:
+            conn.execute(update(s.tags).where(s.tags.c.id == old.id).values(pushed_at=now))
+    else:
+        # Pushed by digest only: unless a tag, an index or a subject keeps it, the GC
+        # collects it (never within the upload grace).
+        reviews.queue_manifests(
+            conn,
+            image.workspace_id,
+            [manifest_id],
+            now + timing.review_delay,
+            reviews.MANIFEST_BY_DIGEST,
+        )
+    if tags_changed or manifest.subject is not None:
+        usage.refresh_image(conn, image.id)
+    conn.execute(update(s.images).where(s.images.c.id == image.id).values(last_push_at=now))
+    change.events.append(
+        {"type": "pushed", "image_id": image.id, "tag": tag, "digest": digest, "actor": actor}
+    )
+    return change
+
+
+def _audit(
+    conn: Connection,
+    workspace_id: int,
+    actor: str | None,
+    action: str,
+    target: str,
+    detail: dict[str, Any],
+    now: int,
+) -> None:
+    conn.execute(
+        insert(s.audit_log).values(
+            workspace_id=workspace_id,
+            at=now,
+            actor=actor,
+            action=action,
+            target=target,
+            detail=json.dumps(detail, sort_keys=True),
+        )
+    )
+
+
+def image_label(conn: Connection, image: Image) -> str:
+    row = conn.execute(
+        select(s.workspaces.c.slug, s.repositories.c.slug)
+        .select_from(s.repositories)
+        .join(s.workspaces, s.workspaces.c.id == s.repositories.c.workspace_id)
+        .where(s.repositories.c.id == image.repository_id)
+    ).first()
+    assert row is not None
+    return f"{row[0]}/{row[1]}/{image.name}"
+
+
+def delete_tags(
+    conn: Connection,
+    image: Image,
+    names: Sequence[str],
+    timing: Timing,
+    now: int,
+    actor: str | None,
+) -> tuple[list[str], list[str], Change]:
+    """Delete tags of one image. Returns (deleted, not found, change)."""
+    change = Change()
+    wanted = sorted(set(names))
+    rows = conn.execute(
+        select(s.tags.c.id, s.tags.c.name, s.tags.c.manifest_id, s.manifests.c.digest)
+        .join(s.manifests, s.manifests.c.id == s.tags.c.manifest_id)
+        .where(s.tags.c.image_id == image.id, s.tags.c.name.in_(wanted))
+        .order_by(s.tags.c.name)
+        .with_for_update(of=s.tags)
+    ).all()
+    found = {r.name for r in rows}
+    if rows:
+        conn.execute(delete(s.tags).where(s.tags.c.id.in_([r.id for r in rows])))
+        reviews.queue_manifests(
+            conn,
+            image.workspace_id,
+            [r.manifest_id for r in rows],
+            now + timing.review_delay,
+            reviews.TAG_DELETE,
+        )
+        usage.refresh_image(conn, image.id)
+        label = image_label(conn, image)
+        for r in rows:
+            _audit(
+                conn,
+                image.workspace_id,
+                actor,
+                "tag.delete",
+                f"{label}:{r.name}",
+                {"digest": r.digest},
+                now,
+            )
+        change.events.append(
+            {
+                "type": "tag_deleted",
+                "image_id": image.id,
+                "tags": [r.name for r in rows],
+                "actor": actor,
+            }
+        )
+    return [r.name for r in rows], [n for n in wanted if n not in found], change
+
+
+def delete_manifest(
+    conn: Connection, image: Image, digest: str, timing: Timing, now: int, actor: str | None
+) -> Change:
+    """DELETE by digest: the manifest and every tag on it go at once."""
+    change = Change()
+    m = conn.execute(
+        select(s.manifests.c.id, s.manifests.c.config_blob_id, s.manifests.c.media_type)
+        .where(s.manifests.c.image_id == image.id, s.manifests.c.digest == digest)
+        .with_for_update()
+    ).first()
+    if m is None:
+        raise ManifestUnknown(
+            f"manifest {digest} is not known to this image", detail={"digest": digest}
+        )
+    parent = conn.execute(
+        select(s.manifests.c.digest)
+        .join(s.manifest_children, s.manifest_children.c.parent_id == s.manifests.c.id)
+        .where(s.manifest_children.c.child_id == m.id)
+    ).first()
+    if parent is not None:
+        raise Conflict(
+            f"manifest {digest} is referenced by index {parent.digest}; delete the index first",
+            detail={"index": parent.digest},
+        )
+    tag_names = list(
+        conn.execute(select(s.tags.c.name).where(s.tags.c.manifest_id == m.id)).scalars()
+    )
+    blob_ids = set(
+        conn.execute(
+            select(s.manifest_layers.c.blob_id).where(s.manifest_layers.c.manifest_id == m.id)
+        ).scalars()
+    )
+    if m.config_blob_id is not None:
+        blob_ids.add(m.config_blob_id)
+    children = list(
+        conn.execute(
+            select(s.manifest_children.c.child_id).where(s.manifest_children.c.parent_id == m.id)
+        ).scalars()
+    )
+    referrers = list(
+        conn.execute(
+            select(s.manifests.c.id).where(
+                s.manifests.c.image_id == image.id, s.manifests.c.subject_digest == digest
+            )
+        ).scalars()
+    )
+    conn.execute(delete(s.tags).where(s.tags.c.manifest_id == m.id))
+    conn.execute(delete(s.manifest_children).where(s.manifest_children.c.parent_id == m.id))
+    conn.execute(delete(s.manifests).where(s.manifests.c.id == m.id))
+    due = now + timing.review_delay
+    reviews.queue_blobs(conn, image.workspace_id, blob_ids, due, reviews.MANIFEST_DELETE)
+    reviews.queue_manifests(conn, image.workspace_id, children, due, reviews.INDEX_DELETE)
+    reviews.queue_manifests(conn, image.workspace_id, referrers, due, reviews.MANIFEST_DELETE)
+    usage.refresh_image(conn, image.id)
+    _audit(
+        conn,
+        image.workspace_id,
+        actor,
+        "manifest.delete",
+        f"{image_label(conn, image)}@{digest}",
+        {"tags": tag_names},
+        now,
+    )
+    change.events.append(
+        {
+            "type": "manifest_deleted",
+            "image_id": image.id,
+            "digest": digest,
+            "tags": tag_names,
+            "actor": actor,
+        }
+    )
+    return change
+
+
+def delete_image(
+    conn: Connection, image: Image, timing: Timing, now: int, actor: str | None
+) -> Change:
+    """Delete an image with all its tags and manifests; its blobs are queued for review.
+
+    All of an image's manifests go at once: every index child and every referrer of
+    them lives in the same image, so none of them can stay alive without the others.
+    """
+    change = Change()
+    label = image_label(conn, image)
+    conn.execute(select(s.images.c.id).where(s.images.c.id == image.id).with_for_update()).first()
+    tag_count = conn.execute(
+        select(func.count()).select_from(s.tags).where(s.tags.c.image_id == image.id)
+    ).scalar()
+    manifest_ids = select(s.manifests.c.id).where(s.manifests.c.image_id == image.id)
+    blob_ids = set(
+        conn.execute(
+            select(s.manifest_layers.c.blob_id).where(
+                s.manifest_layers.c.manifest_id.in_(manifest_ids)
+            )
+        ).scalars()
+    )
+    blob_ids |= set(
+        conn.execute(
+            select(s.manifests.c.config_blob_id).where(
+                s.manifests.c.image_id == image.id, s.manifests.c.config_blob_id.is_not(None)
+            )
+        ).scalars()
+    )
+    blob_ids |= set(
+        conn.execute(
+            select(s.image_blobs.c.blob_id).where(s.image_blobs.c.image_id == image.id)
+        ).scalars()
+    )
+    manifest_count = conn.execute(
+        select(func.count()).select_from(s.manifests).where(s.manifests.c.image_id == image.id)
+    ).scalar()
+    conn.execute(delete(s.tags).where(s.tags.c.image_id == image.id))
+    conn.execute(
+        delete(s.manifest_children).where(s.manifest_children.c.parent_id.in_(manifest_ids))
+    )
+    conn.execute(delete(s.manifest_layers).where(s.manifest_layers.c.manifest_id.in_(manifest_ids)))
+    conn.execute(
+        delete(s.gc_manifest_reviews).where(s.gc_manifest_reviews.c.manifest_id.in_(manifest_ids))
+    )
+    conn.execute(delete(s.manifests).where(s.manifests.c.image_id == image.id))
+    usage.drop_image(conn, image.id)
+    conn.execute(delete(s.image_blobs).where(s.image_blobs.c.image_id == image.id))
+    conn.execute(delete(s.upload_sessions).where(s.upload_sessions.c.image_id == image.id))
+    conn.execute(delete(s.images).where(s.images.c.id == image.id))
+    reviews.queue_blobs(
+        conn, image.workspace_id, blob_ids, now + timing.review_delay, reviews.IMAGE_DELETE
+    )
+    _audit(
+        conn,
+        image.workspace_id,
+        actor,
+        "image.delete",
+        label,
+        {"tags": tag_count, "manifests": manifest_count},
+        now,
+    )
+    change.events.append(
+        {"type": "image_deleted", "image_id": image.id, "name": label, "actor": actor}
+    )
+    return change
+
+
+def list_tags(conn: Connection, image: Image, n: int | None, last: str | None) -> list[str]:
+    name = s.tags.c.name
+    if conn.dialect.name == "postgresql":
+        name = name.collate("C")  # type: ignore[assignment]
+    q = select(s.tags.c.name).where(s.tags.c.image_id == image.id).order_by(name)
+    if last is not None:
+        q = q.where(name > last)
+    if n is not None:
+        q = q.limit(n)
+    return list(conn.execute(q).scalars())
+
+
+def referrers(
+    conn: Connection, image: Image, digest: str, artifact_type: str | None
+) -> list[dict[str, Any]]:
+    q = select(
+        s.manifests.c.digest,
+        s.manifests.c.media_type,
+        s.manifests.c.artifact_type,
+        func.length(s.manifests.c.payload).label("size"),
+        s.manifests.c.annotations,
+    ).where(s.manifests.c.image_id == image.id, s.manifests.c.subject_digest == digest)
+    if artifact_type is not None:
+        q = q.where(s.manifests.c.artifact_type == artifact_type)
+    out = []
+    for row in conn.execute(q.order_by(s.manifests.c.digest)):
+        desc: dict[str, Any] = {
+            "mediaType": row.media_type,
+            "digest": row.digest,
+            "size": int(row.size),
+        }
+        if row.artifact_type:
+            desc["artifactType"] = row.artifact_type
+        if row.annotations:
+            desc["annotations"] = json.loads(row.annotations)
+        out.append(desc)
+    return out

@@ -1,0 +1,1 @@
+"""The metadata store: schema, engine set-up and migrations."""

@@ -1,0 +1,133 @@
+"""Engine set-up, transactions and migrations for SQLite and PostgreSQL.
+
+Writes on SQLite run under ``BEGIN IMMEDIATE`` so a transaction holds the write lock
+from its first statement: that is the SQLite form of the row locks the GC relies on
+(DESIGN.md, race safety rule 3). Lock waits are bounded; a timeout surfaces as
+:class:`Busy`, which the HTTP layers answer with 503 and a retry hint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+LOCK_TIMEOUT_S = 5.0
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class Busy(Exception):
+    """A lock could not be taken in time; the caller should retry."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _is_lock_error(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return (
+        "database is locked" in text
+        or "database table is locked" in text
+        or "lock timeout" in text
+        or "could not obtain lock" in text
+        or "deadlock detected" in text
+        or "could not serialize" in text
+    )
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        kwargs: dict[str, Any] = {"future": True}
+        if self.is_sqlite:
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": LOCK_TIMEOUT_S}
+            kwargs["pool_size"] = 16
+            kwargs["max_overflow"] = 16
+        else:
+            kwargs["pool_size"] = 10
+            kwargs["max_overflow"] = 20
+            kwargs["pool_pre_ping"] = True
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self.is_sqlite:
+            self._configure_sqlite(self.engine)
+        else:
+            self._configure_postgres(self.engine)
+
+    @staticmethod
+    def _configure_sqlite(engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            # Let SQLAlchemy's begin event, not pysqlite, decide how transactions start.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(LOCK_TIMEOUT_S * 1000)}")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            mode = "DEFERRED" if conn.get_execution_options().get("readonly") else "IMMEDIATE"
+            conn.exec_driver_sql(f"BEGIN {mode}")
+
+    @staticmethod
+    def _configure_postgres(engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute(f"SET lock_timeout = '{int(LOCK_TIMEOUT_S * 1000)}ms'")
+            cur.close()
+            dbapi_conn.commit()
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; commits on success, rolls back on error."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            if _is_lock_error(exc):
+                raise Busy(str(exc.orig)) from exc
+            raise
+        except DBAPIError as exc:
+            if _is_lock_error(exc):
+                raise Busy(str(exc.orig)) from exc
+            raise
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot on both dialects)."""
+        try:
+            with self.engine.connect().execution_options(readonly=True) as conn, conn.begin():
+                yield conn
+        except OperationalError as exc:
+            if _is_lock_error(exc):
+                raise Busy(str(exc.orig)) from exc
+            raise
+
+    def migrate(self) -> None:
+        """Bring the schema to the latest revision (run on every start)."""
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.connect() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            if conn.in_transaction():
+                conn.commit()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def sqlite_url(data_dir: Path) -> str:
+    return f"sqlite:///{data_dir / 'registry.db'}"

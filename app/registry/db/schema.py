@@ -1,0 +1,286 @@
+"""The metadata schema (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+References that keep content alive are foreign keys with RESTRICT
+(``manifest_layers.blob_id``, ``manifests.config_blob_id``,
+``manifest_children.child_id``, ``tags.manifest_id``): a new reference to a blob and
+the GC's delete of that blob cannot both commit (DESIGN.md, race safety rule 2).
+
+Times are integer milliseconds since the epoch (UTC): comparable in SQL on both
+dialects and free of time-zone surprises.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# 64-bit ids and sizes; SQLite's INTEGER PRIMARY KEY wants plain Integer to autoincrement.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Ms = BigInteger  # milliseconds since the epoch
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("is_superuser", Boolean, nullable=False, default=False),
+    Column("created_at", Ms, nullable=False),
+)
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("slug", String(63), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("created_at", Ms, nullable=False),
+)
+
+workspace_members = Table(
+    "workspace_members",
+    metadata,
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("is_admin", Boolean, nullable=False, default=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("key", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("created_at", Ms, nullable=False),
+    UniqueConstraint("workspace_id", "key"),
+)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", Id, ForeignKey("projects.id", ondelete="RESTRICT"), nullable=False),
+    Column("slug", String(63), nullable=False),
+    Column("created_at", Ms, nullable=False),
+    UniqueConstraint("workspace_id", "slug"),
+)
+Index("ix_repositories_project", repositories.c.project_id)
+
+grants = Table(
+    "grants",
+    metadata,
+    Column(
+        "repository_id", Id, ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("permission", Integer, nullable=False),  # app.core.permissions.Permission
+)
+Index("ix_grants_user", grants.c.user_id)
+
+images = Table(
+    "images",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("repository_id", Id, ForeignKey("repositories.id", ondelete="RESTRICT"), nullable=False),
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="RESTRICT"), nullable=False),
+    Column("name", String(255), nullable=False),  # the <image> part, may contain '/'
+    Column("created_at", Ms, nullable=False),
+    Column("last_push_at", Ms, nullable=True),
+    UniqueConstraint("repository_id", "name"),
+)
+Index("ix_images_workspace", images.c.workspace_id)
+
+# One row per stored object: content-addressed, deduplicated per workspace.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="RESTRICT"), nullable=False),
+    Column("digest", String(200), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(255), nullable=True),
+    # The generation: the stored object's key is <workspace>/<digest>/<generation>.
+    Column("generation", String(36), nullable=False),
+    Column("created_at", Ms, nullable=False),
+    # Last upload, HEAD, GET-check or mount: the GC skips blobs touched within the grace.
+    Column("touched_at", Ms, nullable=False),
+    # How many images reach this blob from a tag (derived; see app.registry.usage).
+    Column("image_refs", Integer, nullable=False, default=0),
+    UniqueConstraint("workspace_id", "digest"),
+)
+
+# A blob is visible under an image only when linked to it (upload, mount or manifest).
+image_blobs = Table(
+    "image_blobs",
+    metadata,
+    Column("image_id", Id, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("blob_id", Id, ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("linked_at", Ms, nullable=False),
+)
+Index("ix_image_blobs_blob", image_blobs.c.blob_id)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="RESTRICT"), nullable=False),
+    Column("image_id", Id, ForeignKey("images.id", ondelete="RESTRICT"), nullable=False),
+    Column("digest", String(200), nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("artifact_type", String(255), nullable=True),
+    Column("payload", LargeBinary, nullable=False),
+    Column("config_blob_id", Id, ForeignKey("blobs.id", ondelete="RESTRICT"), nullable=True),
+    Column("subject_digest", String(200), nullable=True),
+    # Compressed size: payload + config + layers, or for an index the sum over children.
+    Column("total_size", BigInteger, nullable=False),
+    Column("platforms", Text, nullable=True),  # comma-separated os/arch[/variant]
+    Column("created", String(64), nullable=True),  # from the image config
+    Column("annotations", Text, nullable=True),  # JSON, for the referrers API
+    Column("created_at", Ms, nullable=False),
+    Column("touched_at", Ms, nullable=False),
+    UniqueConstraint("image_id", "digest"),
+)
+Index("ix_manifests_subject", manifests.c.image_id, manifests.c.subject_digest)
+Index("ix_manifests_config", manifests.c.config_blob_id)
+Index("ix_manifests_workspace_digest", manifests.c.workspace_id, manifests.c.digest)
+
+manifest_layers = Table(
+    "manifest_layers",
+    metadata,
+    Column("manifest_id", Id, ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("blob_id", Id, ForeignKey("blobs.id", ondelete="RESTRICT"), nullable=False),
+)
+Index("ix_manifest_layers_blob", manifest_layers.c.blob_id)
+
+manifest_children = Table(
+    "manifest_children",
+    metadata,
+    Column("parent_id", Id, ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
+    Column("child_id", Id, ForeignKey("manifests.id", ondelete="RESTRICT"), primary_key=True),
+)
+Index("ix_manifest_children_child", manifest_children.c.child_id)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("image_id", Id, ForeignKey("images.id", ondelete="RESTRICT"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("manifest_id", Id, ForeignKey("manifests.id", ondelete="RESTRICT"), nullable=False),
+    Column("pushed_at", Ms, nullable=False),
+    UniqueConstraint("image_id", "name"),
+)
+Index("ix_tags_manifest", tags.c.manifest_id)
+
+# Derived: (image, blob) pairs where the blob is reachable from a tag of the image.
+# Maintained in the same transaction as every tag change (app.registry.usage).
+blob_usage = Table(
+    "blob_usage",
+    metadata,
+    Column("blob_id", Id, ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("image_id", Id, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+)
+Index("ix_blob_usage_image", blob_usage.c.image_id)
+
+upload_sessions = Table(
+    "upload_sessions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("image_id", Id, ForeignKey("images.id", ondelete="CASCADE"), nullable=False),
+    Column("workspace_id", Id, nullable=False),
+    Column("size", BigInteger, nullable=False, default=0),
+    Column("created_at", Ms, nullable=False),
+    Column("updated_at", Ms, nullable=False),
+)
+
+# GC review queues: one row per item, upserted so review_after only moves forward.
+gc_manifest_reviews = Table(
+    "gc_manifest_reviews",
+    metadata,
+    Column("manifest_id", Id, ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
+    Column("workspace_id", Id, nullable=False),
+    Column("review_after", Ms, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+)
+Index("ix_gc_manifest_reviews_due", gc_manifest_reviews.c.review_after)
+
+gc_blob_reviews = Table(
+    "gc_blob_reviews",
+    metadata,
+    Column("blob_id", Id, ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("workspace_id", Id, nullable=False),
+    Column("review_after", Ms, nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+)
+Index("ix_gc_blob_reviews_due", gc_blob_reviews.c.review_after)
+
+gc_runs = Table(
+    "gc_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("triggers", String(255), nullable=False),  # comma-separated events
+    Column("started_at", Ms, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("manifests_deleted", Integer, nullable=False),
+    Column("blobs_deleted", Integer, nullable=False),
+    Column("bytes_freed", BigInteger, nullable=False),
+)
+Index("ix_gc_runs_workspace", gc_runs.c.workspace_id, gc_runs.c.started_at)
+
+storage_samples = Table(
+    "storage_samples",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("at", Ms, nullable=False),
+    Column("stored", BigInteger, nullable=False),
+    Column("referenced", BigInteger, nullable=False),
+    Column("pending", BigInteger, nullable=False),
+)
+Index("ix_storage_samples_workspace", storage_samples.c.workspace_id, storage_samples.c.at)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True),
+    Column("at", Ms, nullable=False),
+    Column("actor", String(64), nullable=True),  # user name; NULL for the GC
+    Column("action", String(64), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("detail", Text, nullable=True),  # JSON
+)
+Index("ix_audit_log_workspace", audit_log.c.workspace_id, audit_log.c.id)

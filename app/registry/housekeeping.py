@@ -1,0 +1,50 @@
+"""Background chores of a serve process that are not garbage collection: expiring
+stale upload sessions and their partial files."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.registry import uploads
+from app.registry.db.engine import Busy, now_ms
+from app.registry.service import Registry
+
+log = logging.getLogger(__name__)
+
+UPLOAD_TTL_MS = 24 * 3600 * 1000
+INTERVAL_S = 60.0
+
+
+def expire_uploads(reg: Registry, ttl_ms: int = UPLOAD_TTL_MS) -> int:
+    """End sessions idle for longer than ``ttl_ms``; returns how many."""
+    with reg.db.write() as conn:
+        stale = uploads.expired_sessions(conn, now_ms() - ttl_ms)
+        for session_id in stale:
+            uploads.end_session(conn, session_id)
+    for session_id in stale:
+        reg.store.discard_upload(session_id)
+        reg.uploads.drop(session_id)
+    # Files with no session (a crash between creating one and the other) go too.
+    with reg.db.read() as conn:
+        known = {sid for sid in reg.store.upload_ids() if uploads.get_session(conn, sid)}
+    for orphan in set(reg.store.upload_ids()) - known:
+        path = reg.store.upload_path(orphan)
+        try:
+            age_ms = now_ms() - int(path.stat().st_mtime * 1000)
+        except FileNotFoundError:
+            continue
+        if age_ms > ttl_ms:
+            reg.store.discard_upload(orphan)
+    return len(stale)
+
+
+async def run(reg: Registry) -> None:
+    while True:
+        try:
+            await reg.run(expire_uploads, reg)
+        except Busy:
+            pass
+        except Exception:  # keep the loop alive; the next round retries
+            log.exception("upload expiry failed")
+        await asyncio.sleep(INTERVAL_S)

@@ -1,0 +1,1 @@
+"""The OCI Distribution API (spec v1.1) under ``/v2/``."""

@@ -1,0 +1,399 @@
+"""Blob GET/HEAD (with Range), blob DELETE, and uploads (monolithic, chunked,
+streamed), with cross-repository mount inside a workspace."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from app.core.digests import Digest, DigestError
+from app.core.names import ImageName, InvalidName
+from app.core.permissions import Permission
+from app.registry import accounts, content, uploads
+from app.registry.content import Blob, Image
+from app.registry.db.engine import now_ms
+from app.registry.errors import (
+    BlobUnknown,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+    SizeInvalid,
+)
+from app.registry.oci.access import Target, authorize, registry_of
+from app.registry.service import Registry
+
+READ_CHUNK = 1 << 20
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_CONTENT_RANGE_RE = re.compile(r"^(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+
+
+def parse_digest(text: str) -> Digest:
+    try:
+        return Digest.parse(text)
+    except DigestError as exc:
+        raise DigestInvalid(str(exc), detail={"digest": text}) from None
+
+
+# GET / HEAD -------------------------------------------------------------------
+
+
+def _open_blob(reg: Registry, target: Target, digest: str) -> Blob:
+    """Find the blob linked to the image and touch it, under the blob's lock."""
+    now = now_ms()
+    with reg.db.write() as conn:
+        image = content.find_image(conn, target.repo, target.name.image)
+        blob = content.image_blob(conn, image, digest, lock=True) if image else None
+        if blob is None:
+            raise BlobUnknown(
+                f"blob {digest} is not known to this image", detail={"digest": digest}
+            )
+        content.touch_blob(conn, blob.id, now)
+        return blob
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int]:
+    match = _RANGE_RE.match(header.strip())
+    if match is None or (not match.group(1) and not match.group(2)):
+        raise RangeInvalid(
+            f"malformed Range {header!r}", headers={"Content-Range": f"bytes */{size}"}
+        )
+    first, last = match.group(1), match.group(2)
+    if not first:  # suffix range: the last N bytes
+        n = int(last)
+        if n == 0:
+            raise RangeInvalid("empty suffix range", headers={"Content-Range": f"bytes */{size}"})
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if start >= size or end < start:
+        raise RangeInvalid(
+            f"range {header!r} cannot be satisfied for {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        )
+    return start, min(end, size - 1)
+
+
+async def _file_chunks(fd: int, start: int, length: int) -> AsyncIterator[bytes]:
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        pos, remaining = start, length
+        while remaining > 0:
+            chunk = await run_in_threadpool(os.pread, fd, min(READ_CHUNK, remaining), pos)
+            if not chunk:
+                break
+            pos += len(chunk)
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        os.close(fd)
+
+
+async def get_blob(request: Request, name: str, digest_text: str) -> Response:
+    target = await authorize(request, name, Permission.READ, "pull")
+    digest = parse_digest(digest_text)
+    reg = registry_of(request)
+    blob = await reg.run(_open_blob, reg, target, str(digest))
+    headers = {
+        "Docker-Content-Digest": blob.digest,
+        "Content-Type": "application/octet-stream",
+        "Accept-Ranges": "bytes",
+    }
+    start, end, status = 0, blob.size - 1, 200
+    range_header = request.headers.get("range")
+    if range_header and blob.size > 0:
+        start, end = _parse_range(range_header, blob.size)
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+    elif range_header:
+        raise RangeInvalid("range on an empty blob", headers={"Content-Range": "bytes */0"})
+    length = end - start + 1 if blob.size else 0
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers)
+    path = reg.store.object_path(blob.workspace_id, blob.digest, blob.generation)
+    # Open before answering: once open, a concurrent GC unlink cannot cut the stream.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise BlobUnknown(f"blob {blob.digest} is gone", detail={"digest": blob.digest}) from None
+    return StreamingResponse(_file_chunks(fd, start, length), status_code=status, headers=headers)
+
+
+async def delete_blob(request: Request, name: str, digest_text: str) -> Response:
+    target = await authorize(request, name, Permission.WRITE, "delete")
+    digest = parse_digest(digest_text)
+    reg = registry_of(request)
+
+    def work() -> None:
+        with reg.db.write() as conn:
+            image = content.find_image(conn, target.repo, target.name.image)
+            if image is None:
+                raise BlobUnknown(f"blob {digest} is not known to this image")
+            content.unlink_blob(conn, image, str(digest), reg.timing, now_ms())
+
+    await reg.run(work)
+    return Response(status_code=202, headers={"Content-Length": "0"})
+
+
+# uploads ----------------------------------------------------------------------
+
+
+def _upload_headers(name: str, session_id: str, size: int) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{session_id}",
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": session_id,
+        "Content-Length": "0",
+    }
+
+
+def _start_session(reg: Registry, target: Target) -> str:
+    now = now_ms()
+    with reg.db.write() as conn:
+        image = content.ensure_image(conn, target.repo, target.name.image, now)
+        session_id = uploads.create_session(conn, image.id, image.workspace_id, now)
+    reg.store.create_upload(session_id)
+    reg.uploads.start(session_id)
+    return session_id
+
+
+def _try_mount(reg: Registry, target: Target, digest: str, source: str) -> bool:
+    try:
+        src_name = ImageName.parse(source)
+    except InvalidName:
+        return False
+    now = now_ms()
+    with reg.db.write() as conn:
+        src_repo = accounts.find_repository(conn, src_name.workspace, src_name.repository)
+        if src_repo is None or src_repo.workspace_id != target.repo.workspace_id:
+            return False
+        if accounts.permission_on(conn, target.identity.user, src_repo) < Permission.READ:
+            return False
+        if not target.identity.token_allows("repository", source, "pull"):
+            return False
+        src_image = content.find_image(conn, src_repo, src_name.image)
+        if src_image is None:
+            return False
+        dest = content.ensure_image(conn, target.repo, target.name.image, now)
+        return content.mount_blob(conn, src_image, dest, digest, now) is not None
+
+
+async def start_upload(request: Request, name: str) -> Response:
+    target = await authorize(request, name, Permission.WRITE, "push")
+    reg = registry_of(request)
+    params = request.query_params
+    mount = params.get("mount")
+    if mount is not None:
+        digest = parse_digest(mount)
+        source = params.get("from")
+        if source and await reg.run(_try_mount, reg, target, str(digest), source):
+            return Response(
+                status_code=201,
+                headers={
+                    "Location": f"/v2/{name}/blobs/{digest}",
+                    "Docker-Content-Digest": str(digest),
+                    "Content-Length": "0",
+                },
+            )
+    session_id = await reg.run(_start_session, reg, target)
+    monolithic = params.get("digest")
+    if monolithic is not None and mount is None:
+        digest = parse_digest(monolithic)
+        state = reg.uploads.get(session_id)
+        async with state.lock:
+            await _append(reg, session_id, request, content_range=None)
+            return await _finish(reg, target, name, session_id, digest)
+    return Response(status_code=202, headers=_upload_headers(name, session_id, 0))
+
+
+def _session_for(reg: Registry, target: Target, session_id: str) -> uploads.Session:
+    with reg.db.read() as conn:
+        session = uploads.get_session(conn, session_id)
+        image = content.find_image(conn, target.repo, target.name.image)
+    if session is None or image is None or session.image_id != image.id:
+        raise BlobUploadUnknown(
+            f"upload {session_id} is not known to this image", detail={"uuid": session_id}
+        )
+    return session
+
+
+async def _current_offset(reg: Registry, session_id: str) -> int:
+    state = reg.uploads.get(session_id)
+    path = reg.store.upload_path(session_id)
+    if state.offset < 0:
+        try:
+            state.hasher, state.offset = await reg.run(uploads.rehash, path, state.algorithm)
+        except FileNotFoundError:
+            raise BlobUploadUnknown(f"upload {session_id} has no data") from None
+    return state.offset
+
+
+async def _append(
+    reg: Registry, session_id: str, request: Request, content_range: str | None
+) -> int:
+    """Append the request body to the upload; the caller holds the session lock."""
+    offset = await _current_offset(reg, session_id)
+    state = reg.uploads.get(session_id)
+    expected_len: int | None = None
+    if content_range is not None:
+        match = _CONTENT_RANGE_RE.match(content_range.strip())
+        if match is None:
+            raise RangeInvalid(
+                f"malformed Content-Range {content_range!r}",
+                headers={"Range": f"0-{max(offset - 1, 0)}"},
+            )
+        start, end = int(match.group(1)), int(match.group(2))
+        if start != offset or end < start:
+            raise RangeInvalid(
+                f"chunk {start}-{end} does not continue the upload at offset {offset}",
+                headers={"Range": f"0-{max(offset - 1, 0)}"},
+            )
+        expected_len = end - start + 1
+    length_header = request.headers.get("content-length")
+    if (
+        expected_len is not None
+        and length_header is not None
+        and int(length_header) != expected_len
+    ):
+        raise RangeInvalid(
+            "Content-Length does not match Content-Range",
+            headers={"Range": f"0-{max(offset - 1, 0)}"},
+        )
+    path: Path = reg.store.upload_path(session_id)
+    written = 0
+    # Append in the event loop: page-cache writes are fast, and the hash keeps up.
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        try:
+            async for chunk in request.stream():
+                if not chunk:
+                    continue
+                f.write(chunk)
+                state.hasher.update(chunk)
+                written += len(chunk)
+        except BaseException:
+            # A broken chunk leaves nothing behind: cut back to the last good offset.
+            f.truncate(offset)
+            state.offset = -1
+            raise
+        if expected_len is not None and written != expected_len:
+            f.truncate(offset)
+            state.offset = -1
+            raise SizeInvalid(f"chunk had {written} bytes, Content-Range promised {expected_len}")
+        f.truncate(offset + written)
+    state.offset = offset + written
+    await reg.run(_record, reg, session_id, state.offset)
+    return state.offset
+
+
+def _record(reg: Registry, session_id: str, size: int) -> None:
+    with reg.db.write() as conn:
+        uploads.record_progress(conn, session_id, size, now_ms())
+
+
+async def patch_upload(request: Request, name: str, session_id: str) -> Response:
+    target = await authorize(request, name, Permission.WRITE, "push")
+    reg = registry_of(request)
+    await reg.run(_session_for, reg, target, session_id)
+    state = reg.uploads.get(session_id)
+    async with state.lock:
+        size = await _append(reg, session_id, request, request.headers.get("content-range"))
+    headers = _upload_headers(name, session_id, size)
+    return Response(status_code=202, headers=headers)
+
+
+async def upload_status(request: Request, name: str, session_id: str) -> Response:
+    target = await authorize(request, name, Permission.WRITE, "push")
+    reg = registry_of(request)
+    await reg.run(_session_for, reg, target, session_id)
+    state = reg.uploads.get(session_id)
+    async with state.lock:
+        size = await _current_offset(reg, session_id)
+    return Response(status_code=204, headers=_upload_headers(name, session_id, size))
+
+
+async def cancel_upload(request: Request, name: str, session_id: str) -> Response:
+    target = await authorize(request, name, Permission.WRITE, "push")
+    reg = registry_of(request)
+    await reg.run(_session_for, reg, target, session_id)
+    await reg.run(_end, reg, session_id)
+    return Response(status_code=204, headers={"Content-Length": "0"})
+
+
+def _end(reg: Registry, session_id: str) -> None:
+    with reg.db.write() as conn:
+        uploads.end_session(conn, session_id)
+    reg.store.discard_upload(session_id)
+    reg.uploads.drop(session_id)
+
+
+async def put_upload(request: Request, name: str, session_id: str) -> Response:
+    target = await authorize(request, name, Permission.WRITE, "push")
+    reg = registry_of(request)
+    digest_text = request.query_params.get("digest")
+    if digest_text is None:
+        raise DigestInvalid("the digest query parameter is required to complete an upload")
+    digest = parse_digest(digest_text)
+    await reg.run(_session_for, reg, target, session_id)
+    state = reg.uploads.get(session_id)
+    async with state.lock:
+        await _append(reg, session_id, request, request.headers.get("content-range"))
+        return await _finish(reg, target, name, session_id, digest)
+
+
+async def _finish(
+    reg: Registry, target: Target, name: str, session_id: str, digest: Digest
+) -> Response:
+    state = reg.uploads.get(session_id)
+    path = reg.store.upload_path(session_id)
+    if state.algorithm != digest.algorithm or state.offset < 0:
+        state.hasher, state.offset = await reg.run(uploads.rehash, path, digest.algorithm)
+        state.algorithm = digest.algorithm
+    if state.hasher.hexdigest() != digest.hex:
+        await reg.run(_end, reg, session_id)
+        raise DigestInvalid(
+            f"uploaded content does not match digest {digest}", detail={"digest": str(digest)}
+        )
+    size = state.offset
+    await reg.run(_commit, reg, target, session_id, str(digest), size)
+    return Response(
+        status_code=201,
+        headers={
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": str(digest),
+            "Content-Length": "0",
+        },
+    )
+
+
+def _commit(reg: Registry, target: Target, session_id: str, digest: str, size: int) -> None:
+    from app.registry.blobstore import new_generation
+
+    generation = new_generation()
+    workspace_id = target.repo.workspace_id
+    reg.store.commit_upload(session_id, workspace_id, digest, generation)
+    reg.uploads.drop(session_id)
+    kept = False
+    try:
+        now = now_ms()
+        with reg.db.write() as conn:
+            image = content.ensure_image(conn, target.repo, target.name.image, now)
+            _blob, kept = content.finish_upload(
+                conn, image, digest, size, generation, reg.timing, now
+            )
+            uploads.end_session(conn, session_id)
+    finally:
+        if not kept:
+            # The workspace already held these bytes (or the commit failed): ours go.
+            reg.store.delete_object(workspace_id, digest, generation)
+
+
+def image_for(reg: Registry, target: Target) -> Image | None:
+    with reg.db.read() as conn:
+        return content.find_image(conn, target.repo, target.name.image)

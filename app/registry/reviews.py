@@ -1,0 +1,78 @@
+"""Queueing GC reviews, in the same transaction as the event that calls for them.
+
+Each queue holds at most one row per item; queueing again is an upsert that moves
+``review_after`` forward and never back, so a review is never dropped or advanced
+(DESIGN.md, race safety rule 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+from app.registry.db import schema as s
+
+# Events that queue reviews (recorded as the trigger of the GC run that handles them).
+TAG_REPUSH = "tag_repush"
+TAG_DELETE = "tag_delete"
+IMAGE_DELETE = "image_delete"
+MANIFEST_BY_DIGEST = "manifest_by_digest"
+MANIFEST_DELETE = "manifest_delete"
+INDEX_DELETE = "index_delete"
+BLOB_UPLOAD = "blob_upload"
+BLOB_UNLINK = "blob_unlink"
+GRACE_RETRY = "grace_retry"
+
+
+def _upsert(conn: Connection, table: Table, key: str, rows: list[dict[str, object]]) -> None:
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = ins.values(rows)
+    # Move review_after forward only; the event that moved it is the one recorded.
+    later = stmt.excluded.review_after > table.c.review_after
+    from sqlalchemy import case
+
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c[key]],
+        set_={
+            "review_after": case((later, stmt.excluded.review_after), else_=table.c.review_after),
+            "event": case((later, stmt.excluded.event), else_=table.c.event),
+        },
+    )
+    conn.execute(stmt)
+
+
+def queue_manifests(
+    conn: Connection, workspace_id: int, manifest_ids: Iterable[int], review_after: int, event: str
+) -> None:
+    rows: list[dict[str, object]] = [
+        {
+            "manifest_id": mid,
+            "workspace_id": workspace_id,
+            "review_after": review_after,
+            "event": event,
+            "attempts": 0,
+        }
+        for mid in sorted(set(manifest_ids))
+    ]
+    _upsert(conn, s.gc_manifest_reviews, "manifest_id", rows)
+
+
+def queue_blobs(
+    conn: Connection, workspace_id: int, blob_ids: Iterable[int], review_after: int, event: str
+) -> None:
+    rows: list[dict[str, object]] = [
+        {
+            "blob_id": bid,
+            "workspace_id": workspace_id,
+            "review_after": review_after,
+            "event": event,
+            "attempts": 0,
+        }
+        for bid in sorted(set(blob_ids))
+    ]
+    _upsert(conn, s.gc_blob_reviews, "blob_id", rows)

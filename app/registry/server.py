@@ -1,0 +1,99 @@
+"""The ASGI application and the ``serve`` loop (uvicorn on a socket we bind, so
+``--port 0`` can report the port it got)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from starlette.routing import Route
+
+from app import __version__
+from app.registry import housekeeping
+from app.registry.oci.router import routes as oci_routes
+from app.registry.service import Registry
+from app.registry.tokens import token
+
+
+def create_app(registry: Registry) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        registry.events.bind(asyncio.get_running_loop())
+        tasks = [asyncio.create_task(housekeeping.run(registry), name="housekeeping")]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="Berth registry management API",
+        version=__version__,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.registry = registry
+    for route in oci_routes:
+        app.router.routes.append(route)
+    app.router.routes.append(Route("/auth/token", token, methods=["GET", "POST"]))
+    return app
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 5000
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+def serve(registry: Registry, options: ServeOptions) -> None:
+    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((options.host, options.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    port = sock.getsockname()[1]
+    tls = options.tls_cert is not None
+    config = uvicorn.Config(
+        create_app(registry),
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=str(options.tls_cert) if options.tls_cert else None,
+        ssl_keyfile=str(options.tls_key) if options.tls_key else None,
+        ssl_version=ssl.PROTOCOL_TLS_SERVER,
+        timeout_keep_alive=30,
+        h11_max_incomplete_event_size=64 * 1024,
+    )
+    server = uvicorn.Server(config)
+    scheme = "https" if tls else "http"
+    host = f"[{options.host}]" if family == socket.AF_INET6 else options.host
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if server.started:
+            sys.stdout.write(f"listening on {scheme}://{host}:{port}\n")
+            sys.stdout.flush()
+        await task
+
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()
+        registry.close()
