@@ -7,16 +7,17 @@ command line and the management API can combine steps and write all or nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core import names
 from app.core.permissions import Permission, effective_permission
 from app.registry.db import schema as s
-from app.registry.db.engine import now_ms
+from app.registry.db.engine import inserted_id, now_ms
 from app.registry.errors import Conflict, NotFound, RegistryError
 
 # argon2id (memory-hard); 64 MiB and 2 passes is OWASP's recommended floor.
@@ -78,7 +79,7 @@ def add_user(conn: Connection, name: str, password: str, *, superuser: bool = Fa
         )
     except IntegrityError:
         raise Conflict(f"user {name!r} already exists", code="ALREADY_EXISTS") from None
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return inserted_id(result)
 
 
 def set_password(conn: Connection, name: str, password: str) -> None:
@@ -115,7 +116,7 @@ def add_workspace(conn: Connection, slug: str, name: str | None = None) -> int:
         )
     except IntegrityError:
         raise Conflict(f"workspace {slug!r} already exists", code="ALREADY_EXISTS") from None
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return inserted_id(result)
 
 
 def workspace_id(conn: Connection, slug: str) -> int:
@@ -170,7 +171,7 @@ def add_project(conn: Connection, workspace: str, key: str, name: str | None = N
         raise Conflict(
             f"project {key!r} already exists in {workspace!r}", code="ALREADY_EXISTS"
         ) from None
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return inserted_id(result)
 
 
 def project_id(conn: Connection, workspace_id_: int, key: str) -> int:
@@ -198,7 +199,7 @@ def add_repository(conn: Connection, workspace: str, slug: str, project: str) ->
         raise Conflict(
             f"repository {slug!r} already exists in {workspace!r}", code="ALREADY_EXISTS"
         ) from None
-    return int(result.inserted_primary_key[0])  # type: ignore[index]
+    return inserted_id(result)
 
 
 _REPO_COLUMNS = (
@@ -211,7 +212,7 @@ _REPO_COLUMNS = (
 )
 
 
-def _repo_query():  # type: ignore[no-untyped-def]
+def _repo_query() -> Select[Any]:
     return (
         select(*_REPO_COLUMNS)
         .select_from(s.repositories)
@@ -220,11 +221,17 @@ def _repo_query():  # type: ignore[no-untyped-def]
     )
 
 
+def _repository(row: Row[Any]) -> Repository:
+    return Repository(
+        row.id, row.workspace_id, row.workspace, row.project_id, row.project_key, row.slug
+    )
+
+
 def find_repository(conn: Connection, workspace: str, slug: str) -> Repository | None:
     row = conn.execute(
         _repo_query().where(s.workspaces.c.slug == workspace, s.repositories.c.slug == slug)
     ).first()
-    return Repository(*row) if row is not None else None
+    return _repository(row) if row is not None else None
 
 
 def get_repository(conn: Connection, workspace: str, slug: str) -> Repository:
@@ -236,7 +243,7 @@ def get_repository(conn: Connection, workspace: str, slug: str) -> Repository:
 
 def repository_by_id(conn: Connection, repository_id: int) -> Repository | None:
     row = conn.execute(_repo_query().where(s.repositories.c.id == repository_id)).first()
-    return Repository(*row) if row is not None else None
+    return _repository(row) if row is not None else None
 
 
 def grant(conn: Connection, workspace: str, repo_slug: str, user: str, perm: Permission) -> None:

@@ -123,8 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# Other modules (gc, fsck, demo) register their subcommands here.
-_EXTENSIONS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+# Other modules (gc, fsck, demo) register their subcommands here, and their handlers
+# in _HANDLERS by command name.
+SubParsers = argparse._SubParsersAction[_Parser]
+_EXTENSIONS: list[Callable[[SubParsers], None]] = []
 
 
 def _read_password() -> str:
@@ -135,44 +137,55 @@ def _read_password() -> str:
 
 
 def _admin(args: argparse.Namespace) -> Callable[[Connection], str]:
+    """The transaction an administrative command runs, returning its message."""
     cmd = args.command
     if cmd == "user":
         password = _read_password()
-        if args.action == "add":
-            return lambda c: (
-                accounts.add_user(c, args.name, password, superuser=args.superuser),
-                f"user {args.name} created",
-            )[1]
-        return lambda c: (accounts.set_password(c, args.name, password), "password set")[1]
+
+        def user(c: Connection) -> str:
+            if args.action == "add":
+                accounts.add_user(c, args.name, password, superuser=args.superuser)
+                return f"user {args.name} created"
+            accounts.set_password(c, args.name, password)
+            return f"password of {args.name} set"
+
+        return user
     if cmd == "workspace":
-        if args.action == "add":
-            return lambda c: (
-                accounts.add_workspace(c, args.slug, args.name),
-                f"workspace {args.slug} created",
-            )[1]
-        return lambda c: (
-            accounts.add_member(c, args.workspace, args.user, admin=args.admin),
-            f"{args.user} is {'an admin' if args.admin else 'a member'} of {args.workspace}",
-        )[1]
+
+        def workspace(c: Connection) -> str:
+            if args.action == "add":
+                accounts.add_workspace(c, args.slug, args.name)
+                return f"workspace {args.slug} created"
+            accounts.add_member(c, args.workspace, args.user, admin=args.admin)
+            role = "an admin" if args.admin else "a member"
+            return f"{args.user} is {role} of {args.workspace}"
+
+        return workspace
     if cmd == "project":
-        return lambda c: (
-            accounts.add_project(c, args.workspace, args.key, args.name),
-            f"project {args.key} created in {args.workspace}",
-        )[1]
+
+        def project(c: Connection) -> str:
+            accounts.add_project(c, args.workspace, args.key, args.name)
+            return f"project {args.key} created in {args.workspace}"
+
+        return project
     if cmd == "repository":
-        return lambda c: (
-            accounts.add_repository(c, args.workspace, args.slug, args.project),
-            f"repository {args.workspace}/{args.slug} created",
-        )[1]
+
+        def repository(c: Connection) -> str:
+            accounts.add_repository(c, args.workspace, args.slug, args.project)
+            return f"repository {args.workspace}/{args.slug} created"
+
+        return repository
     if cmd == "grant":
         ws, sep, slug = args.repository.partition("/")
         if not sep or not ws or not slug or "/" in slug:
             raise RegistryError("repository must be given as WS/REPO", code="INVALID_ARGUMENT")
         perm = Permission.parse(args.permission) if args.permission != "none" else Permission.NONE
-        return lambda c: (
-            accounts.grant(c, ws, slug, args.user, perm),
-            f"{args.user} has {args.permission} on {args.repository}",
-        )[1]
+
+        def grant(c: Connection) -> str:
+            accounts.grant(c, ws, slug, args.user, perm)
+            return f"{args.user} has {args.permission} on {args.repository}"
+
+        return grant
     raise AssertionError(f"unhandled command {cmd}")
 
 

@@ -21,6 +21,7 @@ from app.core.mediatypes import IMAGE_CONFIGS
 from app.registry import reviews, usage
 from app.registry.accounts import Repository
 from app.registry.db import schema as s
+from app.registry.db.engine import inserted_id
 from app.registry.errors import (
     BlobUnknown,
     Conflict,
@@ -201,9 +202,7 @@ def finish_upload(
                 image_refs=0,
             )
         )
-        blob = Blob(
-            int(result.inserted_primary_key[0]), image.workspace_id, digest, size, generation
-        )  # type: ignore[index]
+        blob = Blob(inserted_id(result), image.workspace_id, digest, size, generation)
     else:
         touch_blob(conn, blob.id, now)
     link_blob(conn, image.id, blob.id, now)
@@ -398,7 +397,7 @@ def put_manifest(
                 touched_at=now,
             )
         )
-        manifest_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        manifest_id = inserted_id(result)
         layer_rows = [
             {"manifest_id": manifest_id, "position": i, "blob_id": blob_rows[str(d.digest)].id}
             for i, d in enumerate(manifest.layers)

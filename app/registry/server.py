@@ -85,7 +85,8 @@ def serve(registry: Registry, options: ServeOptions) -> None:
 
     async def main() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
-        while not server.started and not task.done():
+        # uvicorn offers no readiness callback; poll its flag briefly.
+        while not server.started and not task.done():  # noqa: ASYNC110
             await asyncio.sleep(0.01)
         if server.started:
             sys.stdout.write(f"listening on {scheme}://{host}:{port}\n")

@@ -16,7 +16,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 LOCK_TIMEOUT_S = 5.0
@@ -25,6 +25,13 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 class Busy(Exception):
     """A lock could not be taken in time; the caller should retry."""
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key of the row an INSERT just wrote."""
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def now_ms() -> int:

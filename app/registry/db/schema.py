@@ -201,6 +201,7 @@ tags = Table(
     UniqueConstraint("image_id", "name"),
 )
 Index("ix_tags_manifest", tags.c.manifest_id)
+Index("ix_tags_image_pushed", tags.c.image_id, tags.c.pushed_at, tags.c.id)
 
 # Derived: (image, blob) pairs where the blob is reachable from a tag of the image.
 # Maintained in the same transaction as every tag change (app.registry.usage).

@@ -192,7 +192,8 @@ async def start_upload(request: Request, name: str) -> Response:
     if mount is not None:
         digest = parse_digest(mount)
         source = params.get("from")
-        if source and await reg.run(_try_mount, reg, target, str(digest), source):
+        mounted = bool(source) and await reg.run(_try_mount, reg, target, str(digest), source)
+        if mounted:
             return Response(
                 status_code=201,
                 headers={
@@ -268,7 +269,7 @@ async def _append(
     path: Path = reg.store.upload_path(session_id)
     written = 0
     # Append in the event loop: page-cache writes are fast, and the hash keeps up.
-    with open(path, "r+b") as f:
+    with open(path, "r+b") as f:  # noqa: ASYNC230
         f.seek(offset)
         try:
             async for chunk in request.stream():

@@ -1,0 +1,44 @@
+# Berth: everyday commands. `make run` and `make test` set up what they need.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# Debian packages the tests and the app need on a fresh machine.
+DEB_PACKAGES := skopeo umoci docker-registry xvfb xauth dbus dbus-x11 gnome-keyring \
+	libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3 \
+	libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 \
+	libxcb-cursor0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core \
+	desktop-file-utils appstream imagemagick openssl
+
+.PHONY: run demo test check deps venv clean
+
+run: venv
+	$(VENV)/bin/berth --demo
+
+test: deps venv check
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+
+check: venv
+	$(VENV)/bin/ruff check app tests
+	$(VENV)/bin/ruff format --check app tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# Installs only what is missing (needs root, or sudo).
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

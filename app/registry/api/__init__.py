@@ -1,0 +1,98 @@
+"""The management API: JSON under ``/api/v1`` (OpenAPI at ``/api/v1/openapi.json``).
+
+This docstring is the resource map the desktop client is written against; keep it
+and the routes in agreement.
+
+Auth and errors
+---------------
+Same credentials as the OCI API: HTTP Basic, or a bearer token from
+``/auth/token`` whose access includes ``api:berth:*``. No anonymous access.
+Every error is ``{"error": {"code": str, "message": str, "detail": obj|null}}``:
+401 ``UNAUTHORIZED``, 403 ``FORBIDDEN`` (the message names the permission that is
+missing and where, e.g. "admin permission on acme/web is required to delete an
+image"; ``detail = {"required": "admin", "repository": "acme/web"}``), 404
+``NOT_FOUND`` (also for what the caller may not see: no existence leaks), 400
+``INVALID_ARGUMENT``, 409 ``CONFLICT``, 503 ``BUSY`` with Retry-After.
+
+Conventions
+-----------
+Times are ISO 8601 UTC strings (``2026-11-27T13:00:00.123Z``); sizes are integer
+bytes. Lists are ``{"items": [...], "next_cursor": str|null, "total": int}`` with
+``?limit=`` (default 100, max 1000) and ``?cursor=`` (opaque, keyset-based, stable
+under inserts). ``?sort=`` takes a field name, ``-`` prefix for descending.
+``permission`` is ``"none" | "read" | "write" | "admin"``; ``role`` is
+``"admin" | "member" | "guest"`` (guest: no membership, only grants).
+
+Resources
+---------
+GET    /me                          {user: {name, superuser}, workspaces: [{slug, name, role}]}
+GET    /workspaces                  items: {slug, name, role, project_count,
+                                    repository_count, image_count}
+GET    /workspaces/{ws}             one of the above
+GET    /workspaces/{ws}/projects    items: {key, name, repository_count, image_count}
+GET    /workspaces/{ws}/repositories[?project=KEY]
+                                    items: {id, slug, project, image_count, tag_count,
+                                    size, permission}
+GET    /workspaces/{ws}/images[?project=KEY&repository=SLUG&q=TEXT&sort=&limit=&cursor=]
+                                    items: {id, name, full_name, repository, project,
+                                    tag_count, size, exclusive_size, last_push}
+                                    sort: name (default), tag_count, size, last_push
+                                    size = bytes of the distinct blobs reachable from
+                                    its tags; exclusive_size = those no other image
+                                    reaches (what deleting the image frees after GC)
+GET    /images/{id}                 {id, name, full_name, workspace, repository,
+                                    project, tag_count, size, exclusive_size,
+                                    last_push, permission}
+DELETE /images/{id}                 204; admin on the repository. Removes the image,
+                                    its tags and manifests; blobs wait for GC.
+GET    /images/{id}/tags[?q=TEXT&sort=&limit=&cursor=]
+                                    items: {name, digest, media_type, size, platforms:
+                                    [str], created, pushed_at, other_tags: [str]}
+                                    sort: name (default), pushed_at, size, created
+                                    (fast with 100,000 tags: keyset pagination)
+DELETE /images/{id}/tags/{tag}      204; write on the repository
+POST   /images/{id}/tags/delete     body {tags: [str]} (at most 1000); write.
+                                    {results: [{tag, status: "deleted"|"not_found"|
+                                    "error", message}], deleted: int}
+GET    /images/{id}/manifests/{digest}
+                                    {digest, media_type, artifact_type, size, tags,
+                                    created, platforms, config: {digest, size}|null,
+                                    layers: [{digest, media_type, size, image_count}],
+                                    manifests: [{digest, media_type, platform, size}],
+                                    subject: str|null, referrers: [{digest,
+                                    artifact_type, size}]}
+GET    /workspaces/{ws}/storage     {stored, referenced, shared, pending, logical,
+                                    saving, blob_count, repositories: [{slug, project,
+                                    exclusive, shared, image_count}]}
+GET    /workspaces/{ws}/storage/shared-layers[?repository=SLUG&sort=&limit=&cursor=]
+                                    items: {digest, size, image_count,
+                                    images: [{id, full_name}]}  (sort: size, image_count)
+GET    /workspaces/{ws}/storage/history[?since=ISO]
+                                    {samples: [{at, stored, referenced, pending}],
+                                    gc_runs: [gc run]}
+POST   /workspaces/{ws}/storage/delete-impact
+                                    body {tags: [{image_id, tag}], images: [id]}
+                                    {freed, kept, freed_blobs, kept_blobs}
+GET    /workspaces/{ws}/gc          {queued_manifests, queued_blobs, due_manifests,
+                                    due_blobs, pending_bytes, next_review_at,
+                                    review_delay_s, upload_grace_s, recent_runs: [gc run]}
+POST   /workspaces/{ws}/gc/run      workspace admin; reviews everything queued now
+                                    (grace and race rules still apply); returns the
+                                    gc run it recorded
+       gc run = {id, triggers: [str], started_at, duration_ms, manifests_deleted,
+                 blobs_deleted, bytes_freed}
+GET    /workspaces/{ws}/audit[?limit=&cursor=]   workspace admin;
+                                    items: {id, at, actor, action, target, detail}
+GET    /workspaces/{ws}/events      text/event-stream; event types: pushed,
+                                    tag_deleted, manifest_deleted, image_deleted,
+                                    gc_run; data is the JSON event
+Administration (superuser, or workspace admin inside their workspace):
+POST   /users {name, password, superuser}          superuser
+POST   /workspaces {slug, name}                     superuser
+PUT    /workspaces/{ws}/members/{user} {admin: bool}
+DELETE /workspaces/{ws}/members/{user}
+POST   /workspaces/{ws}/projects {key, name}
+POST   /workspaces/{ws}/repositories {slug, project}
+GET    /workspaces/{ws}/repositories/{slug}/grants   items: {user, permission}
+PUT    /workspaces/{ws}/repositories/{slug}/grants/{user} {permission}
+"""
