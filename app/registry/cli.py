@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeAlias
 
 from sqlalchemy import Connection
 
@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Other modules (gc, fsck, demo) register their subcommands here, and their handlers
 # in _HANDLERS by command name.
-SubParsers = argparse._SubParsersAction[_Parser]
+# A string alias: argparse._SubParsersAction is generic only to type checkers.
+SubParsers: TypeAlias = "argparse._SubParsersAction[_Parser]"
 _EXTENSIONS: list[Callable[[SubParsers], None]] = []
 
 

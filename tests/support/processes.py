@@ -69,8 +69,12 @@ class ServerProcess:
             if not line and self.proc.poll() is not None:
                 break
         if not line.startswith("listening on "):
-            self.stop()
+            if self.alive():
+                self.proc.kill()
+            self.proc.wait(10)
+            # Read what it said before closing the pipes.
             err = self.proc.stderr.read() if self.proc.stderr else ""
+            self._close()
             raise RuntimeError(f"{self.argv[0]} did not start: {line!r} {err}")
         self.url = line.split(" ", 2)[2].strip()
 
