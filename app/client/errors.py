@@ -79,7 +79,7 @@ class Unsupported(ServerError):
 
 
 class ServiceUnavailable(ServerError):
-    pass
+    retry_after: float | None = None  # seconds, from a Retry-After header
 
 
 def for_status(status: int) -> type[ServerError]:
