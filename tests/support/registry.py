@@ -43,6 +43,7 @@ class RegistryServer:
     review_delay: float = 300.0
     upload_grace: float = 3600.0
     extra_args: list[str] = field(default_factory=list)
+    database_url: str | None = None  # default: SQLite in data
     process: ServerProcess | None = None
 
     def start(self) -> RegistryServer:
@@ -58,6 +59,7 @@ class RegistryServer:
                 str(self.review_delay),
                 "--gc-upload-grace",
                 str(self.upload_grace),
+                *(["--database-url", self.database_url] if self.database_url else []),
                 *self.extra_args,
             ]
         )
@@ -93,7 +95,7 @@ class RegistryServer:
 
     # seeding (in-process, one transaction each: the CLI has its own tests) ------
     def seed(self, fn: Callable[[Connection], object]) -> None:
-        reg = Registry.open(self.data)
+        reg = Registry.open(self.data, database_url=self.database_url)
         try:
             with reg.db.write() as conn:
                 fn(conn)
