@@ -7,7 +7,8 @@ one of these, with a sentence fit to show an admin::
     ├── ProtocolError           the server answered nonsense (bad JSON, short body)
     └── ServerError             the server answered with an error status
         ├── AuthenticationFailed    401: credentials missing, wrong or expired
-        ├── PermissionDenied        403: ``.required`` / ``.repository`` say what is missing
+        ├── PermissionDenied        403, or 401 ``insufficient_scope`` after a token:
+        │                           ``.required`` / ``.repository`` say what is missing
         ├── NotFound                404: gone (perhaps deleted meanwhile) or never there
         ├── Conflict                409
         ├── Unsupported             the registry does not offer this (405, or 400 on a

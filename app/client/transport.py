@@ -32,6 +32,7 @@ from app import __version__
 from app.client.errors import (
     ClientError,
     ConnectionFailed,
+    PermissionDenied,
     ProtocolError,
     ServerError,
     ServiceUnavailable,
@@ -256,7 +257,14 @@ def error_for_response(response: httpx.Response, *, what: str) -> ServerError:
         text += f": {message}" + (f" ({code})" if code else "")
     elif code:
         text += f" ({code})"
-    error = for_status(status)(text + ".", status=status, code=code, detail=detail)
+    kind = for_status(status)
+    if status == 401 and "insufficient_scope" in response.headers.get("www-authenticate", ""):
+        # Logged in, but the token service granted less than this needs (or the
+        # repository is hidden from this user): a permission problem, not a login one.
+        kind = PermissionDenied
+        text = f"{what}: {host} does not let this account do that"
+        text += f": {message}" if message else ""
+    error = kind(text + ".", status=status, code=code, detail=detail)
     if isinstance(error, ServiceUnavailable):
         error.retry_after = _retry_after(response)
     return error
