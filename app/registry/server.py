@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from app import __version__
 from app.registry import housekeeping
+from app.registry.api.mount import mount as mount_api
 from app.registry.oci.router import routes as oci_routes
 from app.registry.service import Registry
 from app.registry.tokens import token
@@ -46,6 +47,7 @@ def create_app(registry: Registry) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.registry = registry
+    mount_api(app)
     for route in oci_routes:
         app.router.routes.append(route)
     app.router.routes.append(Route("/auth/token", token, methods=["GET", "POST"]))

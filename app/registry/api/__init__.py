@@ -47,7 +47,8 @@ DELETE /images/{id}                 204; admin on the repository. Removes the im
                                     its tags and manifests; blobs wait for GC.
 GET    /images/{id}/tags[?q=TEXT&sort=&limit=&cursor=]
                                     items: {name, digest, media_type, size, platforms:
-                                    [str], created, pushed_at, other_tags: [str]}
+                                    [str], created, pushed_at, other_tags: [str] (at
+                                    most 20), other_tag_count: int}
                                     sort: name (default), pushed_at, size, created
                                     (fast with 100,000 tags: keyset pagination)
 DELETE /images/{id}/tags/{tag}      204; write on the repository

@@ -1,0 +1,285 @@
+"""Request and response bodies of the management API (they make its OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from app.registry.api.times import IsoTime
+
+PermissionName = Literal["none", "read", "write", "admin"]
+RoleName = Literal["admin", "member", "guest"]
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+# who and where -------------------------------------------------------------------
+
+
+class UserInfo(BaseModel):
+    name: str
+    superuser: bool
+
+
+class WorkspaceRole(BaseModel):
+    slug: str
+    name: str
+    role: RoleName
+
+
+class Me(BaseModel):
+    user: UserInfo
+    workspaces: list[WorkspaceRole]
+
+
+class Workspace(BaseModel):
+    slug: str
+    name: str
+    role: RoleName
+    project_count: NonNegative
+    repository_count: NonNegative
+    image_count: NonNegative
+
+
+class Project(BaseModel):
+    key: str
+    name: str
+    repository_count: NonNegative
+    image_count: NonNegative
+
+
+class RepositoryItem(BaseModel):
+    id: int
+    slug: str
+    project: str
+    image_count: NonNegative
+    tag_count: NonNegative
+    size: NonNegative
+    permission: PermissionName
+
+
+# images, tags, manifests ---------------------------------------------------------
+
+
+class ImageItem(BaseModel):
+    id: int
+    name: str
+    full_name: str
+    repository: str
+    project: str
+    tag_count: NonNegative
+    size: NonNegative
+    exclusive_size: NonNegative
+    last_push: IsoTime | None
+
+
+class ImageDetail(ImageItem):
+    workspace: str
+    permission: PermissionName
+
+
+class TagItem(BaseModel):
+    name: str
+    digest: str
+    media_type: str
+    size: NonNegative
+    platforms: list[str]
+    created: IsoTime | None
+    pushed_at: IsoTime
+    other_tags: list[str] = Field(
+        description="other tags of this image on the same digest (at most 20, sorted)"
+    )
+    other_tag_count: NonNegative = Field(description="how many other tags share the digest")
+
+
+class TagsDelete(BaseModel):
+    tags: list[str] = Field(min_length=1, max_length=1000)
+
+
+class TagResult(BaseModel):
+    tag: str
+    status: Literal["deleted", "not_found", "error"]
+    message: str
+
+
+class TagsDeleted(BaseModel):
+    results: list[TagResult]
+    deleted: NonNegative
+
+
+class BlobRef(BaseModel):
+    digest: str
+    size: NonNegative
+
+
+class LayerInfo(BaseModel):
+    digest: str
+    media_type: str
+    size: NonNegative
+    image_count: NonNegative
+
+
+class ChildManifest(BaseModel):
+    digest: str
+    media_type: str
+    platform: str | None
+    size: NonNegative
+
+
+class Referrer(BaseModel):
+    digest: str
+    artifact_type: str | None
+    size: NonNegative
+
+
+class ManifestDetail(BaseModel):
+    digest: str
+    media_type: str
+    artifact_type: str | None
+    size: NonNegative
+    tags: list[str]
+    created: IsoTime | None
+    platforms: list[str]
+    config: BlobRef | None
+    layers: list[LayerInfo]
+    manifests: list[ChildManifest]
+    subject: str | None
+    referrers: list[Referrer]
+
+
+# storage, GC, audit --------------------------------------------------------------
+
+
+class RepositoryStorage(BaseModel):
+    slug: str
+    project: str
+    exclusive: NonNegative
+    shared: NonNegative
+    image_count: NonNegative
+
+
+class Storage(BaseModel):
+    stored: NonNegative
+    referenced: NonNegative
+    shared: NonNegative
+    pending: NonNegative
+    logical: NonNegative
+    saving: int
+    blob_count: NonNegative
+    repositories: list[RepositoryStorage]
+
+
+class ImageRef(BaseModel):
+    id: int
+    full_name: str
+
+
+class SharedLayer(BaseModel):
+    digest: str
+    size: NonNegative
+    image_count: NonNegative
+    images: list[ImageRef] = Field(
+        description="images you may read that reach the layer (at most 50)"
+    )
+
+
+class Sample(BaseModel):
+    at: IsoTime
+    stored: NonNegative
+    referenced: NonNegative
+    pending: NonNegative
+
+
+class GcRun(BaseModel):
+    id: int
+    triggers: list[str]
+    started_at: IsoTime
+    duration_ms: NonNegative
+    manifests_deleted: NonNegative
+    blobs_deleted: NonNegative
+    bytes_freed: NonNegative
+
+
+class History(BaseModel):
+    samples: list[Sample]
+    gc_runs: list[GcRun]
+
+
+class TagRef(BaseModel):
+    image_id: int
+    tag: str
+
+
+class ImpactRequest(BaseModel):
+    tags: list[TagRef] = Field(default_factory=list, max_length=10_000)
+    images: list[int] = Field(default_factory=list, max_length=1000)
+
+
+class Impact(BaseModel):
+    freed: NonNegative
+    kept: NonNegative
+    freed_blobs: NonNegative
+    kept_blobs: NonNegative
+
+
+class GcStatus(BaseModel):
+    queued_manifests: NonNegative
+    queued_blobs: NonNegative
+    due_manifests: NonNegative
+    due_blobs: NonNegative
+    pending_bytes: NonNegative
+    next_review_at: IsoTime | None
+    review_delay_s: float
+    upload_grace_s: float
+    recent_runs: list[GcRun]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: IsoTime
+    actor: str | None
+    action: str
+    target: str
+    detail: Any = None
+
+
+# administration ------------------------------------------------------------------
+
+
+class NewUser(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+    superuser: bool = False
+
+
+class NewWorkspace(BaseModel):
+    slug: str = Field(min_length=1, max_length=63)
+    name: str | None = Field(default=None, max_length=255)
+
+
+class Membership(BaseModel):
+    admin: bool = False
+
+
+class Member(BaseModel):
+    user: str
+    admin: bool
+
+
+class NewProject(BaseModel):
+    key: str = Field(min_length=1, max_length=32)
+    name: str | None = Field(default=None, max_length=255)
+
+
+class NewRepository(BaseModel):
+    slug: str = Field(min_length=1, max_length=63)
+    project: str = Field(min_length=1, max_length=32)
+
+
+class GrantChange(BaseModel):
+    permission: PermissionName
+
+
+class Grant(BaseModel):
+    user: str
+    permission: PermissionName

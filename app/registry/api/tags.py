@@ -1,0 +1,204 @@
+"""Tags of an image: a keyset-paginated listing that stays fast with 100,000 tags,
+and deleting one or many.
+
+Each order is served by an index: ``(image_id, name)`` (unique) for names and
+``(image_id, pushed_at, id)`` for push times; sizes and creation dates come from the
+manifest rows. ``other_tags`` for a whole page is one windowed query over the
+page's manifests.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import ColumnElement, Connection, func, select
+
+from app.core.names import is_valid_tag
+from app.core.permissions import Permission
+from app.registry import content
+from app.registry.api.context import Authenticated, ImageAccess, image_access
+from app.registry.api.errors import documented, repository_forbidden
+from app.registry.api.models import TagItem, TagResult, TagsDelete, TagsDeleted
+from app.registry.api.paging import (
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    Page,
+    after,
+    decode_cursor,
+    encode_cursor,
+    order,
+    parse_sort,
+)
+from app.registry.api.publish import publish_change
+from app.registry.api.times import iso, normalized
+from app.registry.db import schema as s
+from app.registry.db.engine import now_ms
+from app.registry.errors import NotFound
+
+router = APIRouter(responses=documented(400, 401, 404, 503))
+
+SORTS = ("name", "pushed_at", "size", "created")
+OTHER_TAGS_SHOWN = 20
+
+t = s.tags.c
+m = s.manifests.c
+_KEYS: dict[str, tuple[list[ColumnElement[Any]], tuple[type, ...]]] = {
+    "name": ([t.name], (str,)),  # unique within the image
+    "pushed_at": ([t.pushed_at, t.id], (int, int)),
+    "size": ([m.total_size, t.id], (int, int)),
+    "created": ([func.coalesce(m.created, ""), t.id], (str, int)),
+}
+
+
+def other_tags(
+    conn: Connection, image_id: int, manifest_ids: Sequence[int]
+) -> dict[int, tuple[list[str], int]]:
+    """Per manifest: its first tag names (one more than shown) and its tag count."""
+    if not manifest_ids:
+        return {}
+    ranked = (
+        select(
+            t.manifest_id,
+            t.name,
+            func.row_number().over(partition_by=t.manifest_id, order_by=t.name).label("rank"),
+            func.count().over(partition_by=t.manifest_id).label("n"),
+        )
+        .where(t.image_id == image_id, t.manifest_id.in_(sorted(set(manifest_ids))))
+        .subquery()
+    )
+    out: dict[int, tuple[list[str], int]] = defaultdict(lambda: ([], 0))
+    for row in conn.execute(
+        select(ranked.c.manifest_id, ranked.c.name, ranked.c.n)
+        .where(ranked.c.rank <= OTHER_TAGS_SHOWN + 1)
+        .order_by(ranked.c.manifest_id, ranked.c.rank)
+    ):
+        names, _ = out[row.manifest_id]
+        names.append(row.name)
+        out[row.manifest_id] = (names, row.n)
+    return out
+
+
+@router.get("/images/{image_id}/tags", response_model=Page[TagItem], summary="Tags of an image")
+def list_tags(
+    caller: Authenticated,
+    image_id: int,
+    q: Annotated[str | None, Query(max_length=128, description="part of the tag")] = None,
+    sort: Annotated[str | None, Query(description="name, pushed_at, size, created")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> Page[TagItem]:
+    order_by = parse_sort(sort, SORTS, "name")
+    key, types = _KEYS[order_by.field]
+    with caller.registry.db.read() as conn:
+        image_access(conn, caller.user, image_id)
+        where: list[Any] = [t.image_id == image_id]
+        if q:
+            where.append(func.lower(t.name).contains(q.lower(), autoescape=True))
+        total = conn.execute(select(func.count()).select_from(s.tags).where(*where)).scalar_one()
+        query = (
+            select(
+                t.id,
+                t.name,
+                t.pushed_at,
+                t.manifest_id,
+                m.digest,
+                m.media_type,
+                m.total_size,
+                m.platforms,
+                m.created,
+                key[0].label("sort_value"),
+            )
+            .select_from(s.tags)
+            .join(s.manifests, m.id == t.manifest_id)
+            .where(*where)
+        )
+        if cursor is not None:
+            query = query.where(after(key, order_by, decode_cursor(cursor, order_by, types)))
+        rows = conn.execute(query.order_by(*order(key, order_by)).limit(limit + 1)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        others = other_tags(conn, image_id, [r.manifest_id for r in rows])
+    items = []
+    for r in rows:
+        names, count = others.get(r.manifest_id, ([], 1))
+        items.append(
+            TagItem(
+                name=r.name,
+                digest=r.digest,
+                media_type=r.media_type,
+                size=r.total_size,
+                platforms=r.platforms.split(",") if r.platforms else [],
+                created=normalized(r.created),
+                pushed_at=iso(r.pushed_at),
+                other_tags=[n for n in names if n != r.name][:OTHER_TAGS_SHOWN],
+                other_tag_count=max(count - 1, 0),
+            )
+        )
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        values = [last.sort_value] if order_by.field == "name" else [last.sort_value, last.id]
+        next_cursor = encode_cursor(order_by, values)
+    return Page[TagItem](items=items, next_cursor=next_cursor, total=total)
+
+
+def _writable(caller: Authenticated, image_id: int, doing: str) -> ImageAccess:
+    with caller.registry.db.read() as conn:
+        access = image_access(conn, caller.user, image_id)
+    if access.permission < Permission.WRITE:
+        raise repository_forbidden(Permission.WRITE, access.repository_label, doing)
+    return access
+
+
+def _delete(caller: Authenticated, access: ImageAccess, names: list[str]) -> list[str]:
+    reg = caller.registry
+    with reg.db.write() as conn:
+        image = content.image_by_id(conn, access.image.id)
+        if image is None:
+            raise NotFound(f"no image {access.image.id}", detail={"image_id": access.image.id})
+        deleted, _missing, change = content.delete_tags(
+            conn, image, names, reg.timing, now_ms(), caller.name
+        )
+    publish_change(reg, access, change)
+    return deleted
+
+
+@router.delete(
+    "/images/{image_id}/tags/{tag}",
+    status_code=204,
+    response_class=Response,
+    responses=documented(403),
+    summary="Delete one tag (write); its manifest and blobs wait for GC",
+)
+def delete_tag(caller: Authenticated, image_id: int, tag: str) -> Response:
+    access = _writable(caller, image_id, "delete a tag")
+    if not is_valid_tag(tag):
+        raise NotFound(f"no tag {tag!r}", detail={"tag": tag})
+    if not _delete(caller, access, [tag]):
+        raise NotFound(f"no tag {tag!r}", detail={"tag": tag})
+    return Response(status_code=204)
+
+
+@router.post(
+    "/images/{image_id}/tags/delete",
+    response_model=TagsDeleted,
+    responses=documented(403),
+    summary="Delete many tags of an image in one step (write), with a result per tag",
+)
+def delete_tags(caller: Authenticated, image_id: int, body: TagsDelete) -> TagsDeleted:
+    access = _writable(caller, image_id, "delete tags")
+    valid = [name for name in body.tags if is_valid_tag(name)]
+    deleted = set(_delete(caller, access, valid)) if valid else set()
+    results = []
+    for name in body.tags:
+        if not is_valid_tag(name):
+            results.append(TagResult(tag=name, status="error", message="not a valid tag name"))
+        elif name in deleted:
+            results.append(TagResult(tag=name, status="deleted", message="deleted"))
+        else:
+            results.append(TagResult(tag=name, status="not_found", message="no such tag"))
+    return TagsDeleted(results=results, deleted=len(deleted))

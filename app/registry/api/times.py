@@ -1,0 +1,42 @@
+"""Times as the API shows them: ISO 8601 UTC with milliseconds (``...T13:00:00.123Z``)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import Field
+
+IsoTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+# Image configs carry RFC 3339 times, often with nanoseconds, which Python's parser
+# refuses beyond microseconds.
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def iso_or_none(ms: int | None) -> str | None:
+    return iso(ms) if ms is not None else None
+
+
+def parse_iso(text: str) -> int:
+    """Milliseconds since the epoch; raises ValueError for anything else."""
+    moment = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def normalized(text: str | None) -> str | None:
+    """A config's ``created`` in the API's form, or None when it cannot be read."""
+    if not text:
+        return None
+    try:
+        return iso(parse_iso(text))
+    except (ValueError, OverflowError, OSError):
+        return None
