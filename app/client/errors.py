@@ -11,8 +11,11 @@ one of these, with a sentence fit to show an admin::
         │                           ``.required`` / ``.repository`` say what is missing
         ├── NotFound                404: gone (perhaps deleted meanwhile) or never there
         ├── Conflict                409
-        ├── Unsupported             the registry does not offer this (405, or 400 on a
-        │                           tag delete by Distribution, or deletes disabled)
+        ├── Unsupported             the registry does not offer this (405, 501)
+        │   ├── TagDeleteUnsupported    deletes only by digest (Distribution 2.8
+        │   │                           answers 400 to a tag delete)
+        │   └── DeletesDisabled         deletes are turned off by the operator
+        │                               (Distribution: 405 UNSUPPORTED)
         └── ServiceUnavailable      5xx, 429: busy or broken; worth a retry
 
 ``Cancelled`` is not an error: callers use asyncio's CancelledError.
@@ -76,6 +79,14 @@ class Conflict(ServerError):
 
 
 class Unsupported(ServerError):
+    pass
+
+
+class TagDeleteUnsupported(Unsupported):
+    pass
+
+
+class DeletesDisabled(Unsupported):
     pass
 
 
