@@ -15,7 +15,7 @@ stored, since the Distribution API cannot list blobs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -111,7 +111,7 @@ class RegistryScan:
 
     # --- figures ------------------------------------------------------------------
     def storage(self) -> PlainStorage:
-        images = self.image_blobs()
+        images: dict[Hashable, set[str]] = {k: v for k, v in self.image_blobs().items()}
         summary = summarize(self.blob_sizes(), images, {i: i for i in images})
         usage = {
             str(image): ImageUsage(u.exclusive, u.shared)
@@ -133,7 +133,8 @@ class RegistryScan:
         gone = set(tags)
         doomed = set(images)
         gone |= {key for key in self.tags if key[0] in doomed}
-        return delete_impact(self.blob_sizes(), self.tag_blobs(), gone)
+        tag_blobs: dict[Hashable, frozenset[str]] = {k: v for k, v in self.tag_blobs().items()}
+        return delete_impact(self.blob_sizes(), tag_blobs, gone)
 
     # --- what a delete involves ---------------------------------------------------
     def tags_on(self, repository: str, digest: str) -> list[str]:
