@@ -19,6 +19,7 @@ from starlette.routing import Route
 from app import __version__
 from app.registry import housekeeping
 from app.registry.api.mount import mount as mount_api
+from app.registry.gc_worker import GcWorker
 from app.registry.oci.router import routes as oci_routes
 from app.registry.service import Registry
 from app.registry.tokens import token
@@ -28,10 +29,15 @@ def create_app(registry: Registry) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry.events.bind(asyncio.get_running_loop())
-        tasks = [asyncio.create_task(housekeeping.run(registry), name="housekeeping")]
+        worker = GcWorker(registry)
+        tasks = [
+            asyncio.create_task(housekeeping.run(registry), name="housekeeping"),
+            asyncio.create_task(worker.run(), name="gc"),
+        ]
         try:
             yield
         finally:
+            worker.stop()  # lets a pass in its thread return after the current review
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -96,7 +102,9 @@ def serve(registry: Registry, options: ServeOptions) -> None:
         await task
 
     try:
-        asyncio.run(main())
+        # uvicorn picks uvloop when installed, but only for loops it creates itself.
+        with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+            runner.run(main())
     finally:
         sock.close()
         registry.close()
