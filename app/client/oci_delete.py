@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from app.client.capabilities import capabilities
 from app.client.errors import (
     ClientError,
     Conflict,
@@ -133,7 +134,17 @@ async def delete_tag_with_placeholder(
     """The safe path for registries that delete only by digest: only ``tag`` goes,
     every other tag on ``expected_digest`` stays pullable."""
     what = f"Deleting {name}:{tag}"
-    await verify_tag(client, name, tag, expected_digest)
+    found = await capabilities(client, name)
+    if found.deletes is False:
+        # Known before touching anything: do not move the tag only to be refused.
+        raise DeletesDisabled(f"{what}: {DELETES_DISABLED_HINT}. Nothing was deleted.", status=405)
+    original = await client.get_manifest(name, tag)
+    if original.digest != expected_digest:
+        raise Conflict(
+            f"{name}:{tag} now names {original.digest}, not {expected_digest} as when you "
+            "confirmed; nothing was deleted. Refresh and try again.",
+            status=409,
+        )
     await client.push_blob(name, EMPTY_JSON)
     raw = placeholder_manifest(name, tag, expected_digest, with_layer=False)
     try:
@@ -148,12 +159,21 @@ async def delete_tag_with_placeholder(
         await client.delete_manifest(name, ref.digest)
     except ClientError as exc:
         error = _explain(exc, by_tag=False, what=what) if isinstance(exc, ServerError) else exc
-        # The tag has moved already: say where it is, so the admin can finish.
-        error.message = (
-            f"{error.message.removesuffix(' Nothing was deleted.')} {name}:{tag} now names "
-            f"a Berth placeholder ({ref.digest}) instead of {expected_digest}; delete that "
-            "placeholder digest to finish."
-        )
+        reason = error.message.removesuffix(" Nothing was deleted.")
+        # The tag has moved already: put it back exactly as it was (same bytes,
+        # same digest), or say where it is so the admin can finish.
+        try:
+            await client.put_manifest(name, tag, original.raw, original.media_type)
+        except ClientError:
+            error.message = (
+                f"{reason} {name}:{tag} now names a Berth placeholder ({ref.digest}) "
+                f"instead of {expected_digest}; delete that placeholder digest to finish."
+            )
+        else:
+            error.message = (
+                f"{reason} {name}:{tag} was put back on {expected_digest}: nothing was "
+                f"deleted (the unused placeholder {ref.digest} waits for the registry's GC)."
+            )
         error.args = (error.message,)
         if error is exc:
             raise

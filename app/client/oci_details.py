@@ -115,12 +115,19 @@ class DetailsLoader:
             if cached is not None:
                 return cached
             fetched = await self.client.get_manifest(repository, digest)
-            return await self._describe(repository, fetched)
+            details = await self._build(repository, fetched)
+            self._cache[digest] = details
+            return details
 
     async def _describe(self, repository: str, fetched: FetchedManifest) -> ManifestDetails:
-        cached = self._cache.get(fetched.digest)
-        if cached is not None:
+        # Tags on one digest arrive together: describe it (config, children) once.
+        async with self._locks.setdefault(fetched.digest, asyncio.Lock()):
+            cached = self._cache.get(fetched.digest)
+            if cached is None:
+                cached = self._cache[fetched.digest] = await self._build(repository, fetched)
             return cached
+
+    async def _build(self, repository: str, fetched: FetchedManifest) -> ManifestDetails:
         m = fetched.manifest
         subject = str(m.subject.digest) if m.subject else None
         if m.is_index:
@@ -156,7 +163,6 @@ class DetailsLoader:
                 subject,
                 dict(m.annotations),
             )
-        self._cache[fetched.digest] = details
         return details
 
     async def iter_tags(
