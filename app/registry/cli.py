@@ -8,10 +8,12 @@ one-line error, exit code 2, and nothing half-written.
 from __future__ import annotations
 
 import argparse
+import shutil
+import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 from sqlalchemy import Connection
 
@@ -19,6 +21,7 @@ from app import __version__
 from app.core.permissions import Permission
 from app.registry import accounts
 from app.registry.content import Timing
+from app.registry.db.engine import Busy
 from app.registry.errors import RegistryError
 from app.registry.service import Registry
 
@@ -40,6 +43,12 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
+
+
 def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, required=True, help="registry data directory")
     p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in --data)")
@@ -53,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the registry")
     _add_data(serve)
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=5000, help="0 picks a free port")
+    serve.add_argument("--port", type=_port, default=5000, help="0 picks a free port")
     serve.add_argument("--gc-review-delay", type=_seconds, default=300.0, metavar="SECONDS")
     serve.add_argument("--gc-upload-grace", type=_seconds, default=3600.0, metavar="SECONDS")
     serve.add_argument("--tls-cert", type=Path)
@@ -201,36 +210,78 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _HANDLERS[args.command](args)
         if args.command == "serve":
             return _serve(args)
-        action = _admin(args)
-        registry = Registry.open(args.data, database_url=args.database_url)
-        try:
-            with registry.db.write() as conn:
-                message = action(conn)
-        finally:
-            registry.close()
-        print(message)
-        return 0
+        return _run_admin(args)
     except RegistryError as exc:
-        print(f"berth-registry: error: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(exc.message)
     except ValueError as exc:
-        print(f"berth-registry: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(str(exc))
+    except Busy:
+        return _fail("the registry is busy; try again", status=1)
+
+
+def _fail(message: str, status: int = EXIT_USAGE) -> int:
+    print(f"berth-registry: error: {message}", file=sys.stderr)
+    return status
+
+
+def _run_admin(args: argparse.Namespace) -> int:
+    action = _admin(args)
+    fresh = not args.data.exists()
+    registry = _open(args.data, database_url=args.database_url)
+    try:
+        with registry.db.write() as conn:
+            message = action(conn)
+    except BaseException:
+        registry.close()
+        if fresh:
+            # The failed command created the data directory: leave nothing behind.
+            shutil.rmtree(args.data, ignore_errors=True)
+        raise
+    registry.close()
+    print(message)
+    return 0
+
+
+def _open(data: Path, **kw: Any) -> Registry:
+    try:
+        return Registry.open(data, **kw)
+    except OSError as exc:
+        raise RegistryError(f"cannot use data directory {data}: {exc.strerror or exc}") from None
+
+
+def _check_tls(cert: Path, key: Path) -> None:
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise RegistryError(f"cannot use --tls-cert {cert} with --tls-key {key}: {exc}") from None
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from app.registry.server import ServeOptions, serve
+    from app.registry.server import ServeOptions, listen, serve
 
     if (args.tls_cert is None) != (args.tls_key is None):
         raise RegistryError("--tls-cert and --tls-key go together", code="INVALID_ARGUMENT")
+    if args.tls_cert is not None:
+        _check_tls(args.tls_cert, args.tls_key)
     timing = Timing(
         review_delay=int(args.gc_review_delay * 1000),
         upload_grace=int(args.gc_upload_grace * 1000),
     )
-    registry = Registry.open(
-        args.data, database_url=args.database_url, timing=timing, challenge=args.auth_challenge
-    )
-    serve(registry, ServeOptions(args.host, args.port, args.tls_cert, args.tls_key))
+    # Bind before opening the store: a port in use touches nothing on disk.
+    try:
+        sock = listen(args.host, args.port)
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
+        ) from None
+    try:
+        registry = _open(
+            args.data, database_url=args.database_url, timing=timing, challenge=args.auth_challenge
+        )
+    except BaseException:
+        sock.close()
+        raise
+    serve(registry, ServeOptions(args.host, args.port, args.tls_cert, args.tls_key), sock)
     return 0
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import ssl
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,12 +69,44 @@ class ServeOptions:
     tls_key: Path | None = None
 
 
-def serve(registry: Registry, options: ServeOptions) -> None:
-    family = socket.AF_INET6 if ":" in options.host else socket.AF_INET
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that SIGTERM/SIGINT end the process with status 0.
+
+    uvicorn re-raises a caught signal once it has shut down, so a registry stopped
+    cleanly by SIGTERM would still report death by signal (143) to its supervisor.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for sig in signals:
+            # handle_exit: first signal shuts down gracefully, a second SIGINT forces.
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the listening socket (raises OSError: address in use, bad host, ...)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((options.host, options.port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(registry: Registry, options: ServeOptions, sock: socket.socket) -> None:
+    """Serve on ``sock`` (from :func:`listen`) until SIGTERM/SIGINT."""
+    family = sock.family
     sock.set_inheritable(True)
     port = sock.getsockname()[1]
     tls = options.tls_cert is not None
@@ -87,7 +120,7 @@ def serve(registry: Registry, options: ServeOptions) -> None:
         timeout_keep_alive=30,
         h11_max_incomplete_event_size=64 * 1024,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
     scheme = "https" if tls else "http"
     host = f"[{options.host}]" if family == socket.AF_INET6 else options.host
 
