@@ -283,7 +283,9 @@ def check_length(response: httpx.Response, *, what: str) -> None:
     announced = response.headers.get("content-length")
     if announced is None or not announced.isdigit():
         return
-    received = response.num_bytes_downloaded
+    encoded = response.headers.get("content-encoding", "identity") not in ("", "identity")
+    # With a content encoding the header counts the encoded bytes on the wire.
+    received = response.num_bytes_downloaded if encoded else len(response.content)
     if received != int(announced):
         raise ProtocolError(
             f"{what}: {_host(response.request)} announced {announced} bytes but sent {received}."
