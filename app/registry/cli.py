@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeAlias
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
 from app import __version__
 from app.core.permissions import Permission
 from app.registry import accounts
 from app.registry.content import Timing
+from app.registry.db import schema
 from app.registry.db.engine import Busy
 from app.registry.errors import RegistryError
 from app.registry.service import Registry
@@ -283,6 +284,98 @@ def _serve(args: argparse.Namespace) -> int:
         raise
     serve(registry, ServeOptions(args.host, args.port, args.tls_cert, args.tls_key), sock)
     return 0
+
+
+# gc and fsck -----------------------------------------------------------------
+
+
+def _maintenance_parsers(sub: SubParsers) -> None:
+    gc = sub.add_parser("gc", help="collect garbage: review queued manifests and blobs")
+    _add_data(gc)
+    gc.add_argument(
+        "--once", action="store_true", help="run one pass and exit (default: run until stopped)"
+    )
+    gc.add_argument(
+        "--ignore-review-delay",
+        action="store_true",
+        help="review every queued item now; the upload grace still applies",
+    )
+    gc.add_argument("--workspace", metavar="SLUG", help="only this workspace")
+    gc.add_argument(
+        "--gc-upload-grace",
+        type=_seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="at least the grace of the serve processes (default 3600)",
+    )
+    fsck = sub.add_parser(
+        "fsck",
+        help="check the metadata and the blob store against each other",
+        description="Exit status: 0 clean, 1 problems found and all repaired, "
+        "4 problems left, 2 usage error.",
+    )
+    _add_data(fsck)
+    fsck.add_argument("--repair", action="store_true", help="remove orphans, fix derived data")
+    fsck.add_argument(
+        "--verify-content", action="store_true", help="hash every object against its digest"
+    )
+    fsck.add_argument(
+        "--orphan-min-age",
+        type=_seconds,
+        default=900.0,
+        metavar="SECONDS",
+        help="leave younger orphans alone: they may be uploads committing (default 900)",
+    )
+
+
+def _gc(args: argparse.Namespace) -> int:
+    from app.registry import gc, gc_worker
+
+    timing = Timing(upload_grace=int(args.gc_upload_grace * 1000))
+    registry = Registry.open(args.data, database_url=args.database_url, timing=timing)
+    try:
+        with registry.db.read() as conn:
+            only = [accounts.workspace_id(conn, args.workspace)] if args.workspace else None
+            slugs = dict(conn.execute(select(schema.workspaces.c.id, schema.workspaces.c.slug)))
+        if not args.once:
+            gc_worker.run_until_stopped(registry, workspace_ids=only)
+            return 0
+        runs = gc.run_pass(registry, ignore_delay=args.ignore_review_delay, workspace_ids=only)
+    except Busy as exc:
+        print(f"berth-registry: the registry is busy, retry shortly ({exc})", file=sys.stderr)
+        return 1
+    finally:
+        registry.close()
+    for run in runs:
+        print(gc.describe(run, slugs.get(run.workspace_id, str(run.workspace_id))))
+    if not runs:
+        print("gc: no review was due")
+    return 0
+
+
+def _fsck(args: argparse.Namespace) -> int:
+    from app.registry import fsck
+
+    registry = Registry.open(args.data, database_url=args.database_url)
+    try:
+        report = fsck.check(
+            registry,
+            repair=args.repair,
+            verify_content=args.verify_content,
+            orphan_min_age_ms=int(args.orphan_min_age * 1000),
+        )
+    except Busy as exc:
+        print(f"berth-registry: the registry is busy, retry shortly ({exc})", file=sys.stderr)
+        return fsck.EXIT_PROBLEMS
+    finally:
+        registry.close()
+    for line in report.lines():
+        print(line)
+    return report.exit_code
+
+
+_EXTENSIONS.append(_maintenance_parsers)
+_HANDLERS.update(gc=_gc, fsck=_fsck)
 
 
 if __name__ == "__main__":

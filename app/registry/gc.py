@@ -1,0 +1,379 @@
+"""Online garbage collection: passes over the review queues of a workspace, and the
+record of each run.
+
+Events queue reviews in their own transaction (app.registry.reviews); a pass takes
+the due ones, manifests first (deleting one queues its blobs, children and
+referrers, reviewed in the same pass), one short write transaction per item
+(app.registry.gc_review). A deleted blob's stored object is removed only after its
+row's delete committed: a crash in between leaks bytes (``fsck --repair`` reclaims
+them) but never loses referenced content. A lock wait past the timeout surfaces as
+:class:`Busy`; the item stays queued for the next pass. A review that fails
+otherwise backs off (``attempts``) and is retried later.
+
+Every run that reviewed something is recorded in ``gc_runs`` and the audit log and
+announced on the event bus; ``run_now`` is the admin's "run GC now".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, func, insert, select, update
+
+from app.core.units import format_bytes
+from app.registry import samples
+from app.registry.db import schema as s
+from app.registry.db.engine import Busy, inserted_id, now_ms
+from app.registry.gc_review import (
+    Outcome,
+    Review,
+    remove_empty_images,
+    review_blob,
+    review_manifest,
+)
+from app.registry.service import Registry
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], int]
+ShouldStop = Callable[[], bool]
+
+# A failing review is retried after 2 s, 4 s, 8 s ... at most an hour later.
+BACKOFF_BASE_MS = 2_000
+BACKOFF_MAX_MS = 3_600_000
+# Manifest deletions queue more work (blobs, children, referrers); a pass follows
+# that chain this many rounds at most and leaves the rest to the next pass.
+MAX_ROUNDS = 16
+# The trigger recorded for a run an admin asked for.
+MANUAL = "manual"
+
+
+@dataclass(frozen=True, slots=True)
+class GcRun:
+    """One recorded run over one workspace (a row of ``gc_runs``)."""
+
+    id: int
+    workspace_id: int
+    triggers: list[str]
+    started_at: int  # ms since the epoch
+    duration_ms: int
+    manifests_deleted: int
+    blobs_deleted: int
+    bytes_freed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "workspace_id": self.workspace_id,
+            "triggers": list(self.triggers),
+            "started_at": self.started_at,
+            "duration_ms": self.duration_ms,
+            "manifests_deleted": self.manifests_deleted,
+            "blobs_deleted": self.blobs_deleted,
+            "bytes_freed": self.bytes_freed,
+        }
+
+
+@dataclass(slots=True)
+class Tally:
+    """What one pass over a workspace did."""
+
+    started_at: int
+    triggers: set[str] = field(default_factory=set)
+    reviewed: int = 0
+    deferred: int = 0
+    failed: int = 0
+    manifests_deleted: int = 0
+    blobs_deleted: int = 0
+    bytes_freed: int = 0
+    images_removed: int = 0
+    candidate_images: set[int] = field(default_factory=set)
+
+    def count(self, review: Review) -> None:
+        if review.outcome is Outcome.SKIPPED:
+            return
+        self.reviewed += 1
+        if review.event:
+            self.triggers.add(review.event)
+        if review.outcome is Outcome.DEFERRED:
+            self.deferred += 1
+        if review.image_id is not None:
+            self.manifests_deleted += 1
+            self.candidate_images.add(review.image_id)
+        if review.freed is not None:
+            self.blobs_deleted += 1
+            self.bytes_freed += review.freed[3]
+            self.candidate_images.update(review.linked_images)
+
+
+# passes ----------------------------------------------------------------------
+
+
+def _backoff(reg: Registry, table: Table, key: str, item_id: int, now: int) -> None:
+    with reg.db.write() as conn:
+        attempts = conn.execute(
+            select(table.c.attempts).where(table.c[key] == item_id).with_for_update()
+        ).scalar()
+        if attempts is None:
+            return
+        delay = min(BACKOFF_BASE_MS << min(int(attempts), 20), BACKOFF_MAX_MS)
+        conn.execute(
+            update(table)
+            .where(table.c[key] == item_id)
+            .values(attempts=table.c.attempts + 1, review_after=now + delay)
+        )
+
+
+def _due_ids(
+    reg: Registry, table: Table, key: str, workspace_id: int, now: int, ignore_delay: bool
+) -> list[int]:
+    with reg.db.read() as conn:
+        q = select(table.c[key]).where(table.c.workspace_id == workspace_id)
+        if not ignore_delay:
+            q = q.where(table.c.review_after <= now)
+        return list(conn.execute(q.order_by(table.c[key])).scalars())
+
+
+_QUEUES: dict[str, tuple[Table, str]] = {
+    "manifest": (s.gc_manifest_reviews, "manifest_id"),
+    "blob": (s.gc_blob_reviews, "blob_id"),
+}
+
+
+def _review_one(
+    reg: Registry,
+    kind: str,
+    item_id: int,
+    now: int,
+    ignore_delay: bool,
+    tally: Tally,
+) -> None:
+    table, key = _QUEUES[kind]
+    grace = reg.timing.upload_grace
+    try:
+        with reg.db.write() as conn:
+            if kind == "manifest":
+                review = review_manifest(conn, item_id, now, grace, ignore_delay=ignore_delay)
+            else:
+                review = review_blob(conn, item_id, now, grace, ignore_delay=ignore_delay)
+    except Busy:
+        return  # stays queued and due: the next pass takes it
+    except Exception:
+        log.exception("GC review of %s %s failed; backing off", kind, item_id)
+        tally.failed += 1
+        try:
+            _backoff(reg, table, key, item_id, now)
+        except Exception:
+            log.exception("could not back off %s %s", kind, item_id)
+        return
+    tally.count(review)
+    if review.freed is not None:
+        ws, digest, generation, _size = review.freed
+        try:
+            reg.store.delete_object(ws, digest, generation)
+        except OSError:
+            # The row is gone, so only bytes leak; fsck --repair reclaims them.
+            log.exception("could not remove the object of %s (generation %s)", digest, generation)
+
+
+def review_workspace(
+    reg: Registry,
+    workspace_id: int,
+    *,
+    ignore_delay: bool = False,
+    sweep_images: bool = False,
+    clock: Clock = now_ms,
+    should_stop: ShouldStop = lambda: False,
+) -> Tally:
+    """Review the workspace's due items (every queued item with ``ignore_delay``),
+    following the chain of reviews that deletions queue. Never ignores the grace.
+
+    Then remove image rows left empty: those this pass touched, or every one in the
+    workspace with ``sweep_images``.
+    """
+    now = clock()
+    tally = Tally(started_at=now)
+    seen: dict[str, set[int]] = {"manifest": set(), "blob": set()}
+    for _round in range(MAX_ROUNDS):
+        progressed = False
+        # Manifests first: deleting one queues its blobs, reviewed in the same round.
+        for kind in ("manifest", "blob"):
+            table, key = _QUEUES[kind]
+            for item_id in _due_ids(reg, table, key, workspace_id, now, ignore_delay):
+                if item_id in seen[kind]:
+                    continue
+                if should_stop():
+                    return tally
+                seen[kind].add(item_id)
+                _review_one(reg, kind, item_id, now, ignore_delay, tally)
+                progressed = True
+        if not progressed:
+            break
+    if tally.candidate_images or sweep_images:
+        try:
+            with reg.db.write() as conn:
+                tally.images_removed += remove_empty_images(
+                    conn, workspace_id, None if sweep_images else tally.candidate_images
+                )
+        except Busy:
+            pass  # they are only rows; a later run removes them
+    return tally
+
+
+def record_run(reg: Registry, workspace_id: int, tally: Tally, *, clock: Clock = now_ms) -> GcRun:
+    """Write the run to ``gc_runs`` and the audit log, then tell subscribers."""
+    duration = max(0, clock() - tally.started_at)
+    triggers = sorted(tally.triggers)
+    with reg.db.write() as conn:
+        run_id = inserted_id(
+            conn.execute(
+                insert(s.gc_runs).values(
+                    workspace_id=workspace_id,
+                    triggers=",".join(triggers)[:255],
+                    started_at=tally.started_at,
+                    duration_ms=duration,
+                    manifests_deleted=tally.manifests_deleted,
+                    blobs_deleted=tally.blobs_deleted,
+                    bytes_freed=tally.bytes_freed,
+                )
+            )
+        )
+        run = GcRun(
+            run_id,
+            workspace_id,
+            triggers,
+            tally.started_at,
+            duration,
+            tally.manifests_deleted,
+            tally.blobs_deleted,
+            tally.bytes_freed,
+        )
+        slug = conn.execute(
+            select(s.workspaces.c.slug).where(s.workspaces.c.id == workspace_id)
+        ).scalar()
+        detail = {
+            **{k: v for k, v in run.as_dict().items() if k != "workspace_id"},
+            "reviewed": tally.reviewed,
+            "deferred": tally.deferred,
+            "failed": tally.failed,
+            "images_removed": tally.images_removed,
+        }
+        conn.execute(
+            insert(s.audit_log).values(
+                workspace_id=workspace_id,
+                at=tally.started_at,
+                actor=None,
+                action="gc.run",
+                target=str(slug or workspace_id),
+                detail=json.dumps(detail, sort_keys=True),
+            )
+        )
+    reg.events.publish(workspace_id, {"type": "gc_run", "run": run.as_dict()})
+    return run
+
+
+def _sample(reg: Registry, workspace_id: int, clock: Clock) -> None:
+    with contextlib.suppress(Busy):  # the worker's periodic sampling catches up
+        samples.record_if_changed(reg.db, workspace_id, clock(), min_interval_ms=0)
+
+
+def run_workspace(
+    reg: Registry,
+    workspace_id: int,
+    *,
+    ignore_delay: bool = False,
+    manual: bool = False,
+    clock: Clock = now_ms,
+    should_stop: ShouldStop = lambda: False,
+) -> GcRun | None:
+    """One recorded run over a workspace. Returns None (and records nothing) when it
+    reviewed nothing, unless ``manual``: an admin's run is always recorded, sweeps
+    every empty image and lists "manual" among its triggers."""
+    if manual:
+        _sample(reg, workspace_id, clock)  # the point just before it, for the chart
+    tally = review_workspace(
+        reg,
+        workspace_id,
+        ignore_delay=ignore_delay,
+        sweep_images=manual,
+        clock=clock,
+        should_stop=should_stop,
+    )
+    if manual:
+        tally.triggers.add(MANUAL)
+    elif tally.reviewed == 0 and tally.images_removed == 0:
+        return None
+    run = record_run(reg, workspace_id, tally, clock=clock)
+    _sample(reg, workspace_id, clock)
+    return run
+
+
+def run_now(registry: Registry, workspace_id: int) -> GcRun:
+    """ "Run GC now" for one workspace: review everything queued without waiting for
+    the review delay (the upload grace and every race rule still apply), remove
+    empty image rows, and return the recorded run. Blocking: call it in a thread."""
+    run = run_workspace(registry, workspace_id, ignore_delay=True, manual=True)
+    assert run is not None
+    return run
+
+
+def due_workspaces(reg: Registry, now: int, *, ignore_delay: bool = False) -> list[int]:
+    """Workspaces with reviews due at ``now`` (any queued review with ``ignore_delay``)."""
+    with reg.db.read() as conn:
+        found: set[int] = set()
+        for table in (s.gc_manifest_reviews, s.gc_blob_reviews):
+            q = select(table.c.workspace_id).distinct()
+            if not ignore_delay:
+                q = q.where(table.c.review_after <= now)
+            found.update(conn.execute(q).scalars())
+    return sorted(found)
+
+
+def next_due(reg: Registry) -> int | None:
+    """When the earliest queued review falls due (ms), or None if nothing is queued."""
+    with reg.db.read() as conn:
+        times = [
+            conn.execute(select(func.min(t.c.review_after))).scalar()
+            for t in (s.gc_manifest_reviews, s.gc_blob_reviews)
+        ]
+    due = [int(t) for t in times if t is not None]
+    return min(due) if due else None
+
+
+def run_pass(
+    reg: Registry,
+    *,
+    ignore_delay: bool = False,
+    workspace_ids: Iterable[int] | None = None,
+    clock: Clock = now_ms,
+    should_stop: ShouldStop = lambda: False,
+) -> list[GcRun]:
+    """Review every workspace with due items (only ``workspace_ids``, if given); one
+    recorded run per workspace that reviewed something."""
+    only = None if workspace_ids is None else set(workspace_ids)
+    runs: list[GcRun] = []
+    for workspace_id in due_workspaces(reg, clock(), ignore_delay=ignore_delay):
+        if should_stop():
+            break
+        if only is not None and workspace_id not in only:
+            continue
+        run = run_workspace(
+            reg, workspace_id, ignore_delay=ignore_delay, clock=clock, should_stop=should_stop
+        )
+        if run is not None:
+            runs.append(run)
+    return runs
+
+
+def describe(run: GcRun, workspace: str) -> str:
+    """One line for the command line and logs."""
+    return (
+        f"gc: workspace {workspace}: {run.manifests_deleted} manifests and "
+        f"{run.blobs_deleted} blobs deleted, {format_bytes(run.bytes_freed)} freed "
+        f"in {run.duration_ms} ms (triggers: {', '.join(run.triggers) or 'none'})"
+    )

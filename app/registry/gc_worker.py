@@ -1,0 +1,117 @@
+"""The GC worker of a serve process: an asyncio task that runs review passes in a
+worker thread whenever reviews fall due, and samples storage figures.
+
+It sleeps until the earliest queued review is due, but never longer than
+``idle_s``: other processes (another node, ``berth-registry gc``) and pushes queue
+reviews without waking it. Deletes wake it through ``Registry.wake_gc``. Stopping
+sets a flag the pass checks between items, so shutdown waits for one review at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable
+
+from app.registry import gc, samples
+from app.registry.db.engine import Busy, now_ms
+from app.registry.service import Registry
+
+log = logging.getLogger(__name__)
+
+IDLE_S = 1.0
+# After a pass that could not review its due items (locked, busy), wait this long.
+RETRY_S = 0.25
+ERROR_S = 5.0
+SAMPLE_EVERY_S = 5.0
+
+
+class GcWorker:
+    def __init__(
+        self,
+        reg: Registry,
+        *,
+        idle_s: float = IDLE_S,
+        sample_every_s: float = SAMPLE_EVERY_S,
+        workspace_ids: Iterable[int] | None = None,
+    ) -> None:
+        self.reg = reg
+        self.workspace_ids = None if workspace_ids is None else sorted(workspace_ids)
+        self.idle_s = idle_s
+        self.sample_every_ms = int(sample_every_s * 1000)
+        self._stop = threading.Event()
+        self._last_sample = 0
+        self.runs = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _pass(self) -> tuple[int, int | None]:
+        """One pass (in a thread): returns (items reviewed, when the next review is due)."""
+        runs = gc.run_pass(
+            self.reg, workspace_ids=self.workspace_ids, should_stop=self._stop.is_set
+        )
+        self.runs += len(runs)
+        now = now_ms()
+        if now - self._last_sample >= self.sample_every_ms and not self._stop.is_set():
+            self._last_sample = now
+            samples.sample_all(self.reg.db, now)
+        return len(runs), gc.next_due(self.reg)
+
+    def _delay(self, reviewed: int, due: int | None) -> float:
+        if due is None:
+            return self.idle_s
+        wait = max(0.0, (due - now_ms()) / 1000)
+        if wait == 0.0 and reviewed == 0:
+            wait = RETRY_S  # due but not reviewable right now: don't spin
+        return min(wait, self.idle_s)
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+
+        def wake_gc() -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(wake.set)
+
+        self.reg.wake_gc = wake_gc
+        try:
+            while not self._stop.is_set():
+                wake.clear()
+                try:
+                    reviewed, due = await self.reg.run(self._pass)
+                    delay = self._delay(reviewed, due)
+                except Busy:
+                    delay = RETRY_S
+                except Exception:  # keep collecting; the next pass retries
+                    log.exception("GC pass failed")
+                    delay = ERROR_S
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), delay)
+        finally:
+            self.reg.wake_gc = lambda: None
+
+
+def run_until_stopped(reg: Registry, *, workspace_ids: Iterable[int] | None = None) -> None:
+    """``berth-registry gc`` without ``--once``: a GC-only process (for instance on a
+    node that serves no traffic) until SIGTERM or SIGINT."""
+    worker = GcWorker(reg, workspace_ids=workspace_ids)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, _stopper(worker, reg))
+        await worker.run()
+
+    asyncio.run(main())
+
+
+def _stopper(worker: GcWorker, reg: Registry) -> Callable[[], None]:
+    def stop() -> None:
+        worker.stop()
+        reg.wake_gc()
+
+    return stop
