@@ -12,10 +12,12 @@ app.registry.usage), so the headline figures are one pass over the blob rows:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, case, func, select
 
+from app.core.storage import DeleteImpact
 from app.registry.db import schema as s
 
 
@@ -46,3 +48,226 @@ def totals(conn: Connection, workspace_id: int) -> Totals:
     ).one()
     stored, referenced, shared, logical, count = (int(v) for v in row)
     return Totals(stored, referenced, shared, stored - referenced, logical, count)
+
+
+# per repository ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryBytes:
+    exclusive: int  # reached by one image only, which lives in this repository
+    shared: int  # reached by two or more images, at least one of them in this repository
+
+
+def repository_bytes(conn: Connection, workspace_id: int) -> dict[int, RepositoryBytes]:
+    """Exclusive and shared bytes per repository id (repositories with no usage are
+    absent). A blob two images of one repository share counts once for it, as shared,
+    like :func:`app.core.storage.summarize`."""
+    u = s.blob_usage.c
+    i = s.images.c
+    b = s.blobs.c
+    pairs = (
+        select(i.repository_id.label("repository_id"), u.blob_id)
+        .select_from(s.blob_usage)
+        .join(s.images, i.id == u.image_id)
+        .where(i.workspace_id == workspace_id)
+        .distinct()
+        .subquery()
+    )
+    rows = conn.execute(
+        select(
+            pairs.c.repository_id,
+            func.sum(case((b.image_refs == 1, b.size), else_=0)),
+            func.sum(case((b.image_refs > 1, b.size), else_=0)),
+        )
+        .join(s.blobs, b.id == pairs.c.blob_id)
+        .group_by(pairs.c.repository_id)
+    )
+    return {int(rid): RepositoryBytes(int(ex), int(sh)) for rid, ex, sh in rows}
+
+
+# delete impact -----------------------------------------------------------------
+
+
+def _reachable_from(conn: Connection, manifest_ids: set[int]) -> set[int]:
+    """Manifests reachable from ``manifest_ids``: index children, and referrers whose
+    subject is reachable (referrers live in their subject's image)."""
+    m = s.manifests.c
+    seen = set(manifest_ids)
+    frontier = set(manifest_ids)
+    while frontier:
+        ids = sorted(frontier)
+        children = set(
+            conn.execute(
+                select(s.manifest_children.c.child_id).where(
+                    s.manifest_children.c.parent_id.in_(ids)
+                )
+            ).scalars()
+        )
+        sub = s.manifests.alias("sub")
+        referrers = set(
+            conn.execute(
+                select(m.id)
+                .join(sub, (sub.c.image_id == m.image_id) & (sub.c.digest == m.subject_digest))
+                .where(sub.c.id.in_(ids))
+            ).scalars()
+        )
+        frontier = (children | referrers) - seen
+        seen |= frontier
+    return seen
+
+
+def _blobs_of(conn: Connection, manifest_ids: set[int]) -> set[int]:
+    if not manifest_ids:
+        return set()
+    ids = sorted(manifest_ids)
+    layers = set(
+        conn.execute(
+            select(s.manifest_layers.c.blob_id).where(s.manifest_layers.c.manifest_id.in_(ids))
+        ).scalars()
+    )
+    configs = set(
+        conn.execute(
+            select(s.manifests.c.config_blob_id).where(
+                s.manifests.c.id.in_(ids), s.manifests.c.config_blob_id.is_not(None)
+            )
+        ).scalars()
+    )
+    return layers | configs
+
+
+def _holders(conn: Connection, blob_ids: list[int], image_ids: list[int]) -> dict[int, set[int]]:
+    """Manifest id -> the given blobs it holds directly, within the given images."""
+    m = s.manifests.c
+    ml = s.manifest_layers.c
+    out: dict[int, set[int]] = {}
+    rows = conn.execute(
+        select(ml.manifest_id, ml.blob_id)
+        .join(s.manifests, m.id == ml.manifest_id)
+        .where(ml.blob_id.in_(blob_ids), m.image_id.in_(image_ids))
+        .union(
+            select(m.id, m.config_blob_id).where(
+                m.config_blob_id.in_(blob_ids), m.image_id.in_(image_ids)
+            )
+        )
+    )
+    for manifest_id, blob_id in rows:
+        out.setdefault(int(manifest_id), set()).add(int(blob_id))
+    return out
+
+
+def _still_tagged(
+    conn: Connection, blob_ids: set[int], image_ids: list[int], deleted_tags: set[int]
+) -> set[int]:
+    """Of ``blob_ids``, those some tag outside ``deleted_tags`` still reaches, walking
+    up from the manifests that hold them (to parent indexes, and from referrers to
+    their subjects) within ``image_ids``."""
+    t = s.tags.c
+    m = s.manifests.c
+    kept: set[int] = set()
+    # Most blobs sit directly under a tagged manifest: settle those in one query.
+    direct = set(
+        conn.execute(
+            select(s.manifest_layers.c.blob_id)
+            .join(s.tags, t.manifest_id == s.manifest_layers.c.manifest_id)
+            .where(
+                s.manifest_layers.c.blob_id.in_(sorted(blob_ids)),
+                t.image_id.in_(image_ids),
+                t.id.not_in(sorted(deleted_tags)),
+            )
+            .union(
+                select(m.config_blob_id)
+                .join(s.tags, t.manifest_id == m.id)
+                .where(
+                    m.config_blob_id.in_(sorted(blob_ids)),
+                    t.image_id.in_(image_ids),
+                    t.id.not_in(sorted(deleted_tags)),
+                )
+            )
+        ).scalars()
+    )
+    kept |= direct
+    rest = sorted(blob_ids - kept)
+    if not rest:
+        return kept
+    carried = _holders(conn, rest, image_ids)  # manifest -> blobs it keeps alive if live
+    seen = set(carried)
+    while carried:
+        ids = sorted(carried)
+        for manifest_id in conn.execute(
+            select(t.manifest_id)
+            .where(t.manifest_id.in_(ids), t.id.not_in(sorted(deleted_tags)))
+            .distinct()
+        ).scalars():
+            kept |= carried[manifest_id]
+        up: dict[int, set[int]] = {}
+        for child, parent in conn.execute(
+            select(s.manifest_children.c.child_id, s.manifest_children.c.parent_id).where(
+                s.manifest_children.c.child_id.in_(ids)
+            )
+        ):
+            up.setdefault(int(parent), set()).update(carried[child])
+        sub = s.manifests.alias("sub")
+        for referrer, subject in conn.execute(
+            select(m.id, sub.c.id)
+            .join(sub, (sub.c.image_id == m.image_id) & (sub.c.digest == m.subject_digest))
+            .where(m.id.in_(ids))
+        ):
+            up.setdefault(int(subject), set()).update(carried[referrer])
+        carried = {k: v - kept for k, v in up.items() if k not in seen and v - kept}
+        seen |= set(carried)
+    return kept
+
+
+def delete_impact(
+    conn: Connection,
+    workspace_id: int,
+    tag_ids: Collection[int],
+    image_ids: Collection[int],
+) -> DeleteImpact:
+    """Bytes that deleting these tags and images makes unreferenced (freed once GC
+    runs) and bytes of theirs that stay because other tags still reach them; the
+    semantics of :func:`app.core.storage.delete_impact`, computed from the affected
+    blobs only."""
+    t = s.tags.c
+    u = s.blob_usage.c
+    b = s.blobs.c
+    whole = set(image_ids)
+    tag_rows = (
+        conn.execute(
+            select(t.id, t.image_id, t.manifest_id).where(
+                t.id.in_(sorted(tag_ids)), t.image_id.not_in(sorted(whole))
+            )
+        ).all()
+        if tag_ids
+        else []
+    )
+    deleted_tags = {int(r.id) for r in tag_rows}
+    partial = sorted({int(r.image_id) for r in tag_rows})
+    candidates = set(conn.execute(select(u.blob_id).where(u.image_id.in_(sorted(whole)))).scalars())
+    candidates |= _blobs_of(conn, _reachable_from(conn, {int(r.manifest_id) for r in tag_rows}))
+    if not candidates:
+        return DeleteImpact(0, 0, 0, 0)
+    affected = sorted(whole | set(partial))
+    # Reached by an image outside the deletion: kept, whatever happens here.
+    kept = set(
+        conn.execute(
+            select(u.blob_id)
+            .where(u.blob_id.in_(sorted(candidates)), u.image_id.not_in(affected))
+            .distinct()
+        ).scalars()
+    )
+    if partial:
+        kept |= _still_tagged(conn, candidates - kept, partial, deleted_tags)
+    sizes = dict(
+        conn.execute(
+            select(b.id, b.size).where(b.id.in_(sorted(candidates)), b.workspace_id == workspace_id)
+        ).all()
+    )
+    freed = candidates - kept
+    return DeleteImpact(
+        freed=sum(int(sizes.get(x, 0)) for x in freed),
+        kept=sum(int(sizes.get(x, 0)) for x in kept),
+        freed_blobs=len(freed),
+        kept_blobs=len(kept),
+    )

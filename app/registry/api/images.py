@@ -24,17 +24,7 @@ from app.registry.api.context import (
 )
 from app.registry.api.errors import documented, repository_forbidden
 from app.registry.api.models import ImageDetail, ImageItem
-from app.registry.api.paging import (
-    DEFAULT_LIMIT,
-    Cursor,
-    Limit,
-    Page,
-    after,
-    decode_cursor,
-    encode_cursor,
-    order,
-    parse_sort,
-)
+from app.registry.api.paging import DEFAULT_LIMIT, Cursor, Limit, Page, keyset_page, parse_sort
 from app.registry.api.publish import publish_change
 from app.registry.api.times import iso_or_none
 from app.registry.db import schema as s
@@ -146,26 +136,26 @@ def list_images(
             .join(s.repositories, s.repositories.c.id == i.repository_id)
             .where(*where)
         ).scalar_one()
-        if cursor is not None:
-            kind = str if order_by.field == "name" else int
-            query = query.where(after(key, order_by, decode_cursor(cursor, order_by, (kind, int))))
-        rows = conn.execute(query.order_by(*order(key, order_by)).limit(limit + 1)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = None
-    if more:
-        last = rows[-1]
-        value = (
-            last.name
-            if order_by.field == "name"
-            else {
-                "tag_count": last.tag_count,
-                "size": int(last.size),
-                "last_push": last.last_push_at or 0,
-            }[order_by.field]
+        kind = str if order_by.field == "name" else int
+        rows, next_cursor = keyset_page(
+            conn,
+            query,
+            key,
+            order_by,
+            (kind, int),
+            limit,
+            cursor,
+            lambda row: [_sort_value(row, order_by.field), row.id],
         )
-        next_cursor = encode_cursor(order_by, [value, last.id])
     return Page[ImageItem](items=[_item(r) for r in rows], next_cursor=next_cursor, total=total)
+
+
+def _sort_value(row: Any, field: str) -> Any:
+    if field == "name":
+        return row.name
+    if field == "last_push":
+        return row.last_push_at or 0
+    return int(getattr(row, field))
 
 
 def image_detail(conn: Connection, access: ImageAccess) -> ImageDetail:

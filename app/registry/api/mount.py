@@ -7,10 +7,16 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.registry.api import errors, images, manifests, tags, workspaces
+from app.registry.api import errors, images, manifests, storage, tags, workspaces
 
 PREFIX = "/api/v1"
-ROUTERS = (workspaces.router, images.router, tags.router, manifests.router)
+ROUTERS = (
+    workspaces.router,
+    images.router,
+    tags.router,
+    manifests.router,
+    storage.router,
+)
 
 
 def mount(app: FastAPI) -> None:

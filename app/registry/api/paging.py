@@ -17,7 +17,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, tuple_
+from sqlalchemy import ColumnElement, Connection, Row, Select, tuple_
 
 from app.registry.accounts import InvalidArgument
 
@@ -117,3 +117,23 @@ def page_of(
         next_cursor=encode_cursor(sort, [key(page[-1])]) if more and page else None,
         total=len(items),
     )
+
+
+def keyset_page(
+    conn: Connection,
+    query: Select[Any],
+    key: Sequence[ColumnElement[Any]],
+    sort: Sort,
+    types: Sequence[type],
+    limit: int,
+    cursor: str | None,
+    cursor_values: Callable[[Row[Any]], Sequence[Any]],
+) -> tuple[list[Row[Any]], str | None]:
+    """One page of ``query`` in the order of ``key`` (which ends in a unique column),
+    and the cursor of the next page (from ``cursor_values`` of the last row)."""
+    if cursor is not None:
+        query = query.where(after(key, sort, decode_cursor(cursor, sort, types)))
+    rows = conn.execute(query.order_by(*order(key, sort)).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return list(rows), encode_cursor(sort, cursor_values(rows[-1])) if more and rows else None

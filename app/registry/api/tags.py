@@ -22,17 +22,7 @@ from app.registry import content
 from app.registry.api.context import Authenticated, ImageAccess, image_access
 from app.registry.api.errors import documented, repository_forbidden
 from app.registry.api.models import TagItem, TagResult, TagsDelete, TagsDeleted
-from app.registry.api.paging import (
-    DEFAULT_LIMIT,
-    Cursor,
-    Limit,
-    Page,
-    after,
-    decode_cursor,
-    encode_cursor,
-    order,
-    parse_sort,
-)
+from app.registry.api.paging import DEFAULT_LIMIT, Cursor, Limit, Page, keyset_page, parse_sort
 from app.registry.api.publish import publish_change
 from app.registry.api.times import iso, normalized
 from app.registry.db import schema as s
@@ -116,11 +106,16 @@ def list_tags(
             .join(s.manifests, m.id == t.manifest_id)
             .where(*where)
         )
-        if cursor is not None:
-            query = query.where(after(key, order_by, decode_cursor(cursor, order_by, types)))
-        rows = conn.execute(query.order_by(*order(key, order_by)).limit(limit + 1)).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, next_cursor = keyset_page(
+            conn,
+            query,
+            key,
+            order_by,
+            types,
+            limit,
+            cursor,
+            lambda row: [row.sort_value] if len(key) == 1 else [row.sort_value, row.id],
+        )
         others = other_tags(conn, image_id, [r.manifest_id for r in rows])
     items = []
     for r in rows:
@@ -138,11 +133,6 @@ def list_tags(
                 other_tag_count=max(count - 1, 0),
             )
         )
-    next_cursor = None
-    if more:
-        last = rows[-1]
-        values = [last.sort_value] if order_by.field == "name" else [last.sort_value, last.id]
-        next_cursor = encode_cursor(order_by, values)
     return Page[TagItem](items=items, next_cursor=next_cursor, total=total)
 
 
