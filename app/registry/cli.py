@@ -336,7 +336,8 @@ def _gc(args: argparse.Namespace) -> int:
     try:
         with registry.db.read() as conn:
             only = [accounts.workspace_id(conn, args.workspace)] if args.workspace else None
-            slugs = dict(conn.execute(select(schema.workspaces.c.id, schema.workspaces.c.slug)))
+            ws = schema.workspaces.c
+            slugs = {r.id: r.slug for r in conn.execute(select(ws.id, ws.slug))}
         if not args.once:
             gc_worker.run_until_stopped(registry, workspace_ids=only)
             return 0
@@ -349,7 +350,7 @@ def _gc(args: argparse.Namespace) -> int:
     for run in runs:
         print(gc.describe(run, slugs.get(run.workspace_id, str(run.workspace_id))))
     if not runs:
-        print("gc: no review was due")
+        print("gc: nothing to collect")
     return 0
 
 

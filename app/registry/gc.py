@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 
 from app.core.units import format_bytes
-from app.registry import samples
+from app.registry import reviews, samples
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, inserted_id, now_ms
 from app.registry.gc_review import (
@@ -51,6 +51,8 @@ BACKOFF_MAX_MS = 3_600_000
 MAX_ROUNDS = 16
 # The trigger recorded for a run an admin asked for.
 MANUAL = "manual"
+# Reviews every push queues; a run that only kept such items is not recorded.
+ROUTINE = frozenset({reviews.BLOB_UPLOAD, reviews.MANIFEST_BY_DIGEST})
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,15 @@ class Tally:
     bytes_freed: int = 0
     images_removed: int = 0
     candidate_images: set[int] = field(default_factory=set)
+
+    @property
+    def worth_recording(self) -> bool:
+        """Something was deleted, or a deletion's review was handled. Routine reviews
+        (every upload's and digest push's, which almost always keep) that freed
+        nothing would only bury the history in empty runs."""
+        if self.manifests_deleted or self.blobs_deleted or self.images_removed:
+            return True
+        return bool(self.triggers - ROUTINE)
 
     def count(self, review: Review) -> None:
         if review.outcome is Outcome.SKIPPED:
@@ -292,8 +303,9 @@ def run_workspace(
     should_stop: ShouldStop = lambda: False,
 ) -> GcRun | None:
     """One recorded run over a workspace. Returns None (and records nothing) when it
-    reviewed nothing, unless ``manual``: an admin's run is always recorded, sweeps
-    every empty image and lists "manual" among its triggers."""
+    is not worth recording (see ``Tally.worth_recording``), unless ``manual``: an
+    admin's run is always recorded, sweeps every empty image and lists "manual"
+    among its triggers."""
     if manual:
         _sample(reg, workspace_id, clock)  # the point just before it, for the chart
     tally = review_workspace(
@@ -306,7 +318,7 @@ def run_workspace(
     )
     if manual:
         tally.triggers.add(MANUAL)
-    elif tally.reviewed == 0 and tally.images_removed == 0:
+    elif not tally.worth_recording:
         return None
     run = record_run(reg, workspace_id, tally, clock=clock)
     _sample(reg, workspace_id, clock)
@@ -353,8 +365,8 @@ def run_pass(
     clock: Clock = now_ms,
     should_stop: ShouldStop = lambda: False,
 ) -> list[GcRun]:
-    """Review every workspace with due items (only ``workspace_ids``, if given); one
-    recorded run per workspace that reviewed something."""
+    """Review every workspace with due items (only ``workspace_ids``, if given);
+    returns the runs worth recording (one per workspace at most)."""
     only = None if workspace_ids is None else set(workspace_ids)
     runs: list[GcRun] = []
     for workspace_id in due_workspaces(reg, clock(), ignore_delay=ignore_delay):
