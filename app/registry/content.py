@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core.manifests import Manifest, parse_image_config
@@ -687,12 +687,17 @@ def delete_image(
 
 
 def list_tags(conn: Connection, image: Image, n: int | None, last: str | None) -> list[str]:
+    """Tags in the distribution spec's order ("lexical, i.e. case-insensitive
+    alphanumeric"), ties broken by the exact name so the order is total and ``last``
+    resumes precisely. Tags are ASCII, so lower() folds them the same on both dialects.
+    """
     name = s.tags.c.name
     if conn.dialect.name == "postgresql":
         name = name.collate("C")  # type: ignore[assignment]
-    q = select(s.tags.c.name).where(s.tags.c.image_id == image.id).order_by(name)
+    key = tuple_(func.lower(name), name)
+    q = select(s.tags.c.name).where(s.tags.c.image_id == image.id).order_by(*key.clauses)
     if last is not None:
-        q = q.where(name > last)
+        q = q.where(key > tuple_(func.lower(literal(last)), literal(last)))
     if n is not None:
         q = q.limit(n)
     return list(conn.execute(q).scalars())

@@ -202,15 +202,21 @@ async def start_upload(request: Request, name: str) -> Response:
                     "Content-Length": "0",
                 },
             )
+    monolithic = params.get("digest") if mount is None else None
+    # Check the digest before anything is created: a bad one leaves no session behind.
+    expected = parse_digest(monolithic) if monolithic is not None else None
     session_id = await reg.run(_start_session, reg, target)
-    monolithic = params.get("digest")
-    if monolithic is not None and mount is None:
-        digest = parse_digest(monolithic)
-        state = reg.uploads.get(session_id)
-        async with state.lock:
+    if expected is None:
+        return Response(status_code=202, headers=_upload_headers(name, session_id, 0))
+    state = reg.uploads.get(session_id)
+    async with state.lock:
+        try:
             await _append(reg, session_id, request, content_range=None)
-            return await _finish(reg, target, name, session_id, digest)
-    return Response(status_code=202, headers=_upload_headers(name, session_id, 0))
+            return await _finish(reg, target, name, session_id, expected)
+        except Exception:
+            # A single-request upload is all or nothing: there is no session to resume.
+            await reg.run(_end, reg, session_id)
+            raise
 
 
 def _session_for(reg: Registry, target: Target, session_id: str) -> uploads.Session:
@@ -337,11 +343,11 @@ def _end(reg: Registry, session_id: str) -> None:
 async def put_upload(request: Request, name: str, session_id: str) -> Response:
     target = await authorize(request, name, Permission.WRITE, "push")
     reg = registry_of(request)
+    await reg.run(_session_for, reg, target, session_id)
     digest_text = request.query_params.get("digest")
     if digest_text is None:
         raise DigestInvalid("the digest query parameter is required to complete an upload")
     digest = parse_digest(digest_text)
-    await reg.run(_session_for, reg, target, session_id)
     state = reg.uploads.get(session_id)
     async with state.lock:
         await _append(reg, session_id, request, request.headers.get("content-range"))

@@ -26,7 +26,6 @@ from app.registry.errors import (
     ManifestUnknown,
     NameUnknown,
     RegistryError,
-    TagInvalid,
     TooLarge,
 )
 from app.registry.oci.access import authorize, identify, registry_of
@@ -40,14 +39,18 @@ def _is_digest(reference: str) -> bool:
     return ":" in reference
 
 
-def _check_reference(reference: str) -> None:
+def _check_reference(reference: str, *, push: bool = False) -> None:
+    """A reference is a digest or a tag (spec: "MUST NOT be in any other format")."""
     if _is_digest(reference):
         parse_digest(reference)
-    else:
-        try:
-            validate_tag(reference)
-        except InvalidName as exc:
-            raise TagInvalid(str(exc), detail={"tag": reference}) from None
+        return
+    try:
+        validate_tag(reference)
+    except InvalidName as exc:
+        if push:
+            raise ManifestInvalid(str(exc), detail={"tag": reference}) from None
+        # No manifest can have this name, so it is simply not there.
+        raise ManifestUnknown(str(exc), detail={"tag": reference}) from None
 
 
 def publish(reg: Registry, workspace_id: int, change: Change) -> None:
@@ -96,7 +99,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 async def put_manifest(request: Request, name: str, reference: str) -> Response:
     target = await authorize(request, name, Permission.WRITE, "push")
-    _check_reference(reference)
+    _check_reference(reference, push=True)
     payload = await _read_body(request, MAX_MANIFEST)
     try:
         manifest = parse_manifest(payload, request.headers.get("content-type"))
@@ -180,16 +183,22 @@ async def delete_manifest(request: Request, name: str, reference: str) -> Respon
     return Response(status_code=202, headers={"Content-Length": "0"})
 
 
+MAX_PAGE = 10_000
+
+
 def _page_params(request: Request) -> tuple[int | None, str | None]:
+    """``n`` and ``last``. A larger ``n`` than MAX_PAGE gets MAX_PAGE and a Link to the
+    rest, which the spec allows ("fewer than n results ... when a Link header is
+    provided")."""
     n_text = request.query_params.get("n")
     n = None
     if n_text is not None:
-        if not n_text.isdigit():
+        if not (n_text.isascii() and n_text.isdigit()):
             raise RegistryError(
                 f"n must be a non-negative integer, not {n_text!r}",
                 code="PAGINATION_NUMBER_INVALID",
             )
-        n = int(n_text)
+        n = min(int(n_text), MAX_PAGE)
     return n, request.query_params.get("last")
 
 

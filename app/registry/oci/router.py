@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -43,9 +43,13 @@ _PATTERNS: list[tuple[re.Pattern[str], dict[str, object]]] = [
 ]
 
 
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+
+
 def error_response(exc: RegistryError) -> Response:
     body = {"errors": [{"code": exc.code, "message": exc.message, "detail": exc.detail}]}
-    headers = dict(exc.headers)
+    # Clients check the version header on 401s too (the spec asks for it on 200 and 401).
+    headers = {**API_VERSION, **exc.headers}
     return Response(
         json.dumps(body).encode(),
         status_code=exc.status,
@@ -59,7 +63,7 @@ async def base(request: Request) -> Response:
         await identify(request)
     except RegistryError as exc:
         return error_response(exc)
-    return JSONResponse({}, headers={"Docker-Distribution-API-Version": "registry/2.0"})
+    return JSONResponse({}, headers=API_VERSION)
 
 
 async def dispatch(request: Request) -> Response:
@@ -79,11 +83,14 @@ async def dispatch(request: Request) -> Response:
             groups = match.groupdict()
             args = [groups["name"]] + ([groups["ref"]] if "ref" in groups else [])
             response: Response = await handler(request, *args)  # type: ignore[operator]
-            response.headers["Docker-Distribution-API-Version"] = "registry/2.0"
+            response.headers.update(API_VERSION)
             return response
         raise RegistryError(f"no such endpoint /v2/{path}", status=404, code="NOT_FOUND")
     except RegistryError as exc:
         return error_response(exc)
+    except ClientDisconnect:
+        # The client hung up mid-body; the handler has already undone its partial write.
+        return Response(status_code=400)
     except Busy:
         return error_response(
             RegistryError(
