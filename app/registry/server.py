@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from app import __version__
 from app.registry import housekeeping
+from app.registry.api.events import end_streams
 from app.registry.api.mount import mount as mount_api
 from app.registry.gc_worker import GcWorker
 from app.registry.oci.router import routes as oci_routes
@@ -88,6 +89,11 @@ class _Server(uvicorn.Server):
         finally:
             for sig in signals:
                 loop.remove_signal_handler(sig)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn waits for open responses to finish, and an event stream never does.
+        end_streams(self.config.app)
+        await super().shutdown(sockets)
 
 
 def listen(host: str, port: int) -> socket.socket:

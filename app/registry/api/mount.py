@@ -7,7 +7,18 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.registry.api import errors, images, manifests, storage, tags, workspaces
+from app.registry.api import (
+    admin,
+    audit,
+    errors,
+    events,
+    gc,
+    images,
+    manifests,
+    storage,
+    tags,
+    workspaces,
+)
 
 PREFIX = "/api/v1"
 ROUTERS = (
@@ -16,6 +27,10 @@ ROUTERS = (
     tags.router,
     manifests.router,
     storage.router,
+    gc.router,
+    audit.router,
+    events.router,
+    admin.router,
 )
 
 
@@ -23,6 +38,7 @@ def mount(app: FastAPI) -> None:
     for router in ROUTERS:
         app.include_router(router, prefix=PREFIX)
     errors.install(app)
+    events.install(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

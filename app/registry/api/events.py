@@ -1,0 +1,142 @@
+"""``/workspaces/{ws}/events``: the workspace's events as server-sent events.
+
+A stream ends when the client goes away (Starlette cancels it) or when the server
+shuts down (:func:`end_streams`, called first thing by the server's shutdown:
+uvicorn waits for open responses, and an event stream never finishes by itself).
+A comment line every few seconds keeps proxies from timing the stream out.
+
+Callers who are not workspace admins see only events of repositories they may read;
+GC runs concern the whole workspace and reach everyone who can see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+
+from app.registry.api.context import Authenticated, readable_in, workspace_access
+from app.registry.api.errors import documented
+from app.registry.db import schema as s
+from app.registry.events import sse_frame
+from app.registry.service import Registry
+
+router = APIRouter(responses=documented(400, 401, 404, 503))
+
+KEEPALIVE_S = 15.0
+_END: dict[str, Any] = {"type": "__end__"}
+
+
+@dataclass
+class Streams:
+    """The open streams of one app, so shutdown can end them."""
+
+    closing: bool = False
+    queues: set[asyncio.Queue[dict[str, Any]]] = field(default_factory=set)
+
+    def end_all(self) -> None:
+        self.closing = True
+        for queue in self.queues:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(_END)
+
+
+def install(app: FastAPI) -> None:
+    app.state.api_streams = Streams()
+
+
+def end_streams(app: object) -> None:
+    """End every open event stream of ``app`` (the server is shutting down)."""
+    if isinstance(app, FastAPI):
+        streams: Streams | None = getattr(app.state, "api_streams", None)
+        if streams is not None:
+            streams.end_all()
+
+
+class _Visibility:
+    """Which events a caller may see; repositories of images looked up once each."""
+
+    def __init__(self, reg: Registry, readable: set[int] | None) -> None:
+        self.reg = reg
+        self.readable = readable
+        self.repository_of: dict[int, int | None] = {}
+
+    def _lookup(self, image_id: int) -> int | None:
+        with self.reg.db.read() as conn:
+            return conn.execute(
+                select(s.images.c.repository_id).where(s.images.c.id == image_id)
+            ).scalar()
+
+    async def allows(self, event: dict[str, Any]) -> bool:
+        if self.readable is None:
+            return True
+        repository_id = event.get("repository_id")
+        image_id = event.get("image_id")
+        if repository_id is None and isinstance(image_id, int):
+            if image_id not in self.repository_of:
+                self.repository_of[image_id] = await self.reg.run(self._lookup, image_id)
+            repository_id = self.repository_of[image_id]
+        elif repository_id is None:
+            return True  # workspace-wide (a GC run)
+        return repository_id in self.readable
+
+
+async def _frames(
+    request: Request, workspace_id: int, visibility: _Visibility
+) -> AsyncIterator[bytes]:
+    reg = visibility.reg
+    streams: Streams = request.app.state.api_streams
+    # Subscribed only once the response starts: a client gone before then leaves
+    # nothing behind.
+    queue = reg.events.subscribe(workspace_id)
+    streams.queues.add(queue)
+    try:
+        # Tell the client how soon to reconnect if the stream drops.
+        yield b"retry: 3000\n\n"
+        while not streams.closing:
+            try:
+                event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            if event is _END:
+                break
+            if await visibility.allows(event):
+                yield sse_frame(event)
+    finally:
+        reg.events.unsubscribe(workspace_id, queue)
+        streams.queues.discard(queue)
+
+
+@router.get(
+    "/workspaces/{ws}/events",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "server-sent events: pushed, tag_deleted, manifest_deleted, "
+            "image_deleted, gc_run; data is the JSON event",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+    summary="A stream of the workspace's events",
+)
+async def events(request: Request, caller: Authenticated, ws: str) -> StreamingResponse:
+    reg = caller.registry
+
+    def check() -> tuple[int, set[int] | None]:
+        with reg.db.read() as conn:
+            access = workspace_access(conn, caller.user, ws)
+            return access.id, readable_in(conn, caller.user, access)
+
+    wid, readable = await reg.run(check)
+    return StreamingResponse(
+        _frames(request, wid, _Visibility(reg, readable)),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
