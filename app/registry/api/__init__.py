@@ -67,10 +67,12 @@ GET    /workspaces/{ws}/storage     {stored, referenced, shared, pending, logica
                                     exclusive, shared, image_count}]}
 GET    /workspaces/{ws}/storage/shared-layers[?repository=SLUG&sort=&limit=&cursor=]
                                     items: {digest, size, image_count,
-                                    images: [{id, full_name}]}  (sort: size, image_count)
+                                    images: [{id, full_name}]}  (sort: size, image_count;
+                                    default -size; images: at most 50 you may read)
 GET    /workspaces/{ws}/storage/history[?since=ISO]
                                     {samples: [{at, stored, referenced, pending}],
-                                    gc_runs: [gc run]}
+                                    gc_runs: [gc run]}  (oldest first; at most 1000
+                                    samples, thinned evenly, the newest kept)
 POST   /workspaces/{ws}/storage/delete-impact
                                     body {tags: [{image_id, tag}], images: [id]}
                                     {freed, kept, freed_blobs, kept_blobs}
@@ -86,10 +88,12 @@ GET    /workspaces/{ws}/audit[?limit=&cursor=]   workspace admin;
                                     items: {id, at, actor, action, target, detail}
 GET    /workspaces/{ws}/events      text/event-stream; event types: pushed,
                                     tag_deleted, manifest_deleted, image_deleted,
-                                    gc_run; data is the JSON event
+                                    gc_run; data is the JSON event (non-admins see
+                                    events of repositories they may read, and GC runs)
 Administration (superuser, or workspace admin inside their workspace):
 POST   /users {name, password, superuser}          superuser
 POST   /workspaces {slug, name}                     superuser
+GET    /workspaces/{ws}/members        items: {user, admin}
 PUT    /workspaces/{ws}/members/{user} {admin: bool}
 DELETE /workspaces/{ws}/members/{user}
 POST   /workspaces/{ws}/projects {key, name}
