@@ -239,7 +239,8 @@ class Tag:
     platforms: tuple[str, ...]
     created: datetime | None
     pushed_at: datetime | None
-    other_tags: tuple[str, ...]
+    other_tags: tuple[str, ...]  # the first few (the server caps the list)
+    other_tag_count: int = 0  # all of them
 
     @classmethod
     def parse(cls, body: Any) -> Tag:
@@ -253,6 +254,7 @@ class Tag:
             created=_time(f.body.get("created")),
             pushed_at=_time(f.body.get("pushed_at")),
             other_tags=_strs(f.body.get("other_tags")),
+            other_tag_count=f.opt_num("other_tag_count", len(_strs(f.body.get("other_tags")))),
         )
 
 

@@ -1,0 +1,181 @@
+"""The delete confirmation: what goes, what stays, what it means for storage.
+
+:func:`confirm_delete` is the seam: the window awaits it, tests patch it.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.client.berth_api import DeleteImpact
+from app.ui.deletion import DeletePlan
+from app.ui.dialogs import ask
+from app.ui.formatting import format_bytes, short_digest
+
+LIST_LIMIT = 2000  # names listed in full; beyond this, a count
+
+
+def storage_text(impact: DeleteImpact | None, impact_error: str | None) -> str:
+    if impact is None:
+        reason = f" ({impact_error})" if impact_error else ""
+        return (
+            "Storage is freed only after garbage collection. How much this frees could "
+            f"not be computed{reason}."
+        )
+    text = (
+        "Storage is freed only after garbage collection: "
+        f"<b>{format_bytes(impact.freed)}</b> will be freed "
+        f"({impact.freed_blobs} blobs no longer referenced)"
+    )
+    if impact.kept:
+        text += (
+            f"; <b>{format_bytes(impact.kept)}</b> stays because other images share it "
+            f"({impact.kept_blobs} blobs)"
+        )
+    return text + "."
+
+
+class ConfirmDeleteDialog(QDialog):
+    def __init__(
+        self,
+        plan: DeletePlan,
+        impact: DeleteImpact | None,
+        impact_error: str | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.plan = plan
+        image = plan.image
+        if plan.whole_image:
+            title = f"Delete image {image.full_name}?"
+        elif len(plan.tags) == 1:
+            title = f"Delete tag {plan.tags[0].name} of {image.full_name}?"
+        else:
+            title = f"Delete {len(plan.tags):,} tags of {image.full_name}?"
+        self.setWindowTitle("Confirm delete")
+        self.setAccessibleName("Confirm delete")
+        self.setAccessibleDescription(title)
+        self.setMinimumWidth(520)
+        layout = QVBoxLayout(self)
+        heading = QLabel(title, self)
+        font = heading.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        heading.setFont(font)
+        heading.setWordWrap(True)
+        layout.addWidget(heading)
+
+        if plan.whole_image:
+            what = (
+                f"The image and <b>all {image.tag_count:,} of its tags</b> and manifests "
+                "will be deleted."
+            )
+        else:
+            n_digests = len(plan.digests)
+            what = (
+                f"<b>{len(plan.tags):,} tag{'s' if len(plan.tags) != 1 else ''}</b> on "
+                f"{n_digests:,} manifest{'s' if n_digests != 1 else ''} will be deleted:"
+            )
+        self.what = QLabel(what, self)
+        self.what.setWordWrap(True)
+        layout.addWidget(self.what)
+        if not plan.whole_image:
+            names = plan.names
+            shown = names[:LIST_LIMIT]
+            text = "\n".join(shown)
+            if len(names) > len(shown):
+                text += f"\n… and {len(names) - len(shown):,} more"
+            self.tag_list = QPlainTextEdit(text, self)
+            self.tag_list.setReadOnly(True)
+            self.tag_list.setAccessibleName("Tags to delete")
+            self.tag_list.setMaximumHeight(140 if len(names) > 4 else 24 + 18 * len(names))
+            self.tag_list.setFont(QFont("monospace"))
+            layout.addWidget(self.tag_list)
+
+        staying = plan.staying
+        if staying:
+            lines = [
+                f"{', '.join(names)} ({short_digest(digest)})" for digest, names in staying.items()
+            ]
+            count = sum(len(n) for n in staying.values())
+            self.staying = QLabel(
+                f"{count} other tag{'s' if count != 1 else ''} on the same "
+                f"manifest{'s' if len(staying) != 1 else ''} stay{'s' if count == 1 else ''}, "
+                "and so does the manifest: "
+                + "; ".join(lines[:20])
+                + (" …" if len(lines) > 20 else ""),
+                self,
+            )
+            self.staying.setWordWrap(True)
+            layout.addWidget(self.staying)
+
+        permanent = QLabel(
+            "<b>This is permanent.</b> Deleted "
+            + ("images" if plan.whole_image else "tags")
+            + " cannot be pulled again, and cannot be restored.",
+            self,
+        )
+        permanent.setWordWrap(True)
+        layout.addWidget(permanent)
+        self.storage = QLabel(storage_text(impact, impact_error), self)
+        self.storage.setWordWrap(True)
+        self.storage.setAccessibleName("Storage")
+        layout.addWidget(self.storage)
+
+        self.typed: QLineEdit | None = None
+        buttons = QDialogButtonBox(self)
+        self.delete_button = buttons.addButton(
+            "Delete image" if plan.whole_image else "Delete", QDialogButtonBox.ButtonRole.AcceptRole
+        )
+        self.delete_button.setAccessibleDescription("Delete permanently")
+        cancel = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setDefault(True)
+        self.delete_button.setAutoDefault(False)
+        if plan.whole_image:
+            prompt = QLabel(f"Type the image name <b>{image.name}</b> to confirm:", self)
+            prompt.setTextFormat(Qt.TextFormat.RichText)
+            layout.addWidget(prompt)
+            self.typed = QLineEdit(self)
+            self.typed.setAccessibleName("Image name")
+            self.typed.setAccessibleDescription(f"Type {image.name} to enable Delete image")
+            prompt.setBuddy(self.typed)
+            layout.addWidget(self.typed)
+            self.delete_button.setEnabled(False)
+            self.typed.textChanged.connect(
+                lambda text: self.delete_button.setEnabled(text.strip() == image.name)
+            )
+            self.typed.setFocus()
+        else:
+            cancel.setFocus()
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        if self.typed is not None and self.typed.text().strip() != self.plan.image.name:
+            return  # the typed name is the confirmation: Enter alone does not delete
+        super().accept()
+
+
+async def confirm_delete(
+    parent: QWidget | None,
+    plan: DeletePlan,
+    impact: DeleteImpact | None,
+    impact_error: str | None = None,
+) -> bool:
+    """Ask before deleting. The seam tests patch; True means delete."""
+    dialog = ConfirmDeleteDialog(plan, impact, impact_error, parent)
+    try:
+        return await ask(dialog)
+    finally:
+        dialog.deleteLater()

@@ -1,0 +1,46 @@
+"""How values read in the window: sizes in IEC units, digests shortened, times
+relative with the exact time in the tooltip."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from app.core.units import format_bytes
+
+__all__ = ["format_bytes", "long_time", "relative_time", "short_digest", "timestamp"]
+
+
+def short_digest(digest: str) -> str:
+    algo, _, hexpart = digest.partition(":")
+    return f"{algo}:{hexpart[:12]}" if hexpart else digest
+
+
+def relative_time(when: datetime | None, now: datetime | None = None) -> str:
+    if when is None:
+        return "—"
+    now = now or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    seconds = (now - when).total_seconds()
+    if seconds < 0:
+        return when.astimezone().strftime("%Y-%m-%d %H:%M")
+    for limit, size, unit in (
+        (60, 1, "s"),
+        (3600, 60, "min"),
+        (86400, 3600, "h"),
+        (86400 * 45, 86400, "d"),
+    ):
+        if seconds < limit:
+            return f"{int(seconds // size)} {unit} ago"
+    return when.astimezone().strftime("%Y-%m-%d")
+
+
+def long_time(when: datetime | None) -> str | None:
+    if when is None:
+        return None
+    return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def timestamp(when: datetime | None) -> float:
+    """A number to sort on; missing times sort first."""
+    return when.timestamp() if when is not None else float("-inf")

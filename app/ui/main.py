@@ -1,0 +1,87 @@
+"""``berth``: the desktop app's entry point.
+
+With no saved connection (or with ``--demo``) it starts the embedded registry and
+connects to it; otherwise it reconnects to the last connection used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from app import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="berth", description="Berth: a desktop console for container registries."
+    )
+    parser.add_argument("--version", action="version", version=f"berth {__version__}")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run a separate embedded registry seeded with sample workspaces and images",
+    )
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="connect to the embedded local registry even when connections are saved",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="data directory of the embedded registry (default: "
+        "the user data directory)",
+    )  # fmt: skip
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # Qt is imported only now: --version and --help answer without loading it.
+    import qasync
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    from app.client.credentials import CredentialStore
+    from app.client.embedded import EmbeddedRegistry, default_data_dir
+    from app.ui import exception_dialog
+    from app.ui.main_window import MainWindow
+    from app.ui.settings import Settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setOrganizationName("berth")
+    app.setApplicationName("Berth")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("berth")
+    exception_dialog.install()
+
+    # The demo keeps its own settings, so it never replaces the real last connection.
+    settings = Settings(QSettings("berth", "Berth-demo")) if args.demo else Settings()
+    store = CredentialStore()
+    window = MainWindow(settings, store)
+    window.show()
+
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    quitting = asyncio.Event()
+    app.aboutToQuit.connect(quitting.set)
+
+    profiles = settings.profiles()
+    if args.demo or args.embedded or args.data_dir or not profiles:
+        data_dir = args.data_dir or default_data_dir(demo=args.demo)
+        window.use_embedded(EmbeddedRegistry(data_dir, store=store, demo=args.demo))
+    else:
+        last = settings.last_profile()
+        profile = next((p for p in profiles if p.name == last), profiles[0])
+        window.open_profile(profile)
+
+    with loop:
+        loop.run_until_complete(quitting.wait())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

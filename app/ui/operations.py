@@ -1,0 +1,111 @@
+"""The one helper every UI action goes through to do network work.
+
+``ops.run(coro, name="tags")`` starts the coroutine as an asyncio task on the
+qasync loop and returns at once. While any operation runs, ``busyChanged(True)``
+lets the window show it. A newer operation with the same *name* cancels the older
+one, so changing the selection drops the stale load instead of racing it. When an
+operation fails, the failure goes to one place: an expected
+:class:`~app.client.errors.ClientError` is emitted as ``failed`` (the window shows
+it in the error bar, or asks to log in again on a 401); anything else is a bug and
+goes to ``sys.excepthook`` (the exception dialog).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QObject, Signal
+
+from app.client.errors import ClientError
+
+T = TypeVar("T")
+
+
+class Operations(QObject):
+    busyChanged = Signal(bool)
+    failed = Signal(object, str)  # (ClientError, operation name)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._named: dict[str, asyncio.Task[Any]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    def running(self, name: str) -> bool:
+        task = self._named.get(name)
+        return task is not None and not task.done()
+
+    def run(
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: str | None = None,
+        on_done: Callable[[T], None] | None = None,
+        on_error: Callable[[ClientError], bool] | None = None,
+    ) -> asyncio.Task[T]:
+        """Start ``coro``. ``on_done(result)`` runs on success; ``on_error`` may
+        handle an expected failure itself (return True) before it is reported."""
+        if name is not None:
+            self.cancel(name)
+        task = asyncio.get_event_loop().create_task(
+            coro, name=name or getattr(coro, "__qualname__", "operation")
+        )
+        was_busy = self.busy
+        self._tasks.add(task)
+        if name is not None:
+            self._named[name] = task
+        if not was_busy:
+            self.busyChanged.emit(True)
+        task.add_done_callback(lambda t: self._finished(t, name, on_done, on_error))
+        return task
+
+    def cancel(self, name: str) -> None:
+        task = self._named.pop(name, None)
+        if task is not None and not task.done():
+            task.cancel()
+
+    def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self._named.clear()
+
+    async def drain(self) -> None:
+        """Cancel everything and wait until it has stopped (window close)."""
+        self.cancel_all()
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def _finished(
+        self,
+        task: asyncio.Task[Any],
+        name: str | None,
+        on_done: Callable[[Any], None] | None,
+        on_error: Callable[[ClientError], bool] | None,
+    ) -> None:
+        self._tasks.discard(task)
+        if name is not None and self._named.get(name) is task:
+            del self._named[name]
+        try:
+            if task.cancelled():
+                return
+            exc = task.exception()
+            if exc is None:
+                if on_done is not None:
+                    on_done(task.result())
+            elif isinstance(exc, ClientError):
+                if on_error is None or not on_error(exc):
+                    self.failed.emit(exc, name or "")
+            else:
+                sys.excepthook(type(exc), exc, exc.__traceback__)
+        except Exception:
+            # A bug in a completion callback: same place as any other bug.
+            sys.excepthook(*sys.exc_info())
+        finally:
+            if not self._tasks:
+                self.busyChanged.emit(False)

@@ -1,0 +1,81 @@
+"""Columns of the tags table."""
+
+from __future__ import annotations
+
+from app.client.berth_api import Tag
+from app.core.mediatypes import is_index
+from app.ui.formatting import format_bytes, long_time, relative_time, short_digest, timestamp
+from app.ui.table_model import Column, PagedTableModel, Runner
+
+TAG, DIGEST, SIZE, PLATFORMS, CREATED, PUSHED, OTHER_TAGS = range(7)
+
+
+def _platforms(tag: Tag) -> str:
+    # "linux/amd64" → "amd64": the OS is nearly always linux and the column is narrow.
+    return ", ".join(p.split("/", 1)[1] if p.startswith("linux/") else p for p in tag.platforms)
+
+
+def _other(tag: Tag) -> str:
+    text = ", ".join(tag.other_tags)
+    hidden = tag.other_tag_count - len(tag.other_tags)
+    return f"{text} (+{hidden} more)" if hidden > 0 else text
+
+
+COLUMNS: list[Column[Tag]] = [
+    Column("Tag", lambda t: t.name, lambda t: t.name, server_sort="name", description="Tag name"),
+    Column(
+        "Digest",
+        lambda t: short_digest(t.digest),
+        lambda t: t.digest,
+        lambda t: t.digest,
+        description="Manifest digest (the full digest is in the tooltip)",
+    ),
+    Column(
+        "Size",
+        lambda t: format_bytes(t.size),
+        lambda t: t.size,
+        lambda t: f"{t.size:,} bytes",
+        numeric=True,
+        server_sort="size",
+        description="Bytes of the manifest, its config and layers",
+    ),
+    Column(
+        "Platforms",
+        _platforms,
+        _platforms,
+        lambda t: ("Index: " if is_index(t.media_type) else "") + ", ".join(t.platforms),
+        description="Platforms of the image or index",
+    ),
+    Column(
+        "Created",
+        lambda t: relative_time(t.created),
+        lambda t: timestamp(t.created),
+        lambda t: long_time(t.created),
+        server_sort="created",
+        description="When the image was built (from its config)",
+    ),
+    Column(
+        "Pushed",
+        lambda t: relative_time(t.pushed_at),
+        lambda t: timestamp(t.pushed_at),
+        lambda t: long_time(t.pushed_at),
+        server_sort="pushed_at",
+        description="When the tag was last pushed",
+    ),
+    Column(
+        "Other tags",
+        _other,
+        lambda t: (t.other_tag_count, _other(t)),
+        lambda t: (
+            f"Also tagged {_other(t)}: deleting this tag keeps those" if t.other_tags else None
+        ),
+        description="Other tags on the same digest (they stay when this tag is deleted)",
+    ),
+]
+
+
+class TagsModel(PagedTableModel[Tag]):
+    def __init__(self, runner: Runner | None = None) -> None:
+        super().__init__(
+            COLUMNS, key=lambda t: t.name, search_text=lambda t: t.name, runner=runner, name="tags"
+        )
