@@ -1,0 +1,153 @@
+"""Each GC trigger end to end against a real server: the deleted reference answers
+404 at once, pending equals the exclusive bytes the test computes from what it
+pushed, and after the review delay the GC frees exactly those bytes (their objects
+leave the disk) while shared blobs stay and every remaining tag pulls with skopeo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import oci
+from tests.support.api import api
+from tests.support.gc_checks import (
+    Metadata,
+    exclusive_bytes,
+    objects,
+    skopeo_pull,
+    wait_until,
+)
+from tests.support.registry import RegistryServer
+
+pytestmark = pytest.mark.e2e
+
+REVIEW_DELAY = 2.0
+GRACE = 1.0
+APP = "acme/web/app"
+SVC = "acme/api/svc"
+SIZE = 40_000
+
+
+@dataclass
+class Scene:
+    server: RegistryServer
+    meta: Metadata
+    client: httpx.Client
+    base: oci.Blob
+    tagged: dict[tuple[str, str], oci.Image] = field(default_factory=dict)
+
+    def push(self, name: str, tag: str, img: oci.Image) -> None:
+        oci.push(self.client, name, img, tag)
+        self.tagged[(name, tag)] = img
+
+
+@pytest.fixture
+def scene(registry_factory: Callable[..., RegistryServer]) -> Iterator[Scene]:
+    server = registry_factory(review_delay=REVIEW_DELAY, upload_grace=GRACE)
+    base = oci.random_layer(SIZE, "trigger-base")
+    with Metadata(server.data) as meta, server.client("root") as client:
+        sc = Scene(server, meta, client, base)
+        sc.push(APP, "v1", oci.image([base, oci.random_layer(SIZE, "a1")], label="a1"))
+        sc.push(APP, "v2", oci.image([base, oci.random_layer(SIZE, "a2")], label="a2"))
+        amd = oci.image([base, oci.random_layer(SIZE, "m-amd")], label="amd")
+        arm = oci.image([base, oci.random_layer(SIZE, "m-arm")], label="arm", arch="arm64")
+        sc.push(APP, "multi", oci.index([amd, arm]))
+        sc.push(SVC, "v1", oci.image([base, oci.random_layer(SIZE, "s1")], label="s1"))
+        assert meta.totals().pending == 0
+        yield sc
+
+
+def _collect(sc: Scene, gone: list[oci.Image], tmp_path: Path) -> None:
+    """Pending is what only ``gone`` reached; GC frees exactly that; the rest pulls."""
+    ws = sc.meta.workspace_id()
+    staying = list(sc.tagged.values())
+    expected = exclusive_bytes(gone, staying)
+    assert expected > 0
+    totals = sc.meta.totals()
+    assert totals.pending == expected
+    stored_before = totals.stored
+    exclusive = {b.digest for img in gone for b in img.all_blobs()} - {
+        b.digest for img in staying for b in img.all_blobs()
+    }
+    run_before = sc.meta.last_run_id()
+
+    # Blob rows go one by one; the run is recorded when the pass ends.
+    wait_until(
+        lambda: sc.meta.totals().pending == 0 and sc.meta.freed_since(run_before)[0] > 0,
+        "the GC to free the pending bytes and record its run",
+    )
+    freed, blobs, _manifests = sc.meta.freed_since(run_before)
+    assert freed == expected
+    assert blobs == len(exclusive)
+    assert sc.meta.totals().stored == stored_before - expected
+    for digest in exclusive:
+        assert objects(sc.server.data, ws, digest) == [], f"{digest} is still on disk"
+    for img in staying:
+        for blob in img.all_blobs():
+            assert len(objects(sc.server.data, ws, blob.digest)) == 1
+    for (name, tag), img in sorted(sc.tagged.items()):
+        skopeo_pull(sc.server.host, name, tag, img, tmp_path / "pulled" / name / tag)
+
+
+def _gone_digest(sc: Scene, name: str, digest: str) -> None:
+    r = sc.client.get(f"/v2/{name}/manifests/{digest}")
+    assert r.status_code == 404, r.text
+
+
+def test_tag_repush(scene: Scene, tmp_path: Path) -> None:
+    old = scene.tagged[(APP, "v1")]
+    new = oci.image([scene.base, oci.random_layer(SIZE, "a3")], label="a3")
+    scene.push(APP, "v1", new)
+    got = scene.client.get(f"/v2/{APP}/manifests/v1")
+    assert got.headers["docker-content-digest"] == new.digest
+    _collect(scene, [old], tmp_path)
+    _gone_digest(scene, APP, old.digest)
+
+
+def test_tag_delete(scene: Scene, tmp_path: Path) -> None:
+    assert scene.client.delete(f"/v2/{APP}/manifests/v1").status_code == 202
+    assert scene.client.get(f"/v2/{APP}/manifests/v1").status_code == 404
+    gone = scene.tagged.pop((APP, "v1"))
+    _collect(scene, [gone], tmp_path)
+    _gone_digest(scene, APP, gone.digest)
+
+
+def test_index_tag_delete_frees_its_children(scene: Scene, tmp_path: Path) -> None:
+    assert scene.client.delete(f"/v2/{APP}/manifests/multi").status_code == 202
+    assert scene.client.get(f"/v2/{APP}/manifests/multi").status_code == 404
+    gone = scene.tagged.pop((APP, "multi"))
+    _collect(scene, [gone], tmp_path)
+    for child in gone.children:
+        _gone_digest(scene, APP, child.digest)
+
+
+def _app_images(scene: Scene) -> list[oci.Image]:
+    return [scene.tagged.pop(key) for key in sorted(scene.tagged) if key[0] == APP]
+
+
+def test_image_delete_through_the_oci_api(scene: Scene, tmp_path: Path) -> None:
+    # Deleting an image over the OCI API: every manifest by digest, indexes first.
+    for tag in ("multi", "v1", "v2"):
+        digest = scene.tagged[(APP, tag)].digest
+        assert scene.client.delete(f"/v2/{APP}/manifests/{digest}").status_code == 202
+        assert scene.client.get(f"/v2/{APP}/manifests/{tag}").status_code == 404
+    assert scene.client.get(f"/v2/{APP}/tags/list").json()["tags"] == []
+    gone = _app_images(scene)
+    _collect(scene, gone, tmp_path)
+    for img in gone:
+        _gone_digest(scene, APP, img.digest)
+
+
+def test_image_delete_through_the_management_api(scene: Scene, tmp_path: Path) -> None:
+    with api(scene.server, "admin") as c:
+        items = c.get("/workspaces/acme/images", params={"q": "app"}).json()["items"]
+        (image_id,) = [i["id"] for i in items if i["full_name"] == APP]
+        assert c.delete(f"/images/{image_id}").status_code == 204
+        assert c.get(f"/images/{image_id}").status_code == 404
+    for tag in ("v1", "v2", "multi"):
+        assert scene.client.get(f"/v2/{APP}/manifests/{tag}").status_code == 404
+    _collect(scene, _app_images(scene), tmp_path)
