@@ -374,7 +374,7 @@ class PagedTableModel(QAbstractTableModel, Generic[T]):
     def _sort_rows(self) -> None:
         if not 0 <= self.state.sort_column < len(self.columns) or not self.rows:
             return
-        self.layoutAboutToBeChanged.emit([], QAbstractTableModel.LayoutChangeHint.VerticalSortHint)
+        self.layoutAboutToBeChanged.emit()
         persistent = self.persistentIndexList()
         keys = [self.key(self.rows[p.row()]) if p.row() >= 0 else None for p in persistent]
         self._sort_in_place()
@@ -385,7 +385,7 @@ class PagedTableModel(QAbstractTableModel, Generic[T]):
                 for k, p in zip(keys, persistent, strict=True)
             ],
         )
-        self.layoutChanged.emit([], QAbstractTableModel.LayoutChangeHint.VerticalSortHint)
+        self.layoutChanged.emit()
 
     def row_of(self, key: Hashable) -> int | None:
         return self._positions.get(key)
