@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.manifests import Manifest, parse_image_config
 from app.core.mediatypes import IMAGE_CONFIGS
-from app.registry import reviews, usage
+from app.registry import gc_review, reviews, usage
 from app.registry.accounts import Repository
 from app.registry.db import schema as s
 from app.registry.db.engine import inserted_id
@@ -76,17 +76,22 @@ class Change:
 # images ----------------------------------------------------------------------
 
 
-def find_image(conn: Connection, repo: Repository, name: str) -> Image | None:
-    row = conn.execute(
-        select(
-            s.images.c.id, s.images.c.workspace_id, s.images.c.repository_id, s.images.c.name
-        ).where(s.images.c.repository_id == repo.id, s.images.c.name == name)
-    ).first()
+def find_image(
+    conn: Connection, repo: Repository, name: str, *, key_share: bool = False
+) -> Image | None:
+    q = select(
+        s.images.c.id, s.images.c.workspace_id, s.images.c.repository_id, s.images.c.name
+    ).where(s.images.c.repository_id == repo.id, s.images.c.name == name)
+    if key_share:
+        q = q.with_for_update(key_share=True)
+    row = conn.execute(q).first()
     return Image(*row) if row is not None else None
 
 
 def ensure_image(conn: Connection, repo: Repository, name: str, now: int) -> Image:
-    image = find_image(conn, repo, name)
+    # FOR KEY SHARE (PostgreSQL): the GC cannot remove the image row as empty while
+    # this transaction adds its first session, link or manifest.
+    image = find_image(conn, repo, name, key_share=True)
     if image is not None:
         return image
     try:
@@ -570,32 +575,14 @@ def delete_manifest(
     tag_names = list(
         conn.execute(select(s.tags.c.name).where(s.tags.c.manifest_id == m.id)).scalars()
     )
-    blob_ids = set(
-        conn.execute(
-            select(s.manifest_layers.c.blob_id).where(s.manifest_layers.c.manifest_id == m.id)
-        ).scalars()
-    )
-    if m.config_blob_id is not None:
-        blob_ids.add(m.config_blob_id)
-    children = list(
-        conn.execute(
-            select(s.manifest_children.c.child_id).where(s.manifest_children.c.parent_id == m.id)
-        ).scalars()
-    )
-    referrers = list(
-        conn.execute(
-            select(s.manifests.c.id).where(
-                s.manifests.c.image_id == image.id, s.manifests.c.subject_digest == digest
-            )
-        ).scalars()
-    )
+    held = gc_review.holdings(conn, m.id, image.id, digest, m.config_blob_id)
     conn.execute(delete(s.tags).where(s.tags.c.manifest_id == m.id))
     conn.execute(delete(s.manifest_children).where(s.manifest_children.c.parent_id == m.id))
     conn.execute(delete(s.manifests).where(s.manifests.c.id == m.id))
     due = now + timing.review_delay
-    reviews.queue_blobs(conn, image.workspace_id, blob_ids, due, reviews.MANIFEST_DELETE)
-    reviews.queue_manifests(conn, image.workspace_id, children, due, reviews.INDEX_DELETE)
-    reviews.queue_manifests(conn, image.workspace_id, referrers, due, reviews.MANIFEST_DELETE)
+    reviews.queue_blobs(conn, image.workspace_id, held.blobs, due, reviews.MANIFEST_DELETE)
+    reviews.queue_manifests(conn, image.workspace_id, held.children, due, reviews.INDEX_DELETE)
+    reviews.queue_manifests(conn, image.workspace_id, held.referrers, due, reviews.MANIFEST_DELETE)
     usage.refresh_image(conn, image.id)
     _audit(
         conn,
@@ -629,6 +616,14 @@ def delete_image(
     change = Change()
     label = image_label(conn, image)
     conn.execute(select(s.images.c.id).where(s.images.c.id == image.id).with_for_update()).first()
+    # Manifest rows before their layer and queue rows, in digest order, as the GC
+    # locks them (PostgreSQL): otherwise the two can deadlock on a manifest's rows.
+    conn.execute(
+        select(s.manifests.c.id)
+        .where(s.manifests.c.image_id == image.id)
+        .order_by(s.manifests.c.digest)
+        .with_for_update()
+    ).all()
     tag_count = conn.execute(
         select(func.count()).select_from(s.tags).where(s.tags.c.image_id == image.id)
     ).scalar()

@@ -98,6 +98,46 @@ def manifest_in_use(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """What a manifest keeps alive, to be reviewed when it goes."""
+
+    blobs: set[int]  # its config and layers
+    children: list[int]  # an index's manifests
+    referrers: list[int]  # manifests whose subject it is
+
+
+def holdings(
+    conn: Connection, manifest_id: int, image_id: int, digest: str, config_blob_id: int | None
+) -> Holdings:
+    blobs = set(
+        conn.execute(
+            select(s.manifest_layers.c.blob_id).where(
+                s.manifest_layers.c.manifest_id == manifest_id
+            )
+        ).scalars()
+    )
+    if config_blob_id is not None:
+        blobs.add(config_blob_id)
+    children = list(
+        conn.execute(
+            select(s.manifest_children.c.child_id).where(
+                s.manifest_children.c.parent_id == manifest_id
+            )
+        ).scalars()
+    )
+    referrers = list(
+        conn.execute(
+            select(s.manifests.c.id).where(
+                s.manifests.c.image_id == image_id,
+                s.manifests.c.subject_digest == digest,
+                s.manifests.c.id != manifest_id,
+            )
+        ).scalars()
+    )
+    return Holdings(blobs, children, referrers)
+
+
 def review_manifest(
     conn: Connection, manifest_id: int, now: int, grace_ms: int, *, ignore_delay: bool = False
 ) -> Review:
@@ -129,33 +169,13 @@ def review_manifest(
         _requeue(conn, table, "manifest_id", m.id, m.touched_at + grace_ms)
         return Review(Outcome.DEFERRED, event)
 
-    blob_ids = set(
-        conn.execute(
-            select(s.manifest_layers.c.blob_id).where(s.manifest_layers.c.manifest_id == m.id)
-        ).scalars()
-    )
-    if m.config_blob_id is not None:
-        blob_ids.add(m.config_blob_id)
-    children = list(
-        conn.execute(
-            select(s.manifest_children.c.child_id).where(s.manifest_children.c.parent_id == m.id)
-        ).scalars()
-    )
-    referrers = list(
-        conn.execute(
-            select(s.manifests.c.id).where(
-                s.manifests.c.image_id == m.image_id,
-                s.manifests.c.subject_digest == m.digest,
-                s.manifests.c.id != m.id,
-            )
-        ).scalars()
-    )
+    held = holdings(conn, m.id, m.image_id, m.digest, m.config_blob_id)
     conn.execute(delete(s.manifest_children).where(s.manifest_children.c.parent_id == m.id))
     # Cascades to its layer rows and its queue row.
     conn.execute(delete(s.manifests).where(s.manifests.c.id == m.id))
     # What it held is reviewed next, recorded under the event that started the chain.
-    reviews.queue_blobs(conn, m.workspace_id, blob_ids, now, event)
-    reviews.queue_manifests(conn, m.workspace_id, children + referrers, now, event)
+    reviews.queue_blobs(conn, m.workspace_id, held.blobs, now, event)
+    reviews.queue_manifests(conn, m.workspace_id, held.children + held.referrers, now, event)
     return Review(Outcome.DELETED, event, image_id=m.image_id)
 
 
