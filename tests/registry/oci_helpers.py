@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import signal
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,11 +28,21 @@ NONDISTRIBUTABLE = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip
 
 @contextmanager
 def running_registry(data: Path, **kw: object) -> Iterator[RegistryServer]:
+    """A registry for a module's tests; on the way out it must stop cleanly (status 0)
+    having logged no traceback: a request that failed inside the server shows
+    there even when the client got a 4xx."""
     server = standard_registry(data, **kw).start()
     try:
         yield server
     finally:
+        assert server.process is not None
+        proc = server.process.proc
+        proc.send_signal(signal.SIGTERM)
+        status = proc.wait(30)
+        log = proc.stderr.read() if proc.stderr else ""
         server.stop()
+    assert status == 0, log
+    assert "Traceback" not in log, log
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
