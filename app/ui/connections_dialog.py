@@ -2,7 +2,7 @@
 
 Passwords and tokens typed here go to the system keyring (never to settings);
 with no keyring they are kept for this session only, and the dialog says so.
-:func:`edit_connections` is the seam; :func:`test_connection` gives the plain
+:func:`edit_connections` is the seam; :func:`check_connection` gives the plain
 answer shown by "Test connection".
 """
 
@@ -42,7 +42,7 @@ from app.ui import backend as backends
 from app.ui.dialogs import ask
 
 
-async def test_connection(profile: Profile, secret: str | None) -> tuple[bool, str]:
+async def check_connection(profile: Profile, secret: str | None) -> tuple[bool, str]:
     """Connect, authenticate and say plainly what happened."""
     try:
         client = backends.create(profile, secret)
@@ -322,7 +322,7 @@ class ConnectionsDialog(QDialog):
         self.test_result.setStyleSheet("")
         self.test_button.setEnabled(False)
         self._test = asyncio.get_event_loop().create_task(
-            test_connection(profile, self.current_secret(profile)), name="test-connection"
+            check_connection(profile, self.current_secret(profile)), name="test-connection"
         )
         self._test.add_done_callback(self._tested)
         return self._test

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -44,6 +45,9 @@ def memory_keyring() -> Iterator[MemoryKeyring]:
 @pytest.fixture
 def qt_loop(qapp: QApplication, qtbot: QtBot) -> Iterator[asyncio.AbstractEventLoop]:
     loop = qasync.QEventLoop(qapp, already_running=True)
+    # Our own executor (name lookups, to_thread), so teardown can join its threads.
+    executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="test-loop")
+    loop.set_default_executor(executor)
     asyncio.set_event_loop(loop)
     try:
         yield loop
@@ -53,6 +57,7 @@ def qt_loop(qapp: QApplication, qtbot: QtBot) -> Iterator[asyncio.AbstractEventL
             task.cancel()
         if pending:
             qtbot.waitUntil(lambda: all(t.done() for t in pending), timeout=10_000)
+        executor.shutdown(wait=True)
         asyncio.events._set_running_loop(None)
         asyncio.set_event_loop(None)
         if pending:
