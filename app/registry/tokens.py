@@ -3,6 +3,9 @@ POST with an OAuth2 password grant)."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import MultiDict
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -11,12 +14,35 @@ from app.registry.errors import RegistryError, Unauthorized
 from app.registry.oci.router import error_response
 from app.registry.service import Registry
 
+MAX_FORM = 64 * 1024
+
+
+async def _form(request: Request) -> MultiDict:
+    """The OAuth2 token request body: always application/x-www-form-urlencoded (RFC
+    6749 §4.3.2), so the standard library parses it; multipart is not accepted."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/x-www-form-urlencoded":
+        raise RegistryError(
+            "a token request body must be application/x-www-form-urlencoded",
+            code="UNSUPPORTED",
+        )
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise RegistryError("token request too large", status=413, code="SIZE_INVALID")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RegistryError("token request is not UTF-8", code="UNSUPPORTED") from None
+    return MultiDict(parse_qsl(text, keep_blank_values=True))
+
 
 async def token(request: Request) -> Response:
     reg: Registry = request.app.state.registry
     try:
         if request.method == "POST":
-            form = await request.form()
+            form = await _form(request)
             if form.get("grant_type") != "password":
                 raise RegistryError("only grant_type=password is supported", code="UNSUPPORTED")
             name, password = str(form.get("username", "")), str(form.get("password", ""))
