@@ -191,7 +191,9 @@ def _still_tagged(
     if not rest:
         return kept
     carried = _holders(conn, rest, image_ids)  # manifest -> blobs it keeps alive if live
-    seen = set(carried)
+    # A manifest may be reached again carrying other blobs (a referrer's, through its
+    # subject): walk on with what it has not carried yet.
+    seen: dict[int, set[int]] = {k: set(v) for k, v in carried.items()}
     while carried:
         ids = sorted(carried)
         for manifest_id in conn.execute(
@@ -214,8 +216,12 @@ def _still_tagged(
             .where(m.id.in_(ids))
         ):
             up.setdefault(int(subject), set()).update(carried[referrer])
-        carried = {k: v - kept for k, v in up.items() if k not in seen and v - kept}
-        seen |= set(carried)
+        carried = {}
+        for manifest_id, blobs in up.items():
+            new = blobs - kept - seen.get(manifest_id, set())
+            if new:
+                carried[manifest_id] = new
+                seen.setdefault(manifest_id, set()).update(new)
     return kept
 
 
