@@ -111,7 +111,11 @@ class ConfirmDeleteDialog(QDialog):
             self.staying = QLabel(
                 f"{count} other tag{'s' if count != 1 else ''} on the same "
                 f"manifest{'s' if len(staying) != 1 else ''} stay{'s' if count == 1 else ''}, "
-                "and so does the manifest: "
+                + (
+                    "and so does the manifest: "
+                    if len(staying) == 1
+                    else "and so do those manifests: "
+                )
                 + "; ".join(lines[:20])
                 + (" …" if len(lines) > 20 else ""),
                 self,

@@ -153,7 +153,9 @@ class ConnectionsDialog(QDialog):
         self.browse = QPushButton("&Browse…", self)
         self.browse.setAccessibleDescription("Pick a CA bundle file")
         ca_row.addWidget(self.browse)
-        form.addRow("&CA bundle:", ca_row)
+        ca_label = QLabel("&CA bundle:", self)
+        ca_label.setBuddy(self.ca_bundle)
+        form.addRow(ca_label, ca_row)
         self.keyring_note = QLabel(self)
         self.keyring_note.setWordWrap(True)
         reason = store.unavailable_reason

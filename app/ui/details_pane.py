@@ -11,13 +11,14 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QHeaderView,
     QLabel,
+    QSizePolicy,
     QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from app.client.berth_api import ChildManifest, Layer, ManifestDetail, Tag
-from app.core.mediatypes import is_index
+from app.core.mediatypes import IMAGE_CONFIGS, is_index
 from app.ui.formatting import format_bytes, long_time, short_digest
 from app.ui.table_model import Column, PagedTableModel
 
@@ -80,6 +81,9 @@ def _table(model: PagedTableModel[Any], name: str, description: str) -> QTableVi
     view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
     view.setTabKeyNavigation(False)
     view.setAlternatingRowColors(True)
+    view.setWordWrap(False)
+    view.setMinimumWidth(120)
+    view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Expanding)
     return view
 
 
@@ -113,6 +117,10 @@ class DetailsPane(QWidget):
                 | Qt.TextInteractionFlag.TextSelectableByKeyboard
             )
             value.setWordWrap(True)
+            # A digest has no break points: let the label be narrower than its text
+            # (the full text stays selectable and in the tooltip) rather than
+            # pushing the tags table aside.
+            value.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
             value.setAccessibleName(label)
             self.fields[key] = value
             form.addRow(f"{label}:", value)
@@ -136,7 +144,7 @@ class DetailsPane(QWidget):
     def _set(self, key: str, text: str, tooltip: str | None = None) -> None:
         label = self.fields[key]
         label.setText(text)
-        label.setToolTip(tooltip or "")
+        label.setToolTip(tooltip or text)
         label.setAccessibleDescription(text)
 
     def show_nothing(self, message: str = "Select a tag to see its manifest and layers.") -> None:
@@ -162,7 +170,9 @@ class DetailsPane(QWidget):
 
     def show_manifest(self, tag: Tag, manifest: ManifestDetail) -> None:
         self.heading.setText(f"Details of {tag.name}")
-        kind = manifest.artifact_type or manifest.media_type
+        kind = manifest.media_type
+        if manifest.artifact_type and manifest.artifact_type not in IMAGE_CONFIGS:
+            kind += f" (artifact: {manifest.artifact_type})"
         self._set("media_type", kind)
         self._set("digest", manifest.digest)
         total = manifest.size + sum(layer.size for layer in manifest.layers)

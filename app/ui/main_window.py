@@ -355,6 +355,7 @@ class MainWindow(QMainWindow):
         role = " (superuser)" if identity.superuser else ""
         self.connection_label.setText(f"{identity.user}{role} @ {profile.host}")
         self.connection_label.setToolTip(f"{profile.name}: {profile.base_url}")
+        self.connection_button.setText(profile.name)
         self.setWindowTitle(f"Berth — {identity.user} @ {profile.host}")
         self.error_bar.clear()
         self.nav_model.set_children(self.nav_model.root, [workspace_node(w) for w in workspaces])
