@@ -9,7 +9,7 @@ DEB_PACKAGES := skopeo umoci docker-registry xvfb xauth dbus dbus-x11 gnome-keyr
 	libxcb-cursor0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core \
 	desktop-file-utils appstream imagemagick openssl postgresql
 
-.PHONY: run demo test check deps venv clean
+.PHONY: run demo test check deps venv clean screenshots
 
 run: venv
 	$(VENV)/bin/berth --demo
@@ -30,6 +30,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# Renders the desktop app's main window, delete confirmation and connection dialog.
+screenshots: venv
+	xvfb-run -a $(PY) -m tests.support.screenshots resources/screenshots
 
 # Installs only what is missing (needs root, or sudo).
 deps:
