@@ -22,11 +22,20 @@ START = 1_800_000_000_000  # a fixed "now" (ms) the tests move by hand
 class Store:
     """Workspaces ``acme`` (repositories ``web``, ``api``) and ``globex`` (``tools``)."""
 
-    def __init__(self, data: Path, *, review_delay_ms: int = 0, grace_ms: int = 1_000) -> None:
+    def __init__(
+        self,
+        data: Path,
+        *,
+        review_delay_ms: int = 0,
+        grace_ms: int = 1_000,
+        seed_accounts: bool = True,
+    ) -> None:
         self.reg = Registry.open(
             data, timing=Timing(review_delay=review_delay_ms, upload_grace=grace_ms)
         )
         self.now = START
+        if not seed_accounts:  # a registry that already has them
+            return
         with self.reg.db.write() as conn:
             for ws, key, repos in (("acme", "PLAT", ("web", "api")), ("globex", "OPS", ("tools",))):
                 accounts.add_workspace(conn, ws)
