@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, help="data directory of the embedded registry (default: "
         "the user data directory)",
     )  # fmt: skip
+    parser.add_argument(
+        "--smoke-test", action="store_true", help="show the window, connect, then quit: "
+        "for packaging checks (see app/ui/smoke.py; exit status 1 if anything failed)",
+    )  # fmt: skip
     return parser
 
 
@@ -47,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.client.credentials import CredentialStore
     from app.client.embedded import EmbeddedRegistry, default_data_dir
     from app.ui import exception_dialog
+    from app.ui.app_icon import DESKTOP_ID, app_icon
     from app.ui.main_window import MainWindow
     from app.ui.settings import Settings
 
@@ -55,13 +60,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName("berth")
     app.setApplicationName("Berth")
     app.setApplicationVersion(__version__)
-    app.setDesktopFileName("berth")
+    app.setDesktopFileName(DESKTOP_ID)
+    app.setWindowIcon(app_icon())
     exception_dialog.install()
 
     # The demo keeps its own settings, so it never replaces the real last connection.
     settings = Settings(QSettings("berth", "Berth-demo")) if args.demo else Settings()
     store = CredentialStore()
     window = MainWindow(settings, store)
+    smoke = None
+    if args.smoke_test:
+        from app.ui.smoke import SmokeTest
+
+        smoke = SmokeTest(window)
     window.show()
 
     loop = qasync.QEventLoop(app)
@@ -72,15 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     profiles = settings.profiles()
     if args.demo or args.embedded or args.data_dir or not profiles:
         data_dir = args.data_dir or default_data_dir(demo=args.demo)
-        window.use_embedded(EmbeddedRegistry(data_dir, store=store, demo=args.demo))
+        connecting = window.use_embedded(EmbeddedRegistry(data_dir, store=store, demo=args.demo))
     else:
         last = settings.last_profile()
         profile = next((p for p in profiles if p.name == last), profiles[0])
-        window.open_profile(profile)
+        connecting = window.open_profile(profile)
+    if smoke is not None:
+        smoke.watch(connecting)
 
     with loop:
         loop.run_until_complete(quitting.wait())
-    return 0
+    return smoke.exit_status if smoke is not None else 0
 
 
 if __name__ == "__main__":
