@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)\Z")
 
 
 class DigestError(ValueError):

@@ -129,7 +129,9 @@ def parse_manifest(payload: bytes, content_type: str | None) -> Manifest:
     if artifact_type is not None and not isinstance(artifact_type, str):
         raise ManifestError("artifactType is not a string")
     subject = _descriptor(raw["subject"], "subject") if raw.get("subject") else None
-    annotations = raw.get("annotations") or {}
+    annotations = raw.get("annotations")
+    if annotations is None:
+        annotations = {}
     if not isinstance(annotations, dict):
         raise ManifestError("annotations is not an object")
     annotations = {str(k): str(v) for k, v in annotations.items()}

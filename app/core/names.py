@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
-TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
-SLUG_RE = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*$")
-PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*\Z")
+TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}\Z")
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*\Z")
+PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}\Z")
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
 MAX_NAME_LENGTH = 255
 
 

@@ -148,7 +148,8 @@ def test_unknown_and_malformed_digests(reg: RegistryServer, writer: httpx.Client
     upload(writer, name, DATA)
     assert_error(writer.get(f"/v2/{name}/blobs/{sha256(b'other')}"), 404, "BLOB_UNKNOWN")
     assert_error(writer.head(f"/v2/{name}/blobs/{sha256(b'other')}"), 404, "BLOB_UNKNOWN")
-    for bad in ("sha256:abc", "sha256:" + "Z" * 64, "md5:" + "0" * 32, "sha256", "nodigest"):
+    bad_digests = ("sha256:abc", "sha256:" + "Z" * 64, "md5:" + "0" * 32, "sha256", "nodigest")
+    for bad in (*bad_digests, sha256(DATA) + "%0A"):
         assert_error(writer.get(f"/v2/{name}/blobs/{bad}"), 400, "DIGEST_INVALID")
     # An unknown image answers like an unknown blob.
     assert_error(writer.get(f"/v2/{_name()}/blobs/{sha256(DATA)}"), 404, "BLOB_UNKNOWN")

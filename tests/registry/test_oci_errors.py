@@ -42,6 +42,8 @@ INVALID_NAMES = [
     "acme/web/a___b",  # at most two underscores in a row
     "acme/web/under_score_",
     "acme/web/sp%20ace",
+    "acme/web/app%0A",  # a trailing newline
+    "acme/web%0A/app",
 ]
 ENDPOINT_TEMPLATES = [
     ("GET", "/v2/{}/tags/list"),

@@ -247,7 +247,7 @@ def test_invalid_tag_on_push(reg: RegistryServer, writer: httpx.Client) -> None:
     img = _image("badtag")
     name = _name()
     _blobs(writer, name, img)
-    for tag in ("-lead", ".lead", "a" * 129, "sp%20ace"):
+    for tag in ("-lead", ".lead", "a" * 129, "sp%20ace", "v1%0A"):
         r = put_manifest(writer, name, tag, img.manifest.data, img.manifest.media_type)
         assert_error(r, 400, "MANIFEST_INVALID")
     assert writer.get(f"/v2/{name}/tags/list").json()["tags"] == []

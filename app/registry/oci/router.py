@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -15,9 +16,9 @@ from app.registry.oci import blobs, manifests
 from app.registry.oci.access import identify
 
 _PATTERNS: list[tuple[re.Pattern[str], dict[str, object]]] = [
-    (re.compile(r"^(?P<name>.+)/tags/list$"), {"GET": manifests.list_tags}),
+    (re.compile(r"^(?P<name>.+)/tags/list\Z", re.DOTALL), {"GET": manifests.list_tags}),
     (
-        re.compile(r"^(?P<name>.+)/manifests/(?P<ref>[^/]+)$"),
+        re.compile(r"^(?P<name>.+)/manifests/(?P<ref>[^/]+)\Z", re.DOTALL),
         {
             "GET": manifests.get_manifest,
             "HEAD": manifests.get_manifest,
@@ -25,9 +26,9 @@ _PATTERNS: list[tuple[re.Pattern[str], dict[str, object]]] = [
             "DELETE": manifests.delete_manifest,
         },
     ),
-    (re.compile(r"^(?P<name>.+)/blobs/uploads/?$"), {"POST": blobs.start_upload}),
+    (re.compile(r"^(?P<name>.+)/blobs/uploads/?\Z", re.DOTALL), {"POST": blobs.start_upload}),
     (
-        re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<ref>[^/]+)$"),
+        re.compile(r"^(?P<name>.+)/blobs/uploads/(?P<ref>[^/]+)\Z", re.DOTALL),
         {
             "GET": blobs.upload_status,
             "PATCH": blobs.patch_upload,
@@ -36,10 +37,13 @@ _PATTERNS: list[tuple[re.Pattern[str], dict[str, object]]] = [
         },
     ),
     (
-        re.compile(r"^(?P<name>.+)/blobs/(?P<ref>[^/]+)$"),
+        re.compile(r"^(?P<name>.+)/blobs/(?P<ref>[^/]+)\Z", re.DOTALL),
         {"GET": blobs.get_blob, "HEAD": blobs.get_blob, "DELETE": blobs.delete_blob},
     ),
-    (re.compile(r"^(?P<name>.+)/referrers/(?P<ref>[^/]+)$"), {"GET": manifests.referrers}),
+    (
+        re.compile(r"^(?P<name>.+)/referrers/(?P<ref>[^/]+)\Z", re.DOTALL),
+        {"GET": manifests.referrers},
+    ),
 ]
 
 
@@ -103,8 +107,26 @@ async def dispatch(request: Request) -> Response:
 
 
 ALL_METHODS = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"]
+
+
+class _AnyPath(Convertor[str]):
+    """Like Starlette's "path", but a newline does not end it. With "path", a name
+    holding a newline fell through to another router's 404, and a trailing one was
+    silently dropped ("/v2/x/manifests/v1%0A" arrived as tag "v1")."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("oci_path", _AnyPath())
+
 routes = [
     Route("/v2/", base, methods=["GET", "HEAD"]),
     Route("/v2", base, methods=["GET", "HEAD"]),
-    Route("/v2/{path:path}", dispatch, methods=ALL_METHODS),
+    Route("/v2/{path:oci_path}", dispatch, methods=ALL_METHODS),
 ]
