@@ -29,7 +29,7 @@ from app.client.oci_details import DetailsLoader
 from app.client.scan import RegistryScan, ScanProgress, scan_registry
 from app.client.transport import ConnectionSettings
 from tests.support import oci
-from tests.support.distribution import PASSWORD, USER, DistributionServer
+from tests.support.distribution import PASSWORD, USER, DistributionServer, push_image
 from tests.support.tools import require
 
 pytestmark = pytest.mark.e2e
@@ -293,7 +293,5 @@ def test_deletes_disabled_is_said_plainly_and_deletes_nothing(tmp_path: Path) ->
 
 
 def push_all_one(server: DistributionServer) -> None:
-    from tests.support.distribution import push_image
-
     with server.http_client() as http:
         push_image(http, "team/app", APP1, "v1")

@@ -144,7 +144,8 @@ class DistributionServer:
         self.ca_file: Path | None = None
 
     # --- configuration ------------------------------------------------------------
-    def _write_config(self) -> None:
+    def write_config(self) -> None:
+        """Write config, TLS files and htpasswd (``start`` does it when missing)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.storage.mkdir(exist_ok=True)
         if not self.port:
@@ -202,7 +203,7 @@ class DistributionServer:
     def start(self, ready_timeout: float = 30.0) -> DistributionServer:
         binary = require("docker-registry")
         if not self.config_file.exists():
-            self._write_config()
+            self.write_config()
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(
             [binary, "serve", str(self.config_file)],
