@@ -52,18 +52,24 @@ class Capabilities:
     notes: tuple[str, ...] = ()  # sentences for the UI, one per limitation found
 
 
-async def _catalog(client: OciClient) -> tuple[bool, str | None]:
+async def _catalog(client: OciClient) -> tuple[bool, list[str], str | None]:
+    """(available, first repository names, note). Wrong credentials are not a
+    capability: that AuthenticationFailed goes to the caller."""
     try:
-        await client.catalog_page(1)
+        page = await client.catalog_page(1)
     except PermissionDenied:
-        return False, (
-            "This account may not list the registry's catalog: add repository names by hand."
+        return (
+            False,
+            [],
+            ("This account may not list the registry's catalog: add repository names by hand."),
         )
-    except (NotFound, Unsupported, AuthenticationFailed):
-        return False, (
-            "The registry's catalog is disabled or hidden: add repository names by hand."
+    except (NotFound, Unsupported):
+        return (
+            False,
+            [],
+            ("The registry's catalog is disabled or hidden: add repository names by hand."),
         )
-    return True, None
+    return True, page.items, None
 
 
 async def _deletes(client: OciClient, repository: str) -> tuple[bool | None, bool | None, str]:
@@ -108,14 +114,13 @@ async def _referrers(client: OciClient, repository: str) -> tuple[bool | None, s
 
 async def detect(client: OciClient, repository: str | None = None) -> Capabilities:
     """Probe the registry (see the module docstring for why it is safe)."""
-    catalog, note = await _catalog(client)
+    catalog, first, note = await _catalog(client)
     notes = [note] if note else []
     deletes: bool | None = None
     tag_delete: bool | None = None
     referrers: bool | None = None
-    if repository is None and catalog:
-        first = await client.catalog_page(1)
-        repository = first.items[0] if first.items else None
+    if repository is None and first:
+        repository = first[0]
     if repository is not None:
         deletes, tag_delete, delete_note = await _deletes(client, repository)
         referrers, referrers_note = await _referrers(client, repository)

@@ -17,7 +17,7 @@ needs (``berth_scope``) so a cached bearer token goes out without a 401 first.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -228,12 +228,14 @@ class OciClient:
         return out
 
     @staticmethod
-    async def _paginate(fetch: Any) -> AsyncIterator[list[str]]:
+    async def _paginate(
+        fetch: Callable[[str | None, str | None], Awaitable[Page]],
+    ) -> AsyncIterator[list[str]]:
         url: str | None = None
         last: str | None = None
         seen: set[str] = set()
         while True:
-            page: Page = await fetch(url, last)
+            page = await fetch(url, last)
             fresh = [i for i in page.items if i not in seen]
             if fresh:
                 yield fresh
