@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 _HEX_LENGTHS = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)\Z")
+_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
 
 
 class DigestError(ValueError):
@@ -32,7 +32,7 @@ class Digest:
 
     @classmethod
     def parse(cls, text: str) -> Digest:
-        match = _DIGEST_RE.match(text)
+        match = _DIGEST_RE.fullmatch(text)
         if match is None:
             raise DigestError(f"malformed digest {text!r}")
         algorithm, hexpart = match.group(1), match.group(2)

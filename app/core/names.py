@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*\Z")
-TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}\Z")
-SLUG_RE = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*\Z")
-PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}\Z")
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}\Z")
+# The patterns are shared with pydantic (Rust regex, no "\Z"), so they end in "$"; in
+# Python always use fullmatch, since "$" alone also matches before a final newline.
+COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
+TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+SLUG_RE = re.compile(r"^[a-z0-9]+(?:-+[a-z0-9]+)*$")
+PROJECT_KEY_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_NAME_LENGTH = 255
 
 
@@ -48,7 +50,7 @@ def validate_repository_path(name: str) -> None:
     for component in name.split("/"):
         if not component:
             raise InvalidName(f"{name!r} has an empty path component")
-        if not COMPONENT_RE.match(component):
+        if not COMPONENT_RE.fullmatch(component):
             raise InvalidName(
                 f"{component!r} in {name!r} is not a valid component "
                 "(lowercase letters, digits and single separators)"
@@ -61,18 +63,18 @@ def validate_image_path(image: str) -> None:
 
 
 def validate_tag(tag: str) -> None:
-    if not TAG_RE.match(tag):
+    if not TAG_RE.fullmatch(tag):
         raise InvalidName(
             f"{tag!r} is not a valid tag (letters, digits, '_', '.', '-'; at most 128)"
         )
 
 
 def is_valid_tag(tag: str) -> bool:
-    return TAG_RE.match(tag) is not None
+    return TAG_RE.fullmatch(tag) is not None
 
 
 def validate_slug(slug: str, what: str = "slug") -> None:
-    if not SLUG_RE.match(slug) or len(slug) > 63:
+    if not SLUG_RE.fullmatch(slug) or len(slug) > 63:
         raise InvalidName(
             f"{slug!r} is not a valid {what} (lowercase letters, digits and dashes, "
             "at most 63 characters)"
@@ -80,7 +82,7 @@ def validate_slug(slug: str, what: str = "slug") -> None:
 
 
 def validate_project_key(key: str) -> None:
-    if not PROJECT_KEY_RE.match(key):
+    if not PROJECT_KEY_RE.fullmatch(key):
         raise InvalidName(
             f"{key!r} is not a valid project key (uppercase letter first, then "
             "uppercase letters, digits or '_', at most 32)"
@@ -88,7 +90,7 @@ def validate_project_key(key: str) -> None:
 
 
 def validate_username(name: str) -> None:
-    if not USERNAME_RE.match(name):
+    if not USERNAME_RE.fullmatch(name):
         raise InvalidName(
             f"{name!r} is not a valid user name (lowercase letters, digits, '.', '_', "
             "'-', at most 64)"

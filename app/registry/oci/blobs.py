@@ -57,7 +57,7 @@ def _open_blob(reg: Registry, target: Target, digest: str) -> Blob:
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int]:
-    match = _RANGE_RE.match(header.strip())
+    match = _RANGE_RE.fullmatch(header.strip())
     if match is None or (not match.group(1) and not match.group(2)):
         raise RangeInvalid(
             f"malformed Range {header!r}", headers={"Content-Range": f"bytes */{size}"}
@@ -249,7 +249,7 @@ async def _append(
     state = reg.uploads.get(session_id)
     expected_len: int | None = None
     if content_range is not None:
-        match = _CONTENT_RANGE_RE.match(content_range.strip())
+        match = _CONTENT_RANGE_RE.fullmatch(content_range.strip())
         if match is None:
             raise RangeInvalid(
                 f"malformed Content-Range {content_range!r}",
