@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from app.client.oci import OciClient
 from app.client.scan import RegistryScan, scan_registry
 from app.client.transport import ConnectionSettings
@@ -190,6 +192,7 @@ def measure(
     )
 
 
+@pytest.mark.timeout(3600)  # minutes per round on a busy 2-core machine
 def test_scan_200_images_by_50_tags(tmp_path: Path) -> None:
     server = DistributionServer(tmp_path / "dist", auth=False)
     server.write_config()

@@ -7,8 +7,9 @@ enabled or not, filesystem storage under a directory the test owns.
     server.stop()
     server.garbage_collect()  # `docker-registry garbage-collect`, registry stopped
 
-The ``distribution`` fixture in ``tests/conftest.py`` style is provided by
-:func:`distribution_server` for conftest files that want one.
+For a fixture: ``yield from distribution_server(tmp_path / "dist", delete_enabled=False)``
+(starts, yields, always stops). ``push_image`` seeds content over HTTP; skopeo
+reaches the server with ``server.skopeo_tls_args("dest")``.
 """
 
 from __future__ import annotations
