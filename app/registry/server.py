@@ -55,10 +55,11 @@ def create_app(registry: Registry) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.registry = registry
+    # Registry clients first: matching them before the management API spares every
+    # pull and push a walk over the API's routes (and the lazy set-up FastAPI does for
+    # each API route on the first request that reaches it, ~150 ms).
+    app.router.routes[:0] = [*oci_routes, Route("/auth/token", token, methods=["GET", "POST"])]
     mount_api(app)
-    for route in oci_routes:
-        app.router.routes.append(route)
-    app.router.routes.append(Route("/auth/token", token, methods=["GET", "POST"]))
     return app
 
 
