@@ -15,6 +15,7 @@ from app.core.digests import Digest, DigestError
 from app.core.names import ImageName, InvalidName
 from app.core.permissions import Permission
 from app.registry import accounts, content, uploads
+from app.registry.blobstore import start_writeback
 from app.registry.content import Blob, Image
 from app.registry.db.engine import now_ms
 from app.registry.errors import (
@@ -28,6 +29,7 @@ from app.registry.oci.access import Target, authorize, registry_of
 from app.registry.service import Registry
 
 READ_CHUNK = 1 << 20
+WRITEBACK_STEP = 8 << 20
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CONTENT_RANGE_RE = re.compile(r"^(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
@@ -274,6 +276,7 @@ async def _append(
         )
     path: Path = reg.store.upload_path(session_id)
     written = 0
+    kicked = offset
     # Append in the event loop: page-cache writes are fast, and the hash keeps up.
     with open(path, "r+b") as f:  # noqa: ASYNC230
         f.seek(offset)
@@ -284,6 +287,12 @@ async def _append(
                 f.write(chunk)
                 state.hasher.update(chunk)
                 written += len(chunk)
+                if offset + written - kicked >= WRITEBACK_STEP:
+                    # Let the disk catch up as bytes arrive, not all at the commit's
+                    # fsync; and a big upload never gets throttled for dirty pages.
+                    f.flush()
+                    start_writeback(f.fileno(), kicked, offset + written - kicked)
+                    kicked = offset + written
         except BaseException:
             # A broken chunk leaves nothing behind: cut back to the last good offset.
             f.truncate(offset)
