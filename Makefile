@@ -7,9 +7,9 @@ DEB_PACKAGES := skopeo umoci docker-registry xvfb xauth dbus dbus-x11 gnome-keyr
 	libegl1 libgl1 libfontconfig1 libxkbcommon0 libxkbcommon-x11-0 libdbus-1-3 \
 	libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 \
 	libxcb-cursor0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core \
-	desktop-file-utils appstream imagemagick openssl postgresql
+	desktop-file-utils appstream imagemagick openssl postgresql systemd
 
-.PHONY: run demo test check deps venv clean screenshots
+.PHONY: run demo test check deps venv clean screenshots bundle bundle-check
 
 run: venv
 	$(VENV)/bin/berth --demo
@@ -35,6 +35,15 @@ $(STAMP): pyproject.toml
 screenshots: venv
 	xvfb-run -a $(PY) -m tests.support.screenshots resources/screenshots
 
+# The one-folder desktop bundle (PyInstaller, its own build venv): packaging/dist/berth.
+# The suite builds and checks one of its own (tests/packaging/test_bundle.py);
+# bundle-check runs those checks on packaging/dist/berth.
+bundle:
+	packaging/build-bundle.sh
+
+bundle-check: deps venv
+	packaging/smoke-bundle.sh
+
 # Installs only what is missing (needs root, or sudo).
 deps:
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -45,4 +54,4 @@ deps:
 	fi
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info packaging/build packaging/dist

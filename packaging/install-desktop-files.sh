@@ -10,7 +10,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 root="${1:?usage: install-desktop-files.sh ROOT [PREFIX]}"
-prefix="${2:-/usr/local}"
+prefix="${2-/usr/local}"
 id=io.berth.Berth
 share="$root$prefix/share"
 
@@ -25,7 +25,7 @@ chmod 644 "$share/applications/$id.desktop"
     done
 
 # Refresh the caches when installing for real (both tools are optional).
-if [ "$root" = / ] || [ -z "${root%/}" ]; then
+if [ -z "${root%/}" ]; then
     command -v update-desktop-database >/dev/null && update-desktop-database -q "$share/applications" || true
     command -v gtk-update-icon-cache >/dev/null && gtk-update-icon-cache -qtf "$share/icons/hicolor" || true
 fi
