@@ -575,7 +575,7 @@ def delete_manifest(
     tag_names = list(
         conn.execute(select(s.tags.c.name).where(s.tags.c.manifest_id == m.id)).scalars()
     )
-    held = gc_review.holdings(conn, m.id, image.id, digest, m.config_blob_id)
+    held = gc_review.holdings(conn, m.id, m.config_blob_id)
     conn.execute(delete(s.tags).where(s.tags.c.manifest_id == m.id))
     conn.execute(delete(s.manifest_children).where(s.manifest_children.c.parent_id == m.id))
     conn.execute(delete(s.manifests).where(s.manifests.c.id == m.id))

@@ -30,11 +30,11 @@ from app.registry import reviews, samples
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, inserted_id, now_ms
 from app.registry.gc_review import (
+    Batch,
     Outcome,
-    Review,
     remove_empty_images,
-    review_blob,
-    review_manifest,
+    review_blobs,
+    review_manifests,
 )
 from app.registry.service import Registry
 
@@ -49,6 +49,9 @@ BACKOFF_MAX_MS = 3_600_000
 # Manifest deletions queue more work (blobs, children, referrers); a pass follows
 # that chain this many rounds at most and leaves the rest to the next pass.
 MAX_ROUNDS = 16
+# Items reviewed in one transaction: a few statements each batch, whatever its size,
+# and the write lock is held for milliseconds.
+BATCH = 200
 # The trigger recorded for a run an admin asked for.
 MANUAL = "manual"
 # Reviews every push queues; a run that only kept such items is not recorded.
@@ -105,21 +108,16 @@ class Tally:
             return True
         return bool(self.triggers - ROUTINE)
 
-    def count(self, review: Review) -> None:
-        if review.outcome is Outcome.SKIPPED:
-            return
-        self.reviewed += 1
-        if review.event:
-            self.triggers.add(review.event)
-        if review.outcome is Outcome.DEFERRED:
-            self.deferred += 1
-        if review.image_id is not None:
-            self.manifests_deleted += 1
-            self.candidate_images.add(review.image_id)
-        if review.freed is not None:
-            self.blobs_deleted += 1
-            self.bytes_freed += review.freed[3]
-            self.candidate_images.update(review.linked_images)
+    def count(self, batch: Batch) -> None:
+        for _item, event, outcome in batch.reviewed:
+            self.reviewed += 1
+            self.triggers.add(event)
+            if outcome is Outcome.DEFERRED:
+                self.deferred += 1
+        self.manifests_deleted += batch.manifests_deleted
+        self.blobs_deleted += len(batch.freed)
+        self.bytes_freed += sum(f.size for f in batch.freed)
+        self.candidate_images |= batch.images
 
 
 # passes ----------------------------------------------------------------------
@@ -156,40 +154,51 @@ _QUEUES: dict[str, tuple[Table, str]] = {
 }
 
 
-def _review_one(
-    reg: Registry,
-    kind: str,
-    item_id: int,
-    now: int,
-    ignore_delay: bool,
-    tally: Tally,
-) -> None:
-    table, key = _QUEUES[kind]
+def _review(reg: Registry, kind: str, ids: list[int], now: int, ignore_delay: bool) -> Batch:
     grace = reg.timing.upload_grace
+    with reg.db.write() as conn:
+        if kind == "manifest":
+            batch = review_manifests(conn, ids, now, grace, ignore_delay=ignore_delay)
+        else:
+            batch = review_blobs(conn, ids, now, grace, ignore_delay=ignore_delay)
+    return batch
+
+
+def _review_batch(
+    reg: Registry, kind: str, ids: list[int], now: int, ignore_delay: bool, tally: Tally
+) -> set[int]:
+    """Review ``ids`` in one transaction; if that fails, one by one, so that a bad item
+    backs off alone. Deleted blobs' objects go after the commit. Returns the items
+    that left the queue (kept or deleted)."""
     try:
-        with reg.db.write() as conn:
-            if kind == "manifest":
-                review = review_manifest(conn, item_id, now, grace, ignore_delay=ignore_delay)
-            else:
-                review = review_blob(conn, item_id, now, grace, ignore_delay=ignore_delay)
+        batches = [_review(reg, kind, ids, now, ignore_delay)]
     except Busy:
-        return  # stays queued and due: the next pass takes it
+        return set()  # they stay queued and due: the next pass takes them
     except Exception:
-        log.exception("GC review of %s %s failed; backing off", kind, item_id)
-        tally.failed += 1
-        try:
-            _backoff(reg, table, key, item_id, now)
-        except Exception:
-            log.exception("could not back off %s %s", kind, item_id)
-        return
-    tally.count(review)
-    if review.freed is not None:
-        ws, digest, generation, _size = review.freed
-        try:
-            reg.store.delete_object(ws, digest, generation)
-        except OSError:
-            # The row is gone, so only bytes leak; fsck --repair reclaims them.
-            log.exception("could not remove the object of %s (generation %s)", digest, generation)
+        batches = []
+        for item in ids:
+            try:
+                batches.append(_review(reg, kind, [item], now, ignore_delay))
+            except Busy:
+                continue
+            except Exception:
+                log.exception("GC review of %s %s failed; backing off", kind, item)
+                tally.failed += 1
+                try:
+                    _backoff(reg, *_QUEUES[kind], item, now)
+                except Exception:
+                    log.exception("could not back off %s %s", kind, item)
+    settled: set[int] = set()
+    for batch in batches:
+        tally.count(batch)
+        settled |= {i for i, _event, o in batch.reviewed if o is not Outcome.DEFERRED}
+        for freed in batch.freed:
+            try:
+                reg.store.delete_object(freed.workspace_id, freed.digest, freed.generation)
+            except OSError:
+                # The row is gone, so only bytes leak; fsck --repair reclaims them.
+                log.exception("could not remove the object of %s", freed.digest)
+    return settled
 
 
 def review_workspace(
@@ -215,13 +224,20 @@ def review_workspace(
         # Manifests first: deleting one queues its blobs, reviewed in the same round.
         for kind in ("manifest", "blob"):
             table, key = _QUEUES[kind]
-            for item_id in _due_ids(reg, table, key, workspace_id, now, ignore_delay):
-                if item_id in seen[kind]:
-                    continue
+            due = [
+                i
+                for i in _due_ids(reg, table, key, workspace_id, now, ignore_delay)
+                if i not in seen[kind]
+            ]
+            for start in range(0, len(due), BATCH):
                 if should_stop():
                     return tally
-                seen[kind].add(item_id)
-                _review_one(reg, kind, item_id, now, ignore_delay, tally)
+                ids = due[start : start + BATCH]
+                # An item that left the queue may come back within this pass (a kept
+                # child whose index goes): review it again then. One still queued
+                # (deferred, locked, busy, failed) waits for a later pass.
+                seen[kind].update(ids)
+                seen[kind] -= _review_batch(reg, kind, ids, now, ignore_delay, tally)
                 progressed = True
         if not progressed:
             break
@@ -288,9 +304,9 @@ def record_run(reg: Registry, workspace_id: int, tally: Tally, *, clock: Clock =
     return run
 
 
-def _sample(reg: Registry, workspace_id: int, clock: Clock) -> None:
+def _sample(reg: Registry, workspace_id: int, clock: Clock, min_interval_ms: int) -> None:
     with contextlib.suppress(Busy):  # the worker's periodic sampling catches up
-        samples.record_if_changed(reg.db, workspace_id, clock(), min_interval_ms=0)
+        samples.record_if_changed(reg.db, workspace_id, clock(), min_interval_ms=min_interval_ms)
 
 
 def run_workspace(
@@ -307,7 +323,7 @@ def run_workspace(
     admin's run is always recorded, sweeps every empty image and lists "manual"
     among its triggers."""
     if manual:
-        _sample(reg, workspace_id, clock)  # the point just before it, for the chart
+        _sample(reg, workspace_id, clock, 0)  # the point just before it, for the chart
     tally = review_workspace(
         reg,
         workspace_id,
@@ -321,7 +337,7 @@ def run_workspace(
     elif not tally.worth_recording:
         return None
     run = record_run(reg, workspace_id, tally, clock=clock)
-    _sample(reg, workspace_id, clock)
+    _sample(reg, workspace_id, clock, 0 if manual else samples.AFTER_RUN_INTERVAL_MS)
     return run
 
 

@@ -1,4 +1,5 @@
-"""Reviewing one queued manifest or blob, inside the caller's write transaction.
+"""Reviewing a batch of queued manifests or blobs of one workspace, inside the
+caller's write transaction.
 
 * A manifest with no tag, no parent index and no live subject is deleted; its
   config and layers, its children (an index) and its referrers are queued for
@@ -8,94 +9,133 @@
 * An item touched within the upload grace is kept and re-queued for when the
   grace ends; an item still referenced is kept and leaves the queue.
 
+A batch is decided with a handful of set-based statements, whatever its size: the
+cost of a review does not grow with the registry, only with the batch.
+
 Lock order (DESIGN.md, race safety rule 5): every writer locks content rows (blobs,
-then manifests, then tags) before queue rows, so a review locks the item row first
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL: an item a push holds, or another node is
-reviewing, is left for a later pass rather than waited for) and its queue row
-second. On SQLite ``BEGIN IMMEDIATE`` serializes writers and the locks are implicit.
+then manifests, then tags) before queue rows, so a review locks the item rows first
+and their queue rows second, each in id order, with ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL: an item a push holds, or another node is reviewing, is left for a later
+pass rather than waited for. On SQLite ``BEGIN IMMEDIATE`` serializes writers and
+the locks are implicit.
+
+Within a batch, kept items leave the queue *before* deleted ones queue what they
+held: a child kept for its parent index (or a referrer for its subject) that goes
+in the same batch is queued again, never dropped.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, exists, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, exists, select, update
 
 from app.registry import reviews
 from app.registry.db import schema as s
 
 
 class Outcome(enum.Enum):
-    SKIPPED = "skipped"  # not queued, not due, or locked by someone else: not reviewed
     KEPT = "kept"  # still referenced: the queue row goes
     DEFERRED = "deferred"  # touched within the grace: re-queued for when it ends
     DELETED = "deleted"
 
 
 @dataclass(frozen=True, slots=True)
-class Review:
-    outcome: Outcome
-    event: str | None = None
-    image_id: int | None = None  # a deleted manifest's image
-    freed: tuple[int, str, str, int] | None = None  # (workspace, digest, generation, size)
-    linked_images: tuple[int, ...] = ()  # images a deleted blob was linked to
+class Freed:
+    """A deleted blob's stored object, removed once the deletion has committed."""
+
+    workspace_id: int
+    digest: str
+    generation: str
+    size: int
 
 
-_SKIPPED = Review(Outcome.SKIPPED)
+@dataclass(slots=True)
+class Batch:
+    """What reviewing a batch decided. Items not listed were not reviewed: no
+    longer queued, not due, or locked by another transaction."""
+
+    reviewed: list[tuple[int, str, Outcome]] = field(default_factory=list)  # id, event
+    images: set[int] = field(default_factory=set)  # of deleted manifests, linked to blobs
+    manifests_deleted: int = 0
+    freed: list[Freed] = field(default_factory=list)  # deleted blobs
 
 
 # queue rows ------------------------------------------------------------------
 
 
-def _queued(
-    conn: Connection, table: Table, key: str, item_id: int, now: int, ignore_delay: bool
-) -> str | None:
-    """Lock the item's queue row; its event if it is (still) queued and due."""
-    q = select(table.c.event).where(table.c[key] == item_id)
+def _lock_queued(
+    conn: Connection, table: Table, key: str, ids: Sequence[int], now: int, ignore_delay: bool
+) -> dict[int, str]:
+    """Lock the items' queue rows; the event of each that is (still) queued and due."""
+    if not ids:
+        return {}
+    q = select(table.c[key], table.c.event).where(table.c[key].in_(ids))
     if not ignore_delay:
         q = q.where(table.c.review_after <= now)
-    row = conn.execute(q.with_for_update()).first()
-    return None if row is None else str(row.event)
+    q = q.order_by(table.c[key]).with_for_update(skip_locked=True)
+    return {row[0]: str(row[1]) for row in conn.execute(q)}
 
 
-def _dequeue(conn: Connection, table: Table, key: str, item_id: int) -> None:
-    conn.execute(delete(table).where(table.c[key] == item_id))
+def _dequeue(conn: Connection, table: Table, key: str, ids: Iterable[int]) -> None:
+    ids = sorted(ids)
+    if ids:
+        conn.execute(delete(table).where(table.c[key].in_(ids)))
 
 
-def _requeue(conn: Connection, table: Table, key: str, item_id: int, after: int) -> None:
-    """Review again at ``after`` (never earlier than already planned)."""
-    conn.execute(
-        update(table)
-        .where(table.c[key] == item_id, table.c.review_after < after)
-        .values(review_after=after)
-    )
+def _requeue(conn: Connection, table: Table, key: str, after: dict[int, int]) -> None:
+    """Review again at the given times (never earlier than already planned)."""
+    if after:
+        conn.execute(
+            update(table)
+            .where(table.c[key] == bindparam("item"), table.c.review_after < bindparam("after"))
+            .values(review_after=bindparam("after")),
+            [{"item": i, "after": t} for i, t in sorted(after.items())],
+        )
+
+
+def _triage(
+    conn: Connection,
+    items: Table,
+    queue: Table,
+    columns: Sequence[Any],
+    ids: Sequence[int],
+    in_use: Callable[[Connection, Sequence[int]], set[int]],
+    now: int,
+    grace_ms: int,
+    ignore_delay: bool,
+) -> tuple[Batch, list[Any], dict[int, str]]:
+    """Lock the items and their queue rows; settle those still referenced (they leave
+    the queue) and those touched within the grace (re-queued for when it ends).
+    Returns the batch so far, the collectable rows, and each item's event."""
+    key = queue.primary_key.columns.values()[0].name
+    rows = conn.execute(
+        select(*columns)
+        .where(items.c.id.in_(sorted(ids)))
+        .order_by(items.c.id)
+        .with_for_update(skip_locked=True)
+    ).all()
+    events = _lock_queued(conn, queue, key, [r.id for r in rows], now, ignore_delay)
+    rows = [r for r in rows if r.id in events]
+    batch = Batch()
+    if not rows:
+        return batch, [], events
+    used = in_use(conn, [r.id for r in rows])
+    kept = [r.id for r in rows if r.id in used]
+    rest = [r for r in rows if r.id not in used]
+    deferred = {r.id: r.touched_at + grace_ms for r in rest if r.touched_at > now - grace_ms}
+    _dequeue(conn, queue, key, kept)
+    _requeue(conn, queue, key, deferred)
+    batch.reviewed += [(i, events[i], Outcome.KEPT) for i in kept]
+    batch.reviewed += [(i, events[i], Outcome.DEFERRED) for i in sorted(deferred)]
+    return batch, [r for r in rest if r.id not in deferred], events
 
 
 # manifests -------------------------------------------------------------------
-
-
-def manifest_in_use(
-    conn: Connection, manifest_id: int, image_id: int, subject_digest: str | None
-) -> bool:
-    """A tag, a parent index or a live subject keeps a manifest."""
-    if conn.execute(select(exists().where(s.tags.c.manifest_id == manifest_id))).scalar():
-        return True
-    if conn.execute(select(exists().where(s.manifest_children.c.child_id == manifest_id))).scalar():
-        return True
-    if subject_digest is None:
-        return False
-    return bool(
-        conn.execute(
-            select(
-                exists().where(
-                    s.manifests.c.image_id == image_id, s.manifests.c.digest == subject_digest
-                )
-            )
-        ).scalar()
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,144 +147,163 @@ class Holdings:
     referrers: list[int]  # manifests whose subject it is
 
 
-def holdings(
-    conn: Connection, manifest_id: int, image_id: int, digest: str, config_blob_id: int | None
-) -> Holdings:
-    blobs = set(
-        conn.execute(
-            select(s.manifest_layers.c.blob_id).where(
-                s.manifest_layers.c.manifest_id == manifest_id
-            )
-        ).scalars()
-    )
-    if config_blob_id is not None:
-        blobs.add(config_blob_id)
-    children = list(
-        conn.execute(
-            select(s.manifest_children.c.child_id).where(
-                s.manifest_children.c.parent_id == manifest_id
-            )
-        ).scalars()
-    )
-    referrers = list(
-        conn.execute(
-            select(s.manifests.c.id).where(
-                s.manifests.c.image_id == image_id,
-                s.manifests.c.subject_digest == digest,
-                s.manifests.c.id != manifest_id,
-            )
-        ).scalars()
-    )
-    return Holdings(blobs, children, referrers)
-
-
-def review_manifest(
-    conn: Connection, manifest_id: int, now: int, grace_ms: int, *, ignore_delay: bool = False
-) -> Review:
-    """Review one queued manifest inside the caller's write transaction."""
-    m = conn.execute(
-        select(
-            s.manifests.c.id,
-            s.manifests.c.workspace_id,
-            s.manifests.c.image_id,
-            s.manifests.c.digest,
-            s.manifests.c.subject_digest,
-            s.manifests.c.config_blob_id,
-            s.manifests.c.touched_at,
+def holdings_of(
+    conn: Connection, manifests: Sequence[tuple[int, int | None]]
+) -> dict[int, Holdings]:
+    """Holdings of manifests given as (id, config blob id)."""
+    ids = sorted(m for m, _config in manifests)
+    blobs: dict[int, set[int]] = {m: ({c} if c is not None else set()) for m, c in manifests}
+    children: dict[int, list[int]] = defaultdict(list)
+    referrers: dict[int, list[int]] = defaultdict(list)
+    ml, mc = s.manifest_layers.c, s.manifest_children.c
+    for mid, blob_id in conn.execute(
+        select(ml.manifest_id, ml.blob_id).where(ml.manifest_id.in_(ids))
+    ):
+        blobs[mid].add(blob_id)
+    for parent, child in conn.execute(
+        select(mc.parent_id, mc.child_id).where(mc.parent_id.in_(ids))
+    ):
+        children[parent].append(child)
+    subject, referrer = s.manifests.alias("subject"), s.manifests.alias("referrer")
+    for sid, rid in conn.execute(
+        select(subject.c.id, referrer.c.id)
+        .join(
+            referrer,
+            and_(
+                referrer.c.image_id == subject.c.image_id,
+                referrer.c.subject_digest == subject.c.digest,
+                referrer.c.id != subject.c.id,
+            ),
         )
-        .where(s.manifests.c.id == manifest_id)
-        .with_for_update(skip_locked=True)
-    ).first()
-    table = s.gc_manifest_reviews
-    if m is None:
-        # Gone (its queue row went with it by cascade) or locked by a writer.
-        return _SKIPPED
-    event = _queued(conn, table, "manifest_id", manifest_id, now, ignore_delay)
-    if event is None:
-        return _SKIPPED
-    if manifest_in_use(conn, m.id, m.image_id, m.subject_digest):
-        _dequeue(conn, table, "manifest_id", m.id)
-        return Review(Outcome.KEPT, event)
-    if m.touched_at > now - grace_ms:
-        _requeue(conn, table, "manifest_id", m.id, m.touched_at + grace_ms)
-        return Review(Outcome.DEFERRED, event)
+        .where(subject.c.id.in_(ids))
+    ):
+        referrers[sid].append(rid)
+    return {m: Holdings(blobs[m], sorted(children[m]), sorted(referrers[m])) for m in ids}
 
-    held = holdings(conn, m.id, m.image_id, m.digest, m.config_blob_id)
-    conn.execute(delete(s.manifest_children).where(s.manifest_children.c.parent_id == m.id))
-    # Cascades to its layer rows and its queue row.
-    conn.execute(delete(s.manifests).where(s.manifests.c.id == m.id))
-    # What it held is reviewed next, recorded under the event that started the chain.
-    reviews.queue_blobs(conn, m.workspace_id, held.blobs, now, event)
-    reviews.queue_manifests(conn, m.workspace_id, held.children + held.referrers, now, event)
-    return Review(Outcome.DELETED, event, image_id=m.image_id)
+
+def holdings(conn: Connection, manifest_id: int, config_blob_id: int | None) -> Holdings:
+    return holdings_of(conn, [(manifest_id, config_blob_id)])[manifest_id]
+
+
+def manifests_in_use(conn: Connection, ids: Sequence[int]) -> set[int]:
+    """Of ``ids``, those a tag, a parent index or a live subject keeps."""
+    t, mc = s.tags.c, s.manifest_children.c
+    used = set(conn.execute(select(t.manifest_id).where(t.manifest_id.in_(ids))).scalars())
+    used |= set(conn.execute(select(mc.child_id).where(mc.child_id.in_(ids))).scalars())
+    m, subject = s.manifests, s.manifests.alias("subject")
+    used |= set(
+        conn.execute(
+            select(m.c.id).where(
+                m.c.id.in_(ids),
+                m.c.subject_digest.is_not(None),
+                exists().where(
+                    subject.c.image_id == m.c.image_id, subject.c.digest == m.c.subject_digest
+                ),
+            )
+        ).scalars()
+    )
+    return used
+
+
+def review_manifests(
+    conn: Connection,
+    ids: Sequence[int],
+    now: int,
+    grace_ms: int,
+    *,
+    ignore_delay: bool = False,
+) -> Batch:
+    m = s.manifests.c
+    batch, doomed, events = _triage(
+        conn,
+        s.manifests,
+        s.gc_manifest_reviews,
+        (m.id, m.workspace_id, m.image_id, m.config_blob_id, m.touched_at),
+        ids,
+        manifests_in_use,
+        now,
+        grace_ms,
+        ignore_delay,
+    )
+    if not doomed:
+        return batch
+    held = holdings_of(conn, [(r.id, r.config_blob_id) for r in doomed])
+    doomed_ids = sorted(r.id for r in doomed)
+    conn.execute(delete(s.manifest_children).where(s.manifest_children.c.parent_id.in_(doomed_ids)))
+    # Cascades to their layer rows and queue rows.
+    conn.execute(delete(s.manifests).where(m.id.in_(doomed_ids)))
+    # What they held is reviewed next, under the event that started the chain.
+    blobs: dict[tuple[int, str], set[int]] = defaultdict(set)
+    manifests: dict[tuple[int, str], set[int]] = defaultdict(set)
+    for r in doomed:
+        group = (r.workspace_id, events[r.id])
+        blobs[group] |= held[r.id].blobs
+        manifests[group] |= set(held[r.id].children) | set(held[r.id].referrers)
+        batch.reviewed.append((r.id, events[r.id], Outcome.DELETED))
+        batch.images.add(r.image_id)
+    batch.manifests_deleted = len(doomed)
+    for (ws, event), blob_ids in sorted(blobs.items()):
+        reviews.queue_blobs(conn, ws, blob_ids, now, event)
+    for (ws, event), manifest_ids in sorted(manifests.items()):
+        reviews.queue_manifests(conn, ws, manifest_ids - set(doomed_ids), now, event)
+    return batch
 
 
 # blobs -----------------------------------------------------------------------
 
 
-def blob_in_use(conn: Connection, blob_id: int) -> bool:
-    """Whether any manifest (of the blob's workspace, the only one that can see it)
-    references the blob as a layer or a config."""
-    return bool(
-        conn.execute(
-            select(
-                or_(
-                    exists().where(s.manifest_layers.c.blob_id == blob_id),
-                    exists().where(s.manifests.c.config_blob_id == blob_id),
-                )
-            )
-        ).scalar()
+def blobs_in_use(conn: Connection, ids: Sequence[int]) -> set[int]:
+    """Of ``ids``, the blobs some manifest (of their workspace, the only one that can
+    see them) references as a layer or a config."""
+    ml, m = s.manifest_layers.c, s.manifests.c
+    used = set(conn.execute(select(ml.blob_id).where(ml.blob_id.in_(ids)).distinct()).scalars())
+    used |= set(
+        conn.execute(select(m.config_blob_id).where(m.config_blob_id.in_(ids)).distinct()).scalars()
     )
+    return used
 
 
-def review_blob(
-    conn: Connection, blob_id: int, now: int, grace_ms: int, *, ignore_delay: bool = False
-) -> Review:
-    """Review one queued blob inside the caller's write transaction. On DELETED the
-    caller removes the stored object after committing."""
-    b = conn.execute(
-        select(
-            s.blobs.c.id,
-            s.blobs.c.workspace_id,
-            s.blobs.c.digest,
-            s.blobs.c.generation,
-            s.blobs.c.size,
-            s.blobs.c.touched_at,
-        )
-        .where(s.blobs.c.id == blob_id)
-        .with_for_update(skip_locked=True)
-    ).first()
-    table = s.gc_blob_reviews
-    if b is None:
-        return _SKIPPED
-    event = _queued(conn, table, "blob_id", blob_id, now, ignore_delay)
-    if event is None:
-        return _SKIPPED
-    if blob_in_use(conn, b.id):
-        _dequeue(conn, table, "blob_id", b.id)
-        return Review(Outcome.KEPT, event)
-    if b.touched_at > now - grace_ms:
-        _requeue(conn, table, "blob_id", b.id, b.touched_at + grace_ms)
-        return Review(Outcome.DEFERRED, event)
-    linked = tuple(
+def review_blobs(
+    conn: Connection,
+    ids: Sequence[int],
+    now: int,
+    grace_ms: int,
+    *,
+    ignore_delay: bool = False,
+) -> Batch:
+    b = s.blobs.c
+    batch, doomed, events = _triage(
+        conn,
+        s.blobs,
+        s.gc_blob_reviews,
+        (b.id, b.workspace_id, b.digest, b.generation, b.size, b.touched_at),
+        ids,
+        blobs_in_use,
+        now,
+        grace_ms,
+        ignore_delay,
+    )
+    if not doomed:
+        return batch
+    doomed_ids = sorted(r.id for r in doomed)
+    batch.images |= set(
         conn.execute(
-            select(s.image_blobs.c.image_id).where(s.image_blobs.c.blob_id == b.id)
+            select(s.image_blobs.c.image_id).where(s.image_blobs.c.blob_id.in_(doomed_ids))
         ).scalars()
     )
-    # Cascades to its image links, usage rows (none: nothing references it) and queue row.
-    conn.execute(delete(s.blobs).where(s.blobs.c.id == b.id))
-    return Review(
-        Outcome.DELETED,
-        event,
-        freed=(b.workspace_id, b.digest, b.generation, int(b.size)),
-        linked_images=linked,
-    )
+    # Cascades to their image links, usage rows (none: nothing references them) and
+    # queue rows.
+    conn.execute(delete(s.blobs).where(b.id.in_(doomed_ids)))
+    for r in doomed:
+        batch.reviewed.append((r.id, events[r.id], Outcome.DELETED))
+        batch.freed.append(Freed(r.workspace_id, r.digest, r.generation, int(r.size)))
+    return batch
 
 
 # images ----------------------------------------------------------------------
 
 
-def _empty_image_filter(image_ids: Iterable[int] | None, workspace_id: int) -> Any:
+def _empty_image_filter(image_ids: Iterable[int] | None, workspace_id: int) -> list[Any]:
     i = s.images.c
     conds = [
         i.workspace_id == workspace_id,

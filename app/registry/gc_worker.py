@@ -3,8 +3,9 @@ worker thread whenever reviews fall due, and samples storage figures.
 
 It sleeps until the earliest queued review is due, but never longer than
 ``idle_s``: other processes (another node, ``berth-registry gc``) and pushes queue
-reviews without waking it. Deletes wake it through ``Registry.wake_gc``. Stopping
-sets a flag the pass checks between items, so shutdown waits for one review at most.
+reviews without waking it. Deletes wake it through ``Registry.wake_gc``; it then
+waits a moment so a burst of deletes is reviewed in one run. Stopping sets a flag
+the pass checks between batches, so shutdown waits for one batch at most.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ IDLE_S = 1.0
 # After a pass that could not review its due items (locked, busy), wait this long.
 RETRY_S = 0.25
 ERROR_S = 5.0
+SETTLE_S = 0.1
 SAMPLE_EVERY_S = 5.0
 
 
@@ -91,6 +93,9 @@ class GcWorker:
                     delay = ERROR_S
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), delay)
+                    # Woken by a delete: let the rest of its burst (a bulk delete
+                    # arrives as many requests) arrive, and review it in one run.
+                    await asyncio.sleep(SETTLE_S)
         finally:
             self.reg.wake_gc = lambda: None
 

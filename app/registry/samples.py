@@ -1,11 +1,11 @@
 """Storage samples: stored / referenced / pending bytes of a workspace over time.
 
 The storage history chart draws these points with the GC runs marked. A sample is
-taken after every GC run (and just before an admin's "run now"), and the GC worker
-samples every workspace periodically, so pushes and deletes show up too. Sampling
-is throttled: a point is written only when the figures changed and the previous one
-is at least ``min_interval_ms`` old, plus an hourly point so quiet periods still
-draw a line.
+taken after a GC run (and just before and after an admin's "run now"), and the GC
+worker samples every workspace periodically, so pushes and deletes show up too.
+Sampling is throttled: a point is written only when the figures changed and the
+previous one is at least ``min_interval_ms`` old, plus an hourly point so quiet
+periods still draw a line.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from app.registry.db import schema as s
 from app.registry.db.engine import Database
 
 MIN_INTERVAL_MS = 10_000
+# After a GC run: soon enough to show its drop, rare enough for bursts of small runs.
+AFTER_RUN_INTERVAL_MS = 2_000
 HEARTBEAT_MS = 3_600_000
 
 
@@ -83,10 +85,13 @@ def record_if_changed(
     heartbeat_ms: int = HEARTBEAT_MS,
 ) -> Sample | None:
     """Write a sample if one is due; returns it, or None when throttled."""
-    # Sum in a read transaction so the SQLite write lock is held only for the insert.
+    # Sum in a read transaction so the SQLite write lock is held only for the insert;
+    # and only when the throttle allows a point at all (the sum reads every blob row).
     with db.read() as conn:
-        sample = current(conn, workspace_id, now)
         last = latest(conn, workspace_id)
+        if last is not None and now - last.at < min_interval_ms:
+            return None
+        sample = current(conn, workspace_id, now)
     if not due(last, sample, min_interval_ms, heartbeat_ms):
         return None
     with db.write() as conn:

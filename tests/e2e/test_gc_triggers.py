@@ -39,6 +39,8 @@ class Scene:
     client: httpx.Client
     base: oci.Blob
     tagged: dict[tuple[str, str], oci.Image] = field(default_factory=dict)
+    runs_before: int = 0  # the last GC run recorded before the test's deletes
+    stored_before: int = 0
 
     def push(self, name: str, tag: str, img: oci.Image) -> None:
         oci.push(self.client, name, img, tag)
@@ -57,33 +59,38 @@ def scene(registry_factory: Callable[..., RegistryServer]) -> Iterator[Scene]:
         arm = oci.image([base, oci.random_layer(SIZE, "m-arm")], label="arm", arch="arm64")
         sc.push(APP, "multi", oci.index([amd, arm]))
         sc.push(SVC, "v1", oci.image([base, oci.random_layer(SIZE, "s1")], label="s1"))
-        assert meta.totals().pending == 0
+        totals = meta.totals()
+        assert totals.pending == 0
+        sc.runs_before, sc.stored_before = meta.last_run_id(), totals.stored
         yield sc
 
 
-def _collect(sc: Scene, gone: list[oci.Image], tmp_path: Path) -> None:
-    """Pending is what only ``gone`` reached; GC frees exactly that; the rest pulls."""
+def _pending_is_exclusive(sc: Scene, gone: list[oci.Image]) -> int:
+    """Right after the delete (the review delay has not passed): pending equals the
+    bytes only ``gone`` reached, computed from what the test pushed."""
+    expected = exclusive_bytes(gone, list(sc.tagged.values()))
+    assert expected > 0
+    assert sc.meta.totals().pending == expected
+    return expected
+
+
+def _collect(sc: Scene, gone: list[oci.Image], expected: int, tmp_path: Path) -> None:
+    """After the review delay GC frees exactly the ``expected`` bytes, their objects
+    leave the disk, shared blobs stay, and every remaining tag pulls."""
     ws = sc.meta.workspace_id()
     staying = list(sc.tagged.values())
-    expected = exclusive_bytes(gone, staying)
-    assert expected > 0
-    totals = sc.meta.totals()
-    assert totals.pending == expected
-    stored_before = totals.stored
     exclusive = {b.digest for img in gone for b in img.all_blobs()} - {
         b.digest for img in staying for b in img.all_blobs()
     }
-    run_before = sc.meta.last_run_id()
-
-    # Blob rows go one by one; the run is recorded when the pass ends.
+    # Blob rows go batch by batch; the run is recorded when the pass ends.
     wait_until(
-        lambda: sc.meta.totals().pending == 0 and sc.meta.freed_since(run_before)[0] > 0,
+        lambda: sc.meta.totals().pending == 0 and sc.meta.freed_since(sc.runs_before)[0] > 0,
         "the GC to free the pending bytes and record its run",
     )
-    freed, blobs, _manifests = sc.meta.freed_since(run_before)
+    freed, blobs, _manifests = sc.meta.freed_since(sc.runs_before)
     assert freed == expected
     assert blobs == len(exclusive)
-    assert sc.meta.totals().stored == stored_before - expected
+    assert sc.meta.totals().stored == sc.stored_before - expected
     for digest in exclusive:
         assert objects(sc.server.data, ws, digest) == [], f"{digest} is still on disk"
     for img in staying:
@@ -102,25 +109,29 @@ def test_tag_repush(scene: Scene, tmp_path: Path) -> None:
     old = scene.tagged[(APP, "v1")]
     new = oci.image([scene.base, oci.random_layer(SIZE, "a3")], label="a3")
     scene.push(APP, "v1", new)
+    scene.stored_before += sum(b.size for b in new.blobs if b != scene.base)
+    expected = _pending_is_exclusive(scene, [old])
     got = scene.client.get(f"/v2/{APP}/manifests/v1")
     assert got.headers["docker-content-digest"] == new.digest
-    _collect(scene, [old], tmp_path)
+    _collect(scene, [old], expected, tmp_path)
     _gone_digest(scene, APP, old.digest)
 
 
 def test_tag_delete(scene: Scene, tmp_path: Path) -> None:
     assert scene.client.delete(f"/v2/{APP}/manifests/v1").status_code == 202
-    assert scene.client.get(f"/v2/{APP}/manifests/v1").status_code == 404
     gone = scene.tagged.pop((APP, "v1"))
-    _collect(scene, [gone], tmp_path)
+    expected = _pending_is_exclusive(scene, [gone])
+    assert scene.client.get(f"/v2/{APP}/manifests/v1").status_code == 404
+    _collect(scene, [gone], expected, tmp_path)
     _gone_digest(scene, APP, gone.digest)
 
 
 def test_index_tag_delete_frees_its_children(scene: Scene, tmp_path: Path) -> None:
     assert scene.client.delete(f"/v2/{APP}/manifests/multi").status_code == 202
-    assert scene.client.get(f"/v2/{APP}/manifests/multi").status_code == 404
     gone = scene.tagged.pop((APP, "multi"))
-    _collect(scene, [gone], tmp_path)
+    expected = _pending_is_exclusive(scene, [gone])
+    assert scene.client.get(f"/v2/{APP}/manifests/multi").status_code == 404
+    _collect(scene, [gone], expected, tmp_path)
     for child in gone.children:
         _gone_digest(scene, APP, child.digest)
 
@@ -131,13 +142,15 @@ def _app_images(scene: Scene) -> list[oci.Image]:
 
 def test_image_delete_through_the_oci_api(scene: Scene, tmp_path: Path) -> None:
     # Deleting an image over the OCI API: every manifest by digest, indexes first.
-    for tag in ("multi", "v1", "v2"):
-        digest = scene.tagged[(APP, tag)].digest
+    digests = {tag: scene.tagged[(APP, tag)].digest for tag in ("multi", "v1", "v2")}
+    for digest in digests.values():
         assert scene.client.delete(f"/v2/{APP}/manifests/{digest}").status_code == 202
+    gone = _app_images(scene)
+    expected = _pending_is_exclusive(scene, gone)
+    for tag in digests:
         assert scene.client.get(f"/v2/{APP}/manifests/{tag}").status_code == 404
     assert scene.client.get(f"/v2/{APP}/tags/list").json()["tags"] == []
-    gone = _app_images(scene)
-    _collect(scene, gone, tmp_path)
+    _collect(scene, gone, expected, tmp_path)
     for img in gone:
         _gone_digest(scene, APP, img.digest)
 
@@ -147,7 +160,9 @@ def test_image_delete_through_the_management_api(scene: Scene, tmp_path: Path) -
         items = c.get("/workspaces/acme/images", params={"q": "app"}).json()["items"]
         (image_id,) = [i["id"] for i in items if i["full_name"] == APP]
         assert c.delete(f"/images/{image_id}").status_code == 204
+        gone = _app_images(scene)
+        expected = _pending_is_exclusive(scene, gone)
         assert c.get(f"/images/{image_id}").status_code == 404
     for tag in ("v1", "v2", "multi"):
         assert scene.client.get(f"/v2/{APP}/manifests/{tag}").status_code == 404
-    _collect(scene, _app_images(scene), tmp_path)
+    _collect(scene, gone, expected, tmp_path)

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from app.registry import gc, gc_review, reviews, storage
 from app.registry.db import engine
@@ -277,12 +277,11 @@ def test_deleting_the_old_generation_after_commit_never_hits_a_reupload(store: S
     old = store.upload(APP, layer)
     _after_grace(store)
     with store.reg.db.write() as conn:
-        review = gc_review.review_blob(conn, old.id, store.now, GRACE)
-    assert review.outcome is gc_review.Outcome.DELETED
-    assert review.freed is not None
+        batch = gc_review.review_blobs(conn, [old.id], store.now, GRACE)
+    assert batch.reviewed == [(old.id, reviews.BLOB_UPLOAD, gc_review.Outcome.DELETED)]
+    (freed,) = batch.freed
     new = store.upload(APP, layer)  # between the commit and the object delete
-    ws, digest, generation, _size = review.freed
-    assert store.reg.store.delete_object(ws, digest, generation)
+    assert store.reg.store.delete_object(freed.workspace_id, freed.digest, freed.generation)
     assert store.has_object(new)
     assert not store.has_object(old)
     store.push(APP, oci.image([layer]), "v1")
@@ -326,22 +325,30 @@ def test_workspaces_never_share_blobs(store: Store) -> None:
     assert store.has_object(theirs)
 
 
-def test_a_failing_review_backs_off_and_is_retried(
+def test_a_failing_review_backs_off_alone_and_is_retried(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    blob = oci.random_layer(800, "flaky")
-    row = store.upload(APP, blob)
+    good = store.upload(APP, oci.random_layer(800, "fine"))
+    bad = store.upload(APP, oci.random_layer(800, "flaky"))
     _after_grace(store)
+    real = gc_review.review_blobs
 
-    def broken(*args: object, **kw: object) -> gc_review.Review:
-        raise RuntimeError("disk on fire")
+    def flaky(conn: Connection, ids: list[int], *args: object, **kw: bool) -> gc_review.Batch:
+        if bad.id in ids:
+            raise RuntimeError("disk on fire")
+        return real(conn, ids, *args, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(gc, "review_blob", broken)
+    monkeypatch.setattr(gc, "review_blobs", flaky)
     tally = store.gc()
+    # The batch failed, so each item was tried alone: one deleted, one backed off.
     assert tally.failed == 1
+    assert tally.blobs_deleted == 1
+    assert not store.has_object(good)
     with store.reg.db.read() as conn:
         attempts, after = conn.execute(
-            select(s.gc_blob_reviews.c.attempts, s.gc_blob_reviews.c.review_after)
+            select(s.gc_blob_reviews.c.attempts, s.gc_blob_reviews.c.review_after).where(
+                s.gc_blob_reviews.c.blob_id == bad.id
+            )
         ).one()
     assert attempts == 1
     assert after == store.now + gc.BACKOFF_BASE_MS
@@ -349,7 +356,33 @@ def test_a_failing_review_backs_off_and_is_retried(
     assert store.gc().reviewed == 0  # backed off
     store.advance(gc.BACKOFF_BASE_MS)
     assert store.gc().blobs_deleted == 1
-    assert not store.has_object(row)
+    assert not store.has_object(bad)
+
+
+def test_an_index_and_its_children_due_in_one_batch_all_go(store: Store) -> None:
+    """The children are kept (their parent still exists when the batch checks) and
+    leave the queue; the index's deletion queues them again, in the same pass."""
+    amd = oci.image(_layers("batch-amd", 1), arch="amd64")
+    arm = oci.image(_layers("batch-arm", 1), arch="arm64")
+    store.push(APP, oci.index([amd, arm]), "multi")
+    store.delete_tag(APP, "multi")
+    _after_grace(store)
+    tally = store.gc()
+    assert tally.manifests_deleted == 3
+    assert tally.blobs_deleted == 4
+    assert store.queued() == ({}, {})
+
+
+def test_a_subject_and_its_referrer_due_in_one_batch_both_go(store: Store) -> None:
+    subject = oci.image(_layers("batch-subject", 1))
+    store.push(APP, subject, "v1")
+    store.push(APP, oci.image([oci.random_layer(300, "batch-sig")], subject=subject.manifest))
+    store.delete_tag(APP, "v1")
+    _after_grace(store)
+    tally = store.gc()
+    assert tally.manifests_deleted == 2
+    assert store.count(s.manifests) == 0
+    assert store.count(s.blobs) == 0
 
 
 def test_a_locked_database_leaves_items_queued(
