@@ -213,8 +213,12 @@ def pull_verified(server: RegistryServer, name: str, tag: str) -> None:
 
 
 def test_delete_impact_is_what_gc_frees(registry_factory: Callable[..., RegistryServer]) -> None:
-    server = registry_factory(review_delay=3600, upload_grace=0)
+    server = registry_factory(review_delay=3600)
     content = push_content(server)
+    # Pushed under the upload grace (which keeps a push's blobs while its manifest is
+    # still coming); restarted without it, GC may free at once what nothing references.
+    server.upload_grace = 0
+    server.restart()
     fe, worker = content.ids["acme/web/frontend"], content.ids["acme/api/worker"]
     with api(server, "wsadmin") as c:
         impact = c.post(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Path, Request, Security
 from fastapi.openapi.models import HTTPBase, HTTPBearer
 from fastapi.security.base import SecurityBase
 from sqlalchemy import Connection, select
@@ -20,6 +20,7 @@ from app.core.permissions import Permission
 from app.registry import accounts, content
 from app.registry.accounts import Repository, User
 from app.registry.api.errors import workspace_admin_forbidden
+from app.registry.api.models import MAX_ID
 from app.registry.auth import Identity
 from app.registry.content import Image
 from app.registry.db import schema as s
@@ -86,6 +87,7 @@ def caller(
 
 
 Authenticated = Annotated[Caller, Depends(caller)]
+ImageId = Annotated[int, Path(ge=1, le=MAX_ID, description="an image id from a listing")]
 
 
 # workspaces --------------------------------------------------------------------

@@ -7,6 +7,7 @@ The code is derived from the status, so errors raised by shared layers
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -99,10 +100,47 @@ async def _invalid_request(request: Request, exc: Exception) -> Response:
     return error_response(400, f"{first['where']}: {first['problem']}", problems)
 
 
+_PLACEHOLDER = re.compile(r"\{[^}/]+\}")
+
+
+def _path_pattern(template: str) -> re.Pattern[str]:
+    parts = _PLACEHOLDER.split(template)
+    return re.compile("[^/]+".join(re.escape(p) for p in parts))
+
+
+def _allowed_methods(request: Request) -> str:
+    """The methods the OpenAPI document lists for this path (Starlette would name only
+    the first matching route's, and FastAPI makes one route per method)."""
+    matching = [
+        (len(_PLACEHOLDER.findall(template)), operations)
+        for template, operations in request.app.openapi().get("paths", {}).items()
+        if _path_pattern(template).fullmatch(request.url.path)
+    ]
+    # As in OpenAPI, a literal segment beats a template (".../tags/delete" is the bulk
+    # delete, not a tag named "delete").
+    fewest = min((n for n, _ in matching), default=0)
+    methods = {m.upper() for n, ops in matching if n == fewest for m in ops if m in _HTTP_METHODS}
+    return ", ".join(sorted(methods))
+
+
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return error_response(exc.status_code, message, None, dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed_methods(request)
+    return error_response(exc.status_code, message, None, headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    # Logged by the server as it propagates; the client gets the one shape, no internals.
+    return JSONResponse(
+        {"error": {"code": "INTERNAL", "message": "internal error", "detail": None}},
+        status_code=500,
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -111,6 +149,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Busy, _busy)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
 
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -111,11 +111,16 @@ def history(
     caller: Authenticated,
     ws: str,
     since: Annotated[
-        str | None, Query(max_length=64, description="ISO 8601 time; default: all")
+        str | None,
+        Query(
+            max_length=64,
+            description="from this time on (ISO 8601); default: all",
+            json_schema_extra={"format": "date-time"},
+        ),
     ] = None,
 ) -> History:
     try:
-        since_ms = parse_iso(since) if since else None
+        since_ms = parse_iso(since) if since is not None else None
     except (ValueError, OverflowError):
         raise InvalidArgument(f"since: {since!r} is not an ISO 8601 time") from None
     c = s.storage_samples.c

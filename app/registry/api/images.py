@@ -8,7 +8,7 @@ frees after GC. Both are indexed lookups per image.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import ColumnElement, Connection, Select, func, select
@@ -18,6 +18,7 @@ from app.registry import accounts, content
 from app.registry.api.context import (
     Authenticated,
     ImageAccess,
+    ImageId,
     image_access,
     readable_in,
     workspace_access,
@@ -34,6 +35,9 @@ from app.registry.errors import NotFound
 router = APIRouter(responses=documented(400, 401, 404, 503))
 
 SORTS = ("name", "tag_count", "size", "last_push")
+ImageSort = Literal[
+    "name", "-name", "tag_count", "-tag_count", "size", "-size", "last_push", "-last_push"
+]
 
 
 def _measures() -> dict[str, ColumnElement[Any]]:
@@ -104,7 +108,7 @@ def list_images(
     project: Annotated[str | None, Query(max_length=32)] = None,
     repository: Annotated[str | None, Query(max_length=63)] = None,
     q: Annotated[str | None, Query(max_length=255, description="part of the name")] = None,
-    sort: Annotated[str | None, Query(description="name, tag_count, size, last_push")] = None,
+    sort: Annotated[ImageSort | None, Query(description="'-' prefix: descending")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[ImageItem]:
@@ -168,7 +172,7 @@ def image_detail(conn: Connection, access: ImageAccess) -> ImageDetail:
 
 
 @router.get("/images/{image_id}", response_model=ImageDetail, summary="One image")
-def get_image(caller: Authenticated, image_id: int) -> ImageDetail:
+def get_image(caller: Authenticated, image_id: ImageId) -> ImageDetail:
     with caller.registry.db.read() as conn:
         return image_detail(conn, image_access(conn, caller.user, image_id))
 
@@ -180,7 +184,7 @@ def get_image(caller: Authenticated, image_id: int) -> ImageDetail:
     responses=documented(403),
     summary="Delete an image with all its tags and manifests (admin); blobs wait for GC",
 )
-def delete_image(caller: Authenticated, image_id: int) -> Response:
+def delete_image(caller: Authenticated, image_id: ImageId) -> Response:
     reg = caller.registry
     with reg.db.read() as conn:
         access = image_access(conn, caller.user, image_id)

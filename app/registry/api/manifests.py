@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from app.core.manifests import ManifestError, parse_manifest
-from app.registry.api.context import Authenticated, image_access
+from app.registry.api.context import Authenticated, ImageId, image_access
 from app.registry.api.errors import documented
 from app.registry.api.models import BlobRef, ChildManifest, LayerInfo, ManifestDetail, Referrer
 from app.registry.api.times import normalized
@@ -22,7 +22,7 @@ m = s.manifests.c
     response_model=ManifestDetail,
     summary="One manifest: layers (with how many images share each), children, referrers",
 )
-def get_manifest(caller: Authenticated, image_id: int, digest: str) -> ManifestDetail:
+def get_manifest(caller: Authenticated, image_id: ImageId, digest: str) -> ManifestDetail:
     with caller.registry.db.read() as conn:
         access = image_access(conn, caller.user, image_id)
         row = conn.execute(

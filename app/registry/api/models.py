@@ -4,13 +4,36 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool
 
+from app.core import names
 from app.registry.api.times import IsoTime
 
 PermissionName = Literal["none", "read", "write", "admin"]
 RoleName = Literal["admin", "member", "guest"]
 NonNegative = Annotated[int, Field(ge=0)]
+# Row ids stay below 2**53: exact in every JSON parser (a larger number names nothing).
+MAX_ID = 2**53 - 1
+
+
+def _integral(value: Any) -> Any:
+    # JSON has one number type: 7.0 is the integer 7, but "7", 7.5 and true are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+RowId = Annotated[int, Field(ge=1, le=MAX_ID), Strict(), BeforeValidator(_integral)]
+
+
+class Request(BaseModel):
+    """A request body: exactly the documented fields, of exactly the documented types."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+def grammar(regex: Any, max_length: int) -> Any:
+    return Field(pattern=regex.pattern, min_length=1, max_length=max_length)
 
 
 # who and where -------------------------------------------------------------------
@@ -92,7 +115,7 @@ class TagItem(BaseModel):
     other_tag_count: NonNegative = Field(description="how many other tags share the digest")
 
 
-class TagsDelete(BaseModel):
+class TagsDelete(Request):
     tags: list[str] = Field(min_length=1, max_length=1000)
 
 
@@ -205,14 +228,14 @@ class History(BaseModel):
     gc_runs: list[GcRun]
 
 
-class TagRef(BaseModel):
-    image_id: int
-    tag: str
+class TagRef(Request):
+    image_id: RowId
+    tag: str = Field(max_length=128)
 
 
-class ImpactRequest(BaseModel):
+class ImpactRequest(Request):
     tags: list[TagRef] = Field(default_factory=list, max_length=10_000)
-    images: list[int] = Field(default_factory=list, max_length=1000)
+    images: list[RowId] = Field(default_factory=list, max_length=1000)
 
 
 class Impact(BaseModel):
@@ -246,19 +269,19 @@ class AuditEntry(BaseModel):
 # administration ------------------------------------------------------------------
 
 
-class NewUser(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
+class NewUser(Request):
+    name: Annotated[str, grammar(names.USERNAME_RE, 64)]
     password: str = Field(min_length=8, max_length=1024)
-    superuser: bool = False
+    superuser: StrictBool = False
 
 
-class NewWorkspace(BaseModel):
-    slug: str = Field(min_length=1, max_length=63)
+class NewWorkspace(Request):
+    slug: Annotated[str, grammar(names.SLUG_RE, 63)]
     name: str | None = Field(default=None, max_length=255)
 
 
-class Membership(BaseModel):
-    admin: bool = False
+class Membership(Request):
+    admin: StrictBool = False
 
 
 class Member(BaseModel):
@@ -266,17 +289,17 @@ class Member(BaseModel):
     admin: bool
 
 
-class NewProject(BaseModel):
-    key: str = Field(min_length=1, max_length=32)
+class NewProject(Request):
+    key: Annotated[str, grammar(names.PROJECT_KEY_RE, 32)]
     name: str | None = Field(default=None, max_length=255)
 
 
-class NewRepository(BaseModel):
-    slug: str = Field(min_length=1, max_length=63)
-    project: str = Field(min_length=1, max_length=32)
+class NewRepository(Request):
+    slug: Annotated[str, grammar(names.SLUG_RE, 63)]
+    project: Annotated[str, grammar(names.PROJECT_KEY_RE, 32)]
 
 
-class GrantChange(BaseModel):
+class GrantChange(Request):
     permission: PermissionName
 
 

@@ -28,7 +28,8 @@ MAX_LIMIT = 1000
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="page size")]
 Cursor = Annotated[
-    str | None, Query(max_length=2000, description="next_cursor of the previous page")
+    str | None,
+    Query(max_length=2000, description="next_cursor of the previous page (empty: the first)"),
 ]
 
 
@@ -107,7 +108,7 @@ def page_of(
 ) -> Page[T]:
     """A page of a short list held in memory, in order of a unique string key."""
     ordered = sorted(items, key=key, reverse=sort.descending)
-    if cursor is not None:
+    if cursor:
         (last,) = decode_cursor(cursor, sort, (str,))
         ordered = [x for x in ordered if (key(x) < last if sort.descending else key(x) > last)]
     page = ordered[:limit]
@@ -131,7 +132,7 @@ def keyset_page(
 ) -> tuple[list[Row[Any]], str | None]:
     """One page of ``query`` in the order of ``key`` (which ends in a unique column),
     and the cursor of the next page (from ``cursor_values`` of the last row)."""
-    if cursor is not None:
+    if cursor:
         query = query.where(after(key, sort, decode_cursor(cursor, sort, types)))
     rows = conn.execute(query.order_by(*order(key, sort)).limit(limit + 1)).all()
     more = len(rows) > limit

@@ -6,7 +6,7 @@ repository, an image or a layer is limited to what the caller may read.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from sqlalchemy import Connection, exists, func, select, tuple_
@@ -29,6 +29,7 @@ from app.registry.errors import NotFound
 router = APIRouter(responses=documented(400, 401, 404, 503))
 
 IMAGES_SHOWN = 50
+LayerSort = Literal["size", "-size", "image_count", "-image_count"]
 b = s.blobs.c
 u = s.blob_usage.c
 i = s.images.c
@@ -118,7 +119,7 @@ def shared_layers(
     caller: Authenticated,
     ws: str,
     repository: Annotated[str | None, Query(max_length=63)] = None,
-    sort: Annotated[str | None, Query(description="size, image_count")] = None,
+    sort: Annotated[LayerSort | None, Query(description="'-' prefix: descending")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[SharedLayer]:

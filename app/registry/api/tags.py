@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 from sqlalchemy import ColumnElement, Connection, func, select
@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Connection, func, select
 from app.core.names import is_valid_tag
 from app.core.permissions import Permission
 from app.registry import content
-from app.registry.api.context import Authenticated, ImageAccess, image_access
+from app.registry.api.context import Authenticated, ImageAccess, ImageId, image_access
 from app.registry.api.errors import documented, repository_forbidden
 from app.registry.api.models import TagItem, TagResult, TagsDelete, TagsDeleted
 from app.registry.api.paging import DEFAULT_LIMIT, Cursor, Limit, Page, keyset_page, parse_sort
@@ -32,6 +32,9 @@ from app.registry.errors import NotFound
 router = APIRouter(responses=documented(400, 401, 404, 503))
 
 SORTS = ("name", "pushed_at", "size", "created")
+TagSort = Literal[
+    "name", "-name", "pushed_at", "-pushed_at", "size", "-size", "created", "-created"
+]
 OTHER_TAGS_SHOWN = 20
 
 t = s.tags.c
@@ -75,9 +78,9 @@ def other_tags(
 @router.get("/images/{image_id}/tags", response_model=Page[TagItem], summary="Tags of an image")
 def list_tags(
     caller: Authenticated,
-    image_id: int,
+    image_id: ImageId,
     q: Annotated[str | None, Query(max_length=128, description="part of the tag")] = None,
-    sort: Annotated[str | None, Query(description="name, pushed_at, size, created")] = None,
+    sort: Annotated[TagSort | None, Query(description="'-' prefix: descending")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[TagItem]:
@@ -164,7 +167,7 @@ def _delete(caller: Authenticated, access: ImageAccess, names: list[str]) -> lis
     responses=documented(403),
     summary="Delete one tag (write); its manifest and blobs wait for GC",
 )
-def delete_tag(caller: Authenticated, image_id: int, tag: str) -> Response:
+def delete_tag(caller: Authenticated, image_id: ImageId, tag: str) -> Response:
     access = _writable(caller, image_id, "delete a tag")
     if not is_valid_tag(tag):
         raise NotFound(f"no tag {tag!r}", detail={"tag": tag})
@@ -179,7 +182,7 @@ def delete_tag(caller: Authenticated, image_id: int, tag: str) -> Response:
     responses=documented(403),
     summary="Delete many tags of an image in one step (write), with a result per tag",
 )
-def delete_tags(caller: Authenticated, image_id: int, body: TagsDelete) -> TagsDeleted:
+def delete_tags(caller: Authenticated, image_id: ImageId, body: TagsDelete) -> TagsDeleted:
     access = _writable(caller, image_id, "delete tags")
     valid = [name for name in body.tags if is_valid_tag(name)]
     deleted = set(_delete(caller, access, valid)) if valid else set()
