@@ -241,7 +241,11 @@ class RegistryAuth(httpx.Auth):
         req = next(flow)
         while True:
             response = yield req
-            await response.aread()
+            # The flow reads token answers; any other answer it only looks at when
+            # it is a 401 (headers). Reading every body would never return on a
+            # stream (server-sent events): send() reads the rest when not streaming.
+            if req is not request or response.status_code == 401:
+                await response.aread()
             try:
                 req = flow.send(response)
             except StopIteration:

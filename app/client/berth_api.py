@@ -25,7 +25,8 @@ from urllib.parse import quote
 import httpx
 
 from app.client.auth import RegistryAuth
-from app.client.errors import ProtocolError
+from app.client.errors import ClientError, ProtocolError
+from app.client.events import EventStream
 from app.client.transport import ConnectionSettings, build_client, json_object, send
 from app.core.permissions import Permission
 
@@ -403,6 +404,11 @@ class Storage:
     saving: int
     blob_count: int
     repositories: tuple[RepositoryStorage, ...]
+
+    @property
+    def exclusive(self) -> int:
+        """Referenced bytes that exactly one image reaches."""
+        return self.referenced - self.shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -791,4 +797,21 @@ class BerthApi:
     async def run_gc(self, ws: str) -> GcRun:
         return GcRun.parse(
             await self._post(f"/workspaces/{_q(ws)}/gc/run", f"Running GC in {ws}", {})
+        )
+
+    # events ---------------------------------------------------------------------
+    def events(
+        self,
+        ws: str,
+        *,
+        on_open: Callable[[], None] | None = None,
+        on_retry: Callable[[ClientError, float], None] | None = None,
+    ) -> EventStream:
+        """The workspace's event stream (iterate it; it reconnects by itself)."""
+        return EventStream(
+            self.http,
+            f"{API}/workspaces/{_q(ws)}/events",
+            what=f"Events of {ws}",
+            on_open=on_open,
+            on_retry=on_retry,
         )
