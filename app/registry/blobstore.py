@@ -69,6 +69,20 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _make_dirs_durably(path: Path) -> None:
+    """``mkdir -p``, then fsync the parent of each directory it made: a crash must not
+    lose the directory entry of an object whose row has been committed."""
+    made = []
+    missing = path
+    while not missing.exists():
+        made.append(missing)
+        missing = missing.parent
+    for directory in reversed(made):
+        # exist_ok: a concurrent commit into the same prefix may have made it.
+        directory.mkdir(exist_ok=True)
+        _fsync_dir(directory.parent)
+
+
 class FileBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -111,8 +125,15 @@ class FileBlobStore:
         with open(src, "rb+") as f:
             os.fsync(f.fileno())
         dest = self.object_path(workspace_id, digest, generation)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dest)
+        for attempt in range(3):
+            _make_dirs_durably(dest.parent)
+            try:
+                os.replace(src, dest)
+                break
+            except FileNotFoundError:
+                # The GC tidied the (then empty) prefix away between the two steps.
+                if attempt == 2 or not src.exists():
+                    raise
         _fsync_dir(dest.parent)
         return dest
 

@@ -51,12 +51,16 @@ async def identify(request: Request, scope: str | None = None) -> Identity:
     header = request.headers.get("authorization")
     identity = await reg.run(reg.auth.authenticate, header) if header else None
     if identity is None:
-        raise Unauthorized(
-            "authentication required",
-            headers=challenge(request, scope),
-            detail=None if header is None else "invalid credentials",
-        )
+        raise _unauthenticated(request, scope, header)
     return identity
+
+
+def _unauthenticated(request: Request, scope: str | None, header: str | None) -> Unauthorized:
+    return Unauthorized(
+        "authentication required",
+        headers=challenge(request, scope),
+        detail=None if header is None else "invalid credentials",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,25 +76,35 @@ class Target:
 
 
 def _lookup(
-    reg: Registry, identity: Identity, name: ImageName
-) -> tuple[Repository | None, Permission]:
+    reg: Registry, header: str | None, name: ImageName | None
+) -> tuple[Identity | None, Repository | None, Permission]:
+    """Who is calling and what they hold on ``name``: one trip to a worker thread,
+    as every request makes it."""
+    identity = reg.auth.authenticate(header) if header else None
+    if identity is None or name is None:
+        return identity, None, Permission.NONE
     with reg.db.read() as conn:
         repo = accounts.find_repository(conn, name.workspace, name.repository)
         if repo is None:
-            return None, Permission.NONE
-        return repo, accounts.permission_on(conn, identity.user, repo)
+            return identity, None, Permission.NONE
+        return identity, repo, accounts.permission_on(conn, identity.user, repo)
 
 
 async def authorize(request: Request, raw_name: str, need: Permission, action: str) -> Target:
     """Authenticate, parse the name and check ``need`` (with token ``action``)."""
     scope = f"repository:{raw_name}:{action}"
-    identity = await identify(request, scope)
     try:
-        name = ImageName.parse(raw_name)
+        name: ImageName | None = ImageName.parse(raw_name)
+        invalid = None
     except InvalidName as exc:
-        raise NameInvalid(str(exc), detail={"name": raw_name}) from None
+        name, invalid = None, exc
     reg = registry_of(request)
-    repo, perm = await reg.run(_lookup, reg, identity, name)
+    header = request.headers.get("authorization")
+    identity, repo, perm = await reg.run(_lookup, reg, header, name)
+    if identity is None:  # credentials come first, even before the name's syntax
+        raise _unauthenticated(request, scope, header)
+    if name is None:
+        raise NameInvalid(str(invalid), detail={"name": raw_name})
     bearer = identity.token_access is not None
     if repo is None or perm < Permission.READ:
         raise Unauthorized(

@@ -325,7 +325,8 @@ async def _append(
             raise SizeInvalid(f"chunk had {written} bytes, Content-Range promised {expected_len}")
         f.truncate(offset + written)
     state.offset = offset + written
-    await reg.run(_record, reg, session_id, state.offset)
+    if written:
+        await reg.run(_record, reg, session_id, state.offset)
     return state.offset
 
 
