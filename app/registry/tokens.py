@@ -10,8 +10,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.registry.auth import SERVICE, parse_scopes
+from app.registry.db.engine import Busy
 from app.registry.errors import RegistryError, Unauthorized
-from app.registry.oci.router import error_response
+from app.registry.oci.router import busy_response, error_response
 from app.registry.service import Registry
 
 MAX_FORM = 64 * 1024
@@ -72,4 +73,6 @@ async def token(request: Request) -> Response:
         body = await reg.run(issue)
     except RegistryError as exc:
         return error_response(exc)
+    except Busy:
+        return busy_response()
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

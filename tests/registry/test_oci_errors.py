@@ -5,6 +5,7 @@ is the spec's error, never a 500, and nothing is written."""
 from __future__ import annotations
 
 import itertools
+import sqlite3
 from collections.abc import Iterator
 
 import httpx
@@ -179,3 +180,21 @@ def test_bad_input_never_answers_500(writer: httpx.Client) -> None:
     # Nothing of that was written (a mount that fell back opened sessions, no more).
     assert writer.get("/v2/acme/web/app/tags/list").json()["tags"] == ["v1"]
     assert writer.get("/v2/_catalog").json()["repositories"] == ["acme/web/app"]
+
+
+def test_a_lock_held_too_long_answers_503_not_500(
+    reg: RegistryServer, writer: httpx.Client
+) -> None:
+    """DESIGN.md race rule 5: a lock wait past a few seconds asks the client to retry."""
+    db = sqlite3.connect(reg.data / "registry.db", isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")  # hold the write lock, as a long transaction would
+        r = writer.post("/v2/acme/web/locked/blobs/uploads/")
+        assert_error(r, 503, "TOOMANYREQUESTS")
+        assert r.headers["Retry-After"] == "1"
+        # Reads still go through meanwhile.
+        assert writer.get("/v2/acme/web/app/tags/list").status_code == 200
+    finally:
+        db.execute("ROLLBACK")
+        db.close()
+    assert writer.post("/v2/acme/web/locked/blobs/uploads/").status_code == 202

@@ -96,14 +96,19 @@ async def dispatch(request: Request) -> Response:
         # The client hung up mid-body; the handler has already undone its partial write.
         return Response(status_code=400)
     except Busy:
-        return error_response(
-            RegistryError(
-                "the registry is busy; retry shortly",
-                status=503,
-                code="TOOMANYREQUESTS",
-                headers={"Retry-After": "1"},
-            )
+        return busy_response()
+
+
+def busy_response() -> Response:
+    """A lock wait ran out (DESIGN.md, race safety rule 5): ask the client to retry."""
+    return error_response(
+        RegistryError(
+            "the registry is busy; retry shortly",
+            status=503,
+            code="TOOMANYREQUESTS",
+            headers={"Retry-After": "1"},
         )
+    )
 
 
 ALL_METHODS = ["GET", "HEAD", "PUT", "POST", "PATCH", "DELETE"]
