@@ -68,11 +68,13 @@ class SmokeTest(QObject):
         return False
 
     def _maybe_finish(self) -> None:
-        if not self.painted or self._connecting is None or not self._connecting.done():
+        if self._closing or not self.painted:
+            return
+        if self._connecting is None or not self._connecting.done():
             return
         window = self.window
-        backend_name = type(window.store.backend)
-        say(f"keyring {backend_name.__module__}.{backend_name.__qualname__}")
+        keyring = type(window.store.backend)
+        say(f"keyring {keyring.__module__}.{keyring.__qualname__}")
         embedded = window.embedded
         if embedded is not None:
             say(f"embedded registry {embedded.command[0]} pid {embedded.pid}")
