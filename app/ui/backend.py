@@ -9,21 +9,28 @@ and the window hides or disables what depends on it. No Qt here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from app.client.berth_api import (
     DeleteImpact,
+    GcRun,
+    GcStatus,
     Image,
     ManifestDetail,
     Page,
     Project,
     Repository,
+    SharedLayer,
+    Storage,
+    StorageHistory,
     Tag,
     TagDeleteResult,
     Workspace,
 )
+from app.client.errors import ClientError
+from app.client.events import ServerEvent
 from app.client.profiles import Kind, Profile
 
 
@@ -86,6 +93,28 @@ class Backend(Protocol):
         self, image: Image, tag: str | None = None, digest: str | None = None
     ) -> str: ...
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class StorageSource(Protocol):
+    """A backend that reports storage figures, runs GC and streams the workspace's
+    events (a Berth registry): what the storage view needs, with
+    ``capabilities.storage``."""
+
+    async def storage(self, ws: str) -> Storage: ...
+    async def shared_layers(
+        self, ws: str, *, repository: str | None, sort: str | None, limit: int, cursor: str | None
+    ) -> Page[SharedLayer]: ...
+    async def storage_history(self, ws: str) -> StorageHistory: ...
+    async def gc_status(self, ws: str) -> GcStatus: ...
+    async def run_gc(self, ws: str) -> GcRun: ...
+    def events(
+        self,
+        ws: str,
+        *,
+        on_open: Callable[[], None] | None = None,
+        on_retry: Callable[[ClientError, float], None] | None = None,
+    ) -> AsyncIterator[ServerEvent]: ...
 
 
 BackendFactory = Callable[[Profile, str | None], Backend]

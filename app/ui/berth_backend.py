@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 
 from app.client.berth_api import (
     BerthApi,
     DeleteImpact,
+    GcRun,
+    GcStatus,
     Image,
     ManifestDetail,
     Page,
     Project,
     Repository,
+    SharedLayer,
+    Storage,
+    StorageHistory,
     Tag,
     TagDeleteResult,
     Workspace,
 )
+from app.client.errors import ClientError
+from app.client.events import ServerEvent
 from app.client.profiles import Profile
 from app.ui import backend
 from app.ui.backend import Capabilities, Identity, Scope
@@ -97,6 +104,34 @@ class BerthBackend:
         if digest:
             return f"{ref}@{digest}"
         return f"{ref}:{tag}" if tag else ref
+
+    async def storage(self, ws: str) -> Storage:
+        return await self.api.storage(ws)
+
+    async def shared_layers(
+        self, ws: str, *, repository: str | None, sort: str | None, limit: int, cursor: str | None
+    ) -> Page[SharedLayer]:
+        return await self.api.shared_layers(
+            ws, repository=repository, sort=sort, limit=limit, cursor=cursor
+        )
+
+    async def storage_history(self, ws: str) -> StorageHistory:
+        return await self.api.storage_history(ws)
+
+    async def gc_status(self, ws: str) -> GcStatus:
+        return await self.api.gc_status(ws)
+
+    async def run_gc(self, ws: str) -> GcRun:
+        return await self.api.run_gc(ws)
+
+    def events(
+        self,
+        ws: str,
+        *,
+        on_open: Callable[[], None] | None = None,
+        on_retry: Callable[[ClientError, float], None] | None = None,
+    ) -> AsyncIterator[ServerEvent]:
+        return aiter(self.api.events(ws, on_open=on_open, on_retry=on_retry))
 
     async def aclose(self) -> None:
         await self.api.aclose()

@@ -1,4 +1,4 @@
-"""The main window: navigator tree on the left, views (browse; storage later) on the
+"""The main window: navigator tree on the left, views (browse, storage) on the
 right, the error bar above, the connection and embedded registry in the status bar.
 
 The window talks to one :class:`~app.ui.backend.Backend` at a time; switching
@@ -38,7 +38,7 @@ from app.client.profiles import Profile
 from app.core.permissions import Permission
 from app.ui import backend as backends
 from app.ui import berth_backend as _berth_backend  # noqa: F401  (registers the "berth" kind)
-from app.ui import confirm_delete, connections_dialog, login_dialog
+from app.ui import confirm_delete, connections_dialog, login_dialog, storage_view
 from app.ui.actions import Actions, Context
 from app.ui.backend import Backend, Identity, Scope
 from app.ui.browse_view import BrowseView
@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self.acts = Actions(self)
         self._build()
         self._wire()
+        self.storage = storage_view.install(self)
         self._restore_layout()
         self._update_actions()
 
@@ -564,6 +565,16 @@ class MainWindow(QMainWindow):
     async def _restore_selection(self) -> None:
         path = self.settings.last_path()
         self._restore_image = self.settings.last_image()
+        node = await self.reveal(path)
+        if node is self.nav_model.root:
+            if not node.children:
+                return
+            node = node.children[0]
+        self.select_path(node.path)
+
+    async def reveal(self, path: Sequence[str]) -> Node:
+        """Load and expand the navigator along ``path`` as far as it exists; returns
+        the deepest node found (the root when not even the first name is there)."""
         node = self.nav_model.root
         for depth, name in enumerate(path):
             child = next((c for c in node.children if c.name == name), None)
@@ -578,11 +589,7 @@ class MainWindow(QMainWindow):
                     node.loading = False
                 self.nav_model.set_children(node, children)
             self.tree.expand(self.nav_proxy.mapFromSource(self.nav_model.index_of(node)))
-        if node is self.nav_model.root:
-            if not node.children:
-                return
-            node = node.children[0]
-        self.select_path(node.path)
+        return node
 
     def _tree_current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         node = current.data(ObjectRole) if current.isValid() else None

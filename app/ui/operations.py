@@ -7,7 +7,9 @@ one, so changing the selection drops the stale load instead of racing it. When a
 operation fails, the failure goes to one place: an expected
 :class:`~app.client.errors.ClientError` is emitted as ``failed`` (the window shows
 it in the error bar, or asks to log in again on a 401); anything else is a bug and
-goes to ``sys.excepthook`` (the exception dialog).
+goes to ``sys.excepthook`` (the exception dialog). A ``background`` operation (an
+event stream that runs for as long as a view is open) is tracked, cancelled and
+reported the same way but does not count as busy.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ class Operations(QObject):
         super().__init__(parent)
         self._named: dict[str, asyncio.Task[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
 
     @property
     def busy(self) -> bool:
-        return bool(self._tasks)
+        return bool(self._tasks - self._background)
 
     def running(self, name: str) -> bool:
         task = self._named.get(name)
@@ -48,6 +51,7 @@ class Operations(QObject):
         name: str | None = None,
         on_done: Callable[[T], None] | None = None,
         on_error: Callable[[ClientError], bool] | None = None,
+        background: bool = False,
     ) -> asyncio.Task[T]:
         """Start ``coro``. ``on_done(result)`` runs on success; ``on_error`` may
         handle an expected failure itself (return True) before it is reported."""
@@ -58,9 +62,11 @@ class Operations(QObject):
         )
         was_busy = self.busy
         self._tasks.add(task)
+        if background:
+            self._background.add(task)
         if name is not None:
             self._named[name] = task
-        if not was_busy:
+        if not was_busy and self.busy:
             self.busyChanged.emit(True)
         task.add_done_callback(lambda t: self._finished(t, name, on_done, on_error))
         return task
@@ -88,7 +94,9 @@ class Operations(QObject):
         on_done: Callable[[Any], None] | None,
         on_error: Callable[[ClientError], bool] | None,
     ) -> None:
+        was_busy = self.busy
         self._tasks.discard(task)
+        self._background.discard(task)
         if name is not None and self._named.get(name) is task:
             del self._named[name]
         try:
@@ -107,5 +115,5 @@ class Operations(QObject):
             # A bug in a completion callback: same place as any other bug.
             sys.excepthook(*sys.exc_info())
         finally:
-            if not self._tasks:
+            if was_busy and not self.busy:
                 self.busyChanged.emit(False)
