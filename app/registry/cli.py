@@ -379,5 +379,28 @@ _EXTENSIONS.append(_maintenance_parsers)
 _HANDLERS.update(gc=_gc, fsck=_fsck)
 
 
+# demo data -------------------------------------------------------------------
+
+
+def _demo_parser(sub: SubParsers) -> None:
+    from app.registry import demo
+
+    parser = sub.add_parser(
+        "demo", help="seed an empty data directory with demo workspaces, images and users"
+    )
+    _add_data(parser)
+    demo.add_arguments(parser)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from app.registry import demo
+
+    return demo.main(args)
+
+
+_EXTENSIONS.append(_demo_parser)
+_HANDLERS.update(demo=_demo)
+
+
 if __name__ == "__main__":
     sys.exit(main())
