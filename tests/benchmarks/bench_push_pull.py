@@ -6,7 +6,7 @@ registries, so no push can skip a layer the previous round left behind. Prints
 MB/s (median of the rounds) for both and the ratio Berth / Distribution.
 
 Run on demand: ``.venv/bin/pytest tests/benchmarks/bench_push_pull.py -s``
-(``BENCH_ROUNDS`` sets the number of rounds, default 3).
+(``BENCH_ROUNDS`` sets the number of rounds, default 5).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.support.tools import require
 
 LAYERS = 4
 LAYER_SIZE = 64 * 1024 * 1024
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 
 
 def _free_port() -> int:
