@@ -29,6 +29,9 @@ class Profile:
     # The app's own local registry: started and stopped with the app, credentials
     # generated on first start.
     embedded: bool = False
+    # OCI registries whose catalog is off or hidden: repository names the admin
+    # added by hand, browsed besides (or instead of) the catalog's.
+    repositories: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -64,10 +67,17 @@ class Profile:
             verify_tls=_bool(data.get("verify_tls", True)),
             ca_bundle=str(data["ca_bundle"]) if data.get("ca_bundle") else None,
             embedded=_bool(data.get("embedded", False)),
+            repositories=_names(data.get("repositories")),
         )
 
     def with_url(self, url: str) -> Profile:
         return replace(self, url=url)
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(dict.fromkeys(v for v in value if isinstance(v, str) and v))
 
 
 def _bool(value: Any) -> bool:

@@ -63,6 +63,41 @@ class Capabilities:
     delete_impact: bool = True  # the server can say what a delete frees
     storage: bool = True  # storage figures and GC (the storage view)
     server_sort: tuple[str, ...] = ()  # sort fields the server offers for tags
+    # What this registry cannot do, found once per connection: sentences for a banner.
+    notes: tuple[str, ...] = ()
+    # Why nothing can be deleted here (deletes turned off): delete actions are greyed
+    # with this as their tooltip. None: deletes are allowed, or the server decides.
+    delete_blocked: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    """A folder in the tree of a registry without workspaces: a path prefix of its
+    repository names (``team/app`` holds ``team/app/api``); the path "" is the
+    registry itself, shown as ``registry`` (its host)."""
+
+    registry: str
+    path: str
+    image_count: int  # repository names at or under this path
+    has_children: bool  # whether it holds deeper namespaces
+
+    @property
+    def name(self) -> str:
+        return self.path.rsplit("/", 1)[-1] if self.path else self.registry
+
+    @property
+    def scope(self) -> Scope:
+        return Scope(self.registry, repository=self.path or None)
+
+
+@runtime_checkable
+class NamespaceTree(Protocol):
+    """A backend whose tree is the path segments of repository names (any OCI
+    registry) instead of workspaces → projects → repositories."""
+
+    async def namespaces(self, scope: Scope | None) -> list[Namespace]:
+        """The namespaces directly under ``scope``; under None, the registry."""
+        ...
 
 
 class Backend(Protocol):

@@ -1,4 +1,5 @@
-"""The navigator tree: workspaces → projects → repositories, loaded lazily.
+"""The navigator tree: workspaces → projects → repositories, loaded lazily (for a
+plain OCI registry: the registry → namespaces, the path segments of its names).
 
 A node's children are fetched the first time the view asks (``fetchMore``, when
 it is expanded), through an async ``ChildLoader``; ``fetchMore`` is guarded so a
@@ -16,7 +17,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistent
 
 from app.client.berth_api import Project, Repository, Workspace
 from app.client.errors import ClientError
-from app.ui.backend import Scope
+from app.ui.backend import Namespace, Scope
 from app.ui.table_model import ObjectRole, Runner, SortRole
 
 Index = QModelIndex | QPersistentModelIndex
@@ -26,12 +27,12 @@ PathRole = Qt.ItemDataRole.UserRole + 10
 
 @dataclass(eq=False)
 class Node:
-    kind: str  # "root" | "workspace" | "project" | "repository"
+    kind: str  # "root" | "workspace" | "project" | "repository" | "namespace"
     name: str
     label: str
     scope: Scope | None = None
     count: int | None = None
-    payload: Workspace | Project | Repository | None = None
+    payload: Workspace | Project | Repository | Namespace | None = None
     parent: Node | None = None
     children: list[Node] = field(default_factory=list)
     loaded: bool = False
@@ -74,6 +75,9 @@ class Node:
                 f"Repository {payload.path}: {payload.image_count} images, "
                 f"{payload.tag_count} tags; your permission: {payload.permission.label}"
             )
+        if isinstance(payload, Namespace):
+            where = f"{payload.registry}/{payload.path}" if payload.path else payload.registry
+            return f"{where}: {payload.image_count} repositories at or under this path"
         return self.label
 
 
@@ -97,6 +101,12 @@ def repository_node(r: Repository) -> Node:
         r.image_count,
         r,
     )
+
+
+def namespace_node(n: Namespace) -> Node:
+    node = Node("namespace", n.name, n.name, n.scope, n.image_count, n)
+    node.loaded = not n.has_children  # no expander where nothing is deeper
+    return node
 
 
 class NavigatorModel(QAbstractItemModel):
