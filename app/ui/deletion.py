@@ -14,9 +14,22 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from app.client.berth_api import Image, Tag
+from app.client.berth_api import DeleteImpact, Image, Tag, TagDeleteResult
 from app.client.errors import ClientError
 from app.ui.backend import Backend
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteMethod:
+    """One way to delete the planned tags, where the registry leaves a choice (it
+    deletes only by digest, and other tags share a digest): the admin picks one in
+    the confirmation, the first is the default."""
+
+    key: str  # "placeholder" | "digest"
+    label: str
+    explanation: str
+    also_deleted: tuple[str, ...] = ()  # tags not selected that this way deletes too
+    impact: DeleteImpact | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +37,9 @@ class DeletePlan:
     image: Image
     tags: tuple[Tag, ...] = ()
     whole_image: bool = False
+    methods: tuple[DeleteMethod, ...] = ()
+    # Said after the storage figures (where they come from, what frees the bytes).
+    storage_note: str = ""
 
     @property
     def names(self) -> list[str]:
@@ -123,23 +139,30 @@ class BulkDelete:
                 outcome.stopped_by = exc
                 outcome.failed.extend((t, exc.message) for t in self.tags[start:])
                 break
-            removed: list[str] = []
-            answered = set()
-            for result in results:
-                answered.add(result.tag)
-                if result.status == "deleted":
-                    outcome.deleted.append(result.tag)
-                    removed.append(result.tag)
-                elif result.status == "not_found":
-                    outcome.gone.append(result.tag)
-                    removed.append(result.tag)
-                else:
-                    outcome.failed.append((result.tag, result.message or result.status))
-            for tag in chunk:
-                if tag not in answered:
-                    outcome.failed.append((tag, "the registry did not report on this tag"))
             done += len(chunk)
-            self.on_chunk(removed)
-            self.on_progress(done, len(self.tags))
-            await asyncio.sleep(0)  # let the window paint between chunks
+            await self._record(chunk, results, done)
         return outcome
+
+    async def _record(
+        self, chunk: Sequence[str], results: Sequence[TagDeleteResult], done: int
+    ) -> None:
+        """Account for one chunk's results, report them, let the window paint."""
+        outcome = self.outcome
+        removed: list[str] = []
+        answered = set()
+        for result in results:
+            answered.add(result.tag)
+            if result.status == "deleted":
+                outcome.deleted.append(result.tag)
+                removed.append(result.tag)
+            elif result.status == "not_found":
+                outcome.gone.append(result.tag)
+                removed.append(result.tag)
+            else:
+                outcome.failed.append((result.tag, result.message or result.status))
+        for tag in chunk:
+            if tag not in answered:
+                outcome.failed.append((tag, "the registry did not report on this tag"))
+        self.on_chunk(removed)
+        self.on_progress(done, len(self.tags))
+        await asyncio.sleep(0)  # let the window paint between chunks
