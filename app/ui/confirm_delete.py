@@ -1,6 +1,9 @@
 """The delete confirmation: what goes, what stays, what it means for storage.
 
-:func:`confirm_delete` is the seam: the window awaits it, tests patch it.
+:func:`confirm_delete` is the seam: the window awaits it, tests patch it. Where the
+registry leaves a choice of how to delete (it deletes only by digest, and other
+tags share a digest), the dialog offers the ways as radio buttons, the safe one
+first, and :func:`choose_delete_method` is the seam that returns the choice.
 """
 
 from __future__ import annotations
@@ -8,17 +11,20 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
+    QButtonGroup,
     QDialog,
     QDialogButtonBox,
+    QGroupBox,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
+    QRadioButton,
     QVBoxLayout,
     QWidget,
 )
 
 from app.client.berth_api import DeleteImpact
-from app.ui.deletion import DeletePlan
+from app.ui.deletion import DeleteMethod, DeletePlan
 from app.ui.dialogs import ask
 from app.ui.formatting import format_bytes, short_digest
 
@@ -103,6 +109,7 @@ class ConfirmDeleteDialog(QDialog):
             layout.addWidget(self.tag_list)
 
         staying = plan.staying
+        self.staying: QLabel | None = None
         if staying:
             lines = [
                 f"{', '.join(names)} ({short_digest(digest)})" for digest, names in staying.items()
@@ -123,6 +130,34 @@ class ConfirmDeleteDialog(QDialog):
             self.staying.setWordWrap(True)
             layout.addWidget(self.staying)
 
+        self.methods: list[tuple[QRadioButton, DeleteMethod]] = []
+        self.also = QLabel(self)
+        self.also.setWordWrap(True)
+        self.also.setAccessibleName("Also deleted")
+        self.also.hide()
+        if plan.methods:
+            box = QGroupBox("How to delete", self)
+            box.setAccessibleName("How to delete")
+            box.setAccessibleDescription(
+                "This registry deletes only by digest: choose whether the other tags stay"
+            )
+            box_layout = QVBoxLayout(box)
+            group = QButtonGroup(box)
+            for i, method in enumerate(plan.methods):
+                radio = QRadioButton(method.label, box)
+                radio.setAccessibleDescription(method.explanation)
+                radio.setChecked(i == 0)
+                group.addButton(radio)
+                box_layout.addWidget(radio)
+                explanation = QLabel(method.explanation, box)
+                explanation.setWordWrap(True)
+                explanation.setContentsMargins(22, 0, 0, 4)
+                box_layout.addWidget(explanation)
+                radio.toggled.connect(self._method_changed)
+                self.methods.append((radio, method))
+            layout.addWidget(box)
+            layout.addWidget(self.also)
+
         permanent = QLabel(
             "<b>This is permanent.</b> Deleted "
             + ("images" if plan.whole_image else "tags")
@@ -131,10 +166,13 @@ class ConfirmDeleteDialog(QDialog):
         )
         permanent.setWordWrap(True)
         layout.addWidget(permanent)
-        self.storage = QLabel(storage_text(impact, impact_error), self)
+        self.impact = impact
+        self.impact_error = impact_error
+        self.storage = QLabel(self)
         self.storage.setWordWrap(True)
         self.storage.setAccessibleName("Storage")
         layout.addWidget(self.storage)
+        self._method_changed()
 
         self.typed: QLineEdit | None = None
         buttons = QDialogButtonBox(self)
@@ -165,6 +203,30 @@ class ConfirmDeleteDialog(QDialog):
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
 
+    @property
+    def method(self) -> DeleteMethod | None:
+        """The way chosen (None where the plan offers no choice)."""
+        return next((m for radio, m in self.methods if radio.isChecked()), None)
+
+    def _method_changed(self, *_: object) -> None:
+        method = self.method
+        impact = method.impact if method is not None else self.impact
+        text = storage_text(impact, self.impact_error)
+        if self.plan.storage_note:
+            text += " " + self.plan.storage_note
+        self.storage.setText(text)
+        self.storage.setAccessibleDescription(text)
+        also = method.also_deleted if method is not None else ()
+        if also:
+            shown = ", ".join(also[:20]) + (" …" if len(also) > 20 else "")
+            self.also.setText(
+                f"<b>Also deleted:</b> {len(also)} other tag{'s' if len(also) != 1 else ''} "
+                f"on the same manifest{'s' if len(self.plan.digests) != 1 else ''}: {shown}"
+            )
+        self.also.setVisible(bool(also))
+        if self.staying is not None:
+            self.staying.setVisible(not also)
+
     def accept(self) -> None:
         if self.typed is not None and self.typed.text().strip() != self.plan.image.name:
             return  # the typed name is the confirmation: Enter alone does not delete
@@ -181,5 +243,19 @@ async def confirm_delete(
     dialog = ConfirmDeleteDialog(plan, impact, impact_error, parent)
     try:
         return await ask(dialog)
+    finally:
+        dialog.deleteLater()
+
+
+async def choose_delete_method(
+    parent: QWidget | None, plan: DeletePlan, impact_error: str | None = None
+) -> DeleteMethod | None:
+    """Ask before deleting where the plan offers several ways (``plan.methods``, each
+    with its own impact). The seam tests patch; the way chosen, None to cancel."""
+    dialog = ConfirmDeleteDialog(plan, None, impact_error, parent)
+    try:
+        if not await ask(dialog):
+            return None
+        return dialog.method
     finally:
         dialog.deleteLater()
