@@ -33,10 +33,18 @@ LAYER_COLUMNS: list[Column[Layer]] = [
     ),
     Column(
         "Shared by",
-        lambda x: "this image only" if x.image_count <= 1 else f"{x.image_count} images",
+        lambda x: (
+            "—"
+            if x.image_count < 0
+            else "this image only"
+            if x.image_count <= 1
+            else f"{x.image_count} images"
+        ),
         lambda x: x.image_count,
         lambda x: (
-            "Freed by GC when this image's tags go"
+            "Not known yet: scan the registry's storage (Storage tab)"
+            if x.image_count < 0
+            else "Freed by GC when this image's tags go"
             if x.image_count <= 1
             else f"Referenced by {x.image_count} images: kept while any of them is"
         ),

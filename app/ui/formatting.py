@@ -7,7 +7,22 @@ from datetime import UTC, datetime
 
 from app.core.units import format_bytes
 
-__all__ = ["format_bytes", "long_time", "relative_time", "short_digest", "timestamp"]
+__all__ = [
+    "format_bytes",
+    "known_bytes",
+    "long_time",
+    "relative_time",
+    "short_digest",
+    "timestamp",
+]
+
+NOT_MEASURED = "—"
+
+
+def known_bytes(n: int) -> str:
+    """A size, or a dash for one not measured yet (negative: a plain OCI registry
+    tells sizes only once its manifests have been read)."""
+    return format_bytes(n) if n >= 0 else NOT_MEASURED
 
 
 def short_digest(digest: str) -> str:

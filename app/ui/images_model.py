@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from app.client.berth_api import Image
-from app.ui.formatting import format_bytes, long_time, relative_time, timestamp
+from app.ui.formatting import known_bytes, long_time, relative_time, timestamp
 from app.ui.table_model import Column, PagedTableModel, Runner
 
 NAME, TAGS, SIZE, EXCLUSIVE, LAST_PUSH, REPOSITORY, PROJECT = range(7)
+# A plain OCI registry's sizes come from a storage scan (negative until one ran).
+NOT_SCANNED = "Not measured yet: scan the registry's storage (Storage tab)"
 
 COLUMNS: list[Column[Image]] = [
     Column(
@@ -19,7 +21,7 @@ COLUMNS: list[Column[Image]] = [
     ),
     Column(
         "Tags",
-        lambda i: str(i.tag_count),
+        lambda i: str(i.tag_count) if i.tag_count >= 0 else "…",
         lambda i: i.tag_count,
         numeric=True,
         server_sort="tag_count",
@@ -27,18 +29,24 @@ COLUMNS: list[Column[Image]] = [
     ),
     Column(
         "Size",
-        lambda i: format_bytes(i.size),
+        lambda i: known_bytes(i.size),
         lambda i: i.size,
-        lambda i: f"{i.size:,} bytes in the distinct blobs of its tags",
+        lambda i: (
+            f"{i.size:,} bytes in the distinct blobs of its tags" if i.size >= 0 else NOT_SCANNED
+        ),
         numeric=True,
         server_sort="size",
         description="Bytes of the distinct blobs its tags reference",
     ),
     Column(
         "Exclusive",
-        lambda i: format_bytes(i.exclusive_size),
+        lambda i: known_bytes(i.exclusive_size),
         lambda i: i.exclusive_size,
-        lambda i: f"{i.exclusive_size:,} bytes no other image shares: freed by GC after a delete",
+        lambda i: (
+            f"{i.exclusive_size:,} bytes no other image shares: freed by GC after a delete"
+            if i.exclusive_size >= 0
+            else NOT_SCANNED
+        ),
         numeric=True,
         description="Bytes only this image references (freed by GC if it is deleted)",
     ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.client.berth_api import Tag
 from app.core.mediatypes import is_index
-from app.ui.formatting import format_bytes, long_time, relative_time, short_digest, timestamp
+from app.ui.formatting import known_bytes, long_time, relative_time, short_digest, timestamp
 from app.ui.table_model import Column, PagedTableModel, Runner
 
 TAG, DIGEST, SIZE, PLATFORMS, CREATED, PUSHED, OTHER_TAGS = range(7)
@@ -32,9 +32,9 @@ COLUMNS: list[Column[Tag]] = [
     ),
     Column(
         "Size",
-        lambda t: format_bytes(t.size),
+        lambda t: known_bytes(t.size),
         lambda t: t.size,
-        lambda t: f"{t.size:,} bytes",
+        lambda t: f"{t.size:,} bytes" if t.size >= 0 else "Reading the manifest…",
         numeric=True,
         server_sort="size",
         description="Bytes of the manifest, its config and layers",
