@@ -3,13 +3,17 @@
 Passwords and tokens typed here go to the system keyring (never to settings);
 with no keyring they are kept for this session only, and the dialog says so.
 :func:`edit_connections` is the seam; :func:`check_connection` gives the plain
-answer shown by "Test connection".
+answer shown by "Test connection". Plain HTTP is meant for a registry on this
+machine: for any other host the dialog warns that passwords and images would
+travel unencrypted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -39,7 +43,35 @@ from app.client.errors import (
 )
 from app.client.profiles import KIND_LABELS, KINDS, Profile, problems
 from app.ui import backend as backends
+from app.ui.backend import NamespaceTree
 from app.ui.dialogs import ask
+
+KIND_TIPS = {
+    "berth": "A Berth registry: workspaces, projects, permissions, storage and GC",
+    "oci": "Any registry speaking the OCI Distribution API (CNCF Distribution, zot, Harbor, "
+    "cloud registries), as far as its API allows",
+}
+PLAIN_HTTP_WARNING = (
+    "Plain HTTP: the password and every image travel unencrypted. Use it only for a "
+    "registry on this machine (localhost); use https:// for any other host."
+)
+
+
+def is_local(url: str) -> bool:
+    """Whether ``url`` names this machine (where plain HTTP is acceptable)."""
+    host = (urlsplit(url.strip()).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def plain_http_warning(url: str) -> str | None:
+    if urlsplit(url.strip()).scheme == "http" and not is_local(url):
+        return PLAIN_HTTP_WARNING
+    return None
 
 
 async def check_connection(profile: Profile, secret: str | None) -> tuple[bool, str]:
@@ -67,9 +99,16 @@ async def check_connection(profile: Profile, secret: str | None) -> tuple[bool, 
     finally:
         await client.aclose()
     role = " (superuser)" if identity.superuser else ""
+    if isinstance(client, NamespaceTree):
+        count = sum(w.image_count for w in workspaces)
+        seen = f"{count} repositor{'ies' if count != 1 else 'y'} visible"
+    else:
+        seen = f"{len(workspaces)} workspace{'s' if len(workspaces) != 1 else ''} visible"
+    notes = "".join(f" {n}" for n in client.capabilities.notes)
+    warning = plain_http_warning(profile.url)
     return True, (
-        f"Connected to {profile.host} as {identity.user}{role}; "
-        f"{len(workspaces)} workspace{'s' if len(workspaces) != 1 else ''} visible."
+        f"Connected to {profile.host} as {identity.user}{role}; {seen}.{notes}"
+        + (f" {warning}" if warning else "")
     )
 
 
@@ -129,11 +168,23 @@ class ConnectionsDialog(QDialog):
         self.kind.setAccessibleName("Registry kind")
         for kind in KINDS:
             self.kind.addItem(KIND_LABELS[kind], kind)
+            self.kind.setItemData(
+                self.kind.count() - 1, KIND_TIPS[kind], Qt.ItemDataRole.ToolTipRole
+            )
+        self.kind.setAccessibleDescription(
+            "Berth registry, or any OCI registry through the Distribution API"
+        )
         form.addRow("&Kind:", self.kind)
         self.url = QLineEdit(self)
         self.url.setPlaceholderText("https://registry.example.com")
         self.url.setAccessibleName("Registry URL")
         form.addRow("&URL:", self.url)
+        self.http_warning = QLabel(self)
+        self.http_warning.setWordWrap(True)
+        self.http_warning.setStyleSheet("color: #8a4b00;")
+        self.http_warning.setAccessibleName("Plain HTTP warning")
+        self.http_warning.hide()
+        form.addRow("", self.http_warning)
         self.username = QLineEdit(self)
         self.username.setAccessibleName("User name")
         form.addRow("U&ser name:", self.username)
@@ -197,6 +248,7 @@ class ConnectionsDialog(QDialog):
         self.add_button.clicked.connect(self.new_profile)
         self.remove_button.clicked.connect(self.remove_profile)
         self.browse.clicked.connect(self._browse)
+        self.url.textChanged.connect(self._url_changed)
         self.test_button.clicked.connect(self.start_test)
         self.list.currentRowChanged.connect(self._show)
         self._editing = -1
@@ -211,6 +263,7 @@ class ConnectionsDialog(QDialog):
     # --- the form -----------------------------------------------------------------
     def form_profile(self) -> Profile:
         kind = self.kind.currentData()
+        editing = self.profiles[self._editing] if 0 <= self._editing < len(self.profiles) else None
         return Profile(
             name=self.name.text().strip(),
             url=self.url.text().strip(),
@@ -218,7 +271,19 @@ class ConnectionsDialog(QDialog):
             kind=kind if kind in KINDS else "berth",
             verify_tls=self.verify.isChecked(),
             ca_bundle=self.ca_bundle.text().strip() or None,
+            # Not on the form: names added by hand in the window stay with the profile.
+            repositories=editing.repositories if editing is not None else (),
         )
+
+    def _url_changed(self, url: str) -> None:
+        warning = plain_http_warning(url)
+        self.http_warning.setText(warning or "")
+        self.http_warning.setAccessibleDescription(warning or "")
+        self.http_warning.setVisible(warning is not None)
+        # TLS settings mean nothing for plain HTTP.
+        tls = urlsplit(url.strip()).scheme != "http"
+        for widget in (self.verify, self.ca_bundle, self.browse):
+            widget.setEnabled(tls)
 
     def _store_form(self) -> bool:
         """Write the form back into the list; False (and say why) if it is invalid."""

@@ -39,18 +39,21 @@ from app.core.permissions import Permission
 from app.ui import backend as backends
 from app.ui import berth_backend as _berth_backend  # noqa: F401  (registers the "berth" kind)
 from app.ui import confirm_delete, connections_dialog, login_dialog, storage_view
+from app.ui import oci_backend as _oci_backend  # noqa: F401  (registers the "oci" kind)
 from app.ui.actions import Actions, Context
-from app.ui.backend import Backend, Identity, Scope
+from app.ui.backend import Backend, Identity, NamespaceTree, Scope
 from app.ui.browse_view import BrowseView
-from app.ui.deletion import BulkDelete, DeletePlan
+from app.ui.deletion import BulkDelete, BulkOutcome, DeletePlan
 from app.ui.error_bar import ErrorBar
 from app.ui.navigator_model import (
     NavigatorModel,
     Node,
+    namespace_node,
     project_node,
     repository_node,
     workspace_node,
 )
+from app.ui.oci_controller import OciController
 from app.ui.operations import Operations
 from app.ui.settings import Settings
 from app.ui.table_model import ObjectRole
@@ -232,6 +235,10 @@ class MainWindow(QMainWindow):
         QWidget.setTabOrder(self.tree_filter, self.tree)
         QWidget.setTabOrder(self.tree, self.browse.images.filter)
 
+        # What a plain OCI registry needs besides (banner, storage scan, deletes).
+        self.oci = OciController(self)
+        outer.insertWidget(outer.indexOf(self.error_bar) + 1, self.oci.banner)
+
     def add_view(self, widget: QWidget, title: str, description: str = "") -> int:
         """The slot for more views (storage, ...): a tab beside Browse. A view keeps
         itself current through ``connected`` and ``scopeChanged``."""
@@ -359,7 +366,7 @@ class MainWindow(QMainWindow):
         self.connection_button.setText(profile.name)
         self.setWindowTitle(f"Berth — {identity.user} @ {profile.host}")
         self.error_bar.clear()
-        self.nav_model.set_children(self.nav_model.root, [workspace_node(w) for w in workspaces])
+        self.nav_model.set_children(self.nav_model.root, await self._top_nodes(backend, workspaces))
         self.connected.emit(backend)
         self._update_actions()
         await self._restore_selection()
@@ -499,12 +506,19 @@ class MainWindow(QMainWindow):
         self.open_profile(new_profile, secret)
 
     # === the navigator =============================================================
+    async def _top_nodes(self, backend: Backend, workspaces: list[Any]) -> list[Node]:
+        if isinstance(backend, NamespaceTree):
+            return [namespace_node(n) for n in await backend.namespaces(None)]
+        return [workspace_node(w) for w in workspaces]
+
     async def _load_children(self, node: Node) -> list[Node]:
         backend = self.backend
         if backend is None:
             return []
         scope = node.scope
         assert scope is not None
+        if node.kind == "namespace" and isinstance(backend, NamespaceTree):
+            return [namespace_node(n) for n in await backend.namespaces(scope)]
         if node.kind == "workspace":
             if backend.capabilities.projects:
                 return [project_node(p) for p in await backend.projects(scope.workspace)]
@@ -685,6 +699,9 @@ class MainWindow(QMainWindow):
             details.show_nothing()
             return
         details.show_loading(tag)
+        if not tag.digest:
+            self.ops.cancel("details")
+            return  # a plain registry's row before its manifest was read: shown when it is
         self.ops.run(
             backend.manifest(image, tag.digest),
             name="details",
@@ -706,6 +723,20 @@ class MainWindow(QMainWindow):
         if self.browse.bulk.running:
             self.acts.delete_tags.setEnabled(False)
             self.acts.delete_image.setEnabled(False)
+        blocked = self.backend.capabilities.delete_blocked if self.backend is not None else None
+        if blocked:  # deletes are off on this registry: say so where the actions are
+            for action in (self.acts.delete_tags, self.acts.delete_image):
+                action.setEnabled(False)
+                action.setToolTip(blocked)
+                action.setStatusTip(blocked)
+
+    def update_actions(self) -> None:
+        """Enable and explain the actions again (capabilities found, selection)."""
+        self._update_actions()
+
+    def show_tag_details(self, tag: Tag | None) -> None:
+        """Show ``tag``'s details again (its row was completed or re-measured)."""
+        self._tag_changed(tag)
 
     # === actions ===================================================================
     def refresh(self) -> None:
@@ -748,7 +779,7 @@ class MainWindow(QMainWindow):
         if backend is None:
             return
         workspaces = await backend.workspaces()
-        self._merge(self.nav_model.root, [workspace_node(w) for w in workspaces])
+        self._merge(self.nav_model.root, await self._top_nodes(backend, workspaces))
         pending = [c for c in self.nav_model.root.children if c.loaded]
         while pending:
             node = pending.pop()
@@ -841,18 +872,25 @@ class MainWindow(QMainWindow):
         return impact, None
 
     async def _delete_tags(self, backend: Backend, image: Image, tags: list[Tag]) -> None:
+        if self.oci.handles(backend):
+            await self.oci.delete_tags(backend, image, tags)
+            return
         plan = DeletePlan(image, tuple(tags))
         impact, impact_error = await self._impact(plan)
         if not await confirm_delete.confirm_delete(self, plan, impact, impact_error):
             return
-        panel = self.browse.bulk
         job = BulkDelete(
             backend,
             image,
             plan.names,
-            on_progress=panel.advance,
-            on_chunk=lambda names: self._tags_removed(image, names),
+            on_progress=self.browse.bulk.advance,
+            on_chunk=lambda names: self.tags_removed(image, names),
         )
+        await self.run_bulk(backend, image, job)
+
+    async def run_bulk(self, backend: Backend, image: Image, job: BulkDelete) -> BulkOutcome:
+        """Run a confirmed delete in the bulk panel: progress, cancel, what failed."""
+        panel = self.browse.bulk
         panel.start(job)
         self._update_actions()
         try:
@@ -872,8 +910,9 @@ class MainWindow(QMainWindow):
                 on_done=self._image_detail,
                 on_error=self._image_detail_failed(image),
             )
+        return outcome
 
-    def _tags_removed(self, image: Image, names: list[str]) -> None:
+    def tags_removed(self, image: Image, names: list[str]) -> None:
         if self.image is not None and self.image.id == image.id:
             self.browse.tags_model.remove_keys(names)
             self._update_actions()
@@ -894,11 +933,17 @@ class MainWindow(QMainWindow):
         )
 
     async def _delete_image(self, backend: Backend, image: Image) -> None:
+        if self.oci.handles(backend):
+            await self.oci.delete_image(backend, image)
+            return
         plan = DeletePlan(image, whole_image=True)
         impact, impact_error = await self._impact(plan)
         if not await confirm_delete.confirm_delete(self, plan, impact, impact_error):
             return
         await backend.delete_image(image)
+        self.image_deleted(image)
+
+    def image_deleted(self, image: Image) -> None:
         self.statusBar().showMessage(f"Deleted image {image.full_name}.", 8000)
         if self.image is not None and self.image.id == image.id:
             self.browse.images.clear_selection()
