@@ -61,15 +61,6 @@ PUSHED: dict[str, dict[str, oci.Image]] = {
 }
 
 
-def reachable(img: oci.Image) -> dict[str, int]:
-    """Digest → size of everything an image's manifest reaches, itself included."""
-    out = {img.digest: img.manifest.size}
-    out.update({b.digest: b.size for b in img.blobs})
-    for child in img.children:
-        out.update(reachable(child))
-    return out
-
-
 def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([require("skopeo"), *args], capture_output=True, text=True, check=False)
 
@@ -113,7 +104,7 @@ def expected_figures() -> tuple[dict[str, int], dict[str, int], int, int]:
     for repository, tags in PUSHED.items():
         blobs: dict[str, int] = {}
         for img in tags.values():
-            blobs.update(reachable(img))
+            blobs.update(img.reachable())
         per_image[repository] = blobs
     users: dict[str, set[str]] = defaultdict(set)
     sizes: dict[str, int] = {}
@@ -160,12 +151,12 @@ def test_browse_details_capabilities_and_storage(distribution: DistributionServe
     v1 = by_tag["v1"]
     assert v1 is not None
     assert v1.digest == APP1.digest
-    assert v1.size == sum(reachable(APP1).values())
+    assert v1.size == sum(APP1.reachable().values())
     assert v1.platforms == ("linux/amd64",)
     assert v1.created == "2026-03-01T10:00:00Z"
     assert [layer.digest for layer in v1.layers] == [b.digest for b in APP1.blobs[1:]]
     assert multi.is_index
-    assert multi.size == sum(reachable(MULTI).values())
+    assert multi.size == sum(MULTI.reachable().values())
     assert multi.platforms == ("linux/amd64", "linux/arm64")
 
     assert isinstance(scan, RegistryScan)
@@ -256,7 +247,7 @@ def test_safe_tag_delete_image_delete_and_gc_frees_what_was_predicted(
     exclusive, _totals, _referenced, _shared = expected_figures()
     assert impact.freed == exclusive["team/worker"] + exclusive["tools/multi"]
     # Kept: all of v1 (latest still names it), which includes the worker's base layer.
-    assert impact.kept == sum(reachable(APP1).values())
+    assert impact.kept == sum(APP1.reachable().values())
 
     # The placeholder (its manifest and the 2-byte empty config) is garbage now too.
     held = distribution.blob_bytes()

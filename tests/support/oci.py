@@ -105,6 +105,15 @@ class Image:
     def compressed_size(self) -> int:
         return sum(b.size for b in self.blobs) + self.manifest.size
 
+    def reachable(self) -> dict[str, int]:
+        """Digest → size of everything this manifest reaches, itself included: what a
+        registry stores for it (an index's children are manifests of their own)."""
+        out = {self.digest: self.manifest.size}
+        out.update({b.digest: b.size for b in self.blobs})
+        for child in self.children:
+            out.update(child.reachable())
+        return out
+
 
 def image(
     layers: list[Blob],
