@@ -45,7 +45,8 @@ def storage_text(impact: DeleteImpact | None, impact_error: str | None) -> str:
     )
     if impact.kept:
         text += (
-            f"; <b>{format_bytes(impact.kept)}</b> stays because other images share it "
+            f"; <b>{format_bytes(impact.kept)}</b> stays because other tags or images "
+            "still use it "
             f"({impact.kept_blobs} blobs)"
         )
     return text + "."

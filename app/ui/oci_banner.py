@@ -15,7 +15,7 @@ from app.client.capabilities import Capabilities
 
 def summary(found: Capabilities) -> str:
     """A few words for the status bar."""
-    parts = ["catalog" if found.catalog else "no catalog"]
+    parts = ["OCI registry: catalog" if found.catalog else "OCI registry: no catalog"]
     if found.deletes is False:
         parts.append("deletes off")
     elif found.tag_delete is False:

@@ -95,6 +95,7 @@ class OciController(QObject):
         self.storage = OciStorageView(window.ops, window.views)
         self.storage.hide()
         self.storage.scanned.connect(self._measured)
+        self._tree_placeholder = window.tree_filter.placeholderText()
         self._tags_generation = -1
         self._tags_done: set[str] = set()
         self._images_generation = -1
@@ -123,6 +124,9 @@ class OciController(QObject):
         self.storage.set_backend(oci)
         self.show_capabilities()
         self.repositories_action.setVisible(oci is not None)
+        window.tree_filter.setPlaceholderText(
+            "Filter namespaces" if oci is not None else self._tree_placeholder
+        )
         if backend is not None:
             self._show_storage_tab(oci is not None)
         if oci is not None and window.nav_model.root.children:

@@ -294,11 +294,15 @@ class OciStorageView(QWidget):
             ImageUsageRow(name, tags.get(name, 0), u.exclusive, u.shared)
             for name, u in s.images.items()
         ]
-        self.images_model.set_rows(rows)
+        self.images_model.set_rows(sorted(rows, key=lambda r: (-r.total, r.name)))
         self.layers_model.set_rows(s.shared_layers)
+        for panel in (self.images, self.layers):
+            panel.view.resizeColumnsToContents()
         self.chart.show_repositories(
             [RepositoryStorage(r.name, "", r.exclusive, r.shared, 1) for r in rows]
         )
+        # The chart speaks of repositories; here each repository name is an image.
+        self.chart.chart().setTitle(self.chart.chart().title().replace("repositories", "images"))
         if scan.errors:
             first, error = next(iter(scan.errors.items()))
             self.errors.setText(

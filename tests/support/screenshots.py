@@ -1,5 +1,7 @@
 """Render the main window (with a selection), the delete confirmation and the
-connection dialog to PNGs, against demo data in a real registry.
+connection dialog to PNGs, against demo data in a real registry; then the same
+window on an "OCI registry" connection to a CNCF Distribution 2.8 (browse, the
+storage scan, the confirmation that offers the safe path for a shared digest).
 
     xvfb-run -a .venv/bin/python -m tests.support.screenshots resources/screenshots
 
@@ -27,8 +29,13 @@ from app.ui.confirm_delete import ConfirmDeleteDialog
 from app.ui.connections_dialog import ConnectionsDialog
 from app.ui.deletion import DeletePlan
 from app.ui.main_window import MainWindow
+from app.ui.oci_backend import OciBackend
+from app.ui.oci_controller import delete_methods
 from app.ui.settings import Settings
 from tests.support import oci
+from tests.support.distribution import PASSWORD as DIST_PASSWORD
+from tests.support.distribution import USER as DIST_USER
+from tests.support.distribution import DistributionServer, push_image
 from tests.support.keyrings import MemoryKeyring
 from tests.support.registry import CLI, PASSWORD, RegistryServer, standard_registry
 
@@ -140,6 +147,97 @@ async def render(out: Path, tmp: Path) -> None:
             server.stop()
 
 
+def seed_distribution(server: DistributionServer) -> None:
+    """Images under a few namespaces that share a base layer, tags that share
+    digests (releases also tagged latest/stable), and a two-platform index."""
+    base = oci.random_layer(900_000, seed="debian-base")
+    runtime = oci.random_layer(400_000, seed="python-runtime")
+    content: dict[str, dict[str, oci.Image]] = {}
+    for name, layers, versions in (
+        ("team/app", [base, runtime], 6),
+        ("team/worker", [base, runtime], 3),
+        ("team/web/frontend", [base], 4),
+        ("library/nginx", [base], 2),
+    ):
+        tags: dict[str, oci.Image] = {}
+        for v in range(versions):
+            own = oci.random_layer(60_000 + 7_000 * v, seed=f"{name}-{v}")
+            tags[f"1.{v}.0"] = oci.image(
+                [*layers, own], created=f"2026-0{1 + v % 9}-1{v}T09:30:00Z", label=name
+            )
+        tags["latest"] = tags["stable"] = tags[f"1.{versions - 1}.0"]
+        content[name] = tags
+    amd = oci.image([base, oci.random_layer(50_000, seed="cli-amd64")])
+    arm = oci.image([oci.random_layer(50_000, seed="cli-arm64")], arch="arm64")
+    content["tools/cli"] = {"2.0": oci.index([amd, arm])}
+    with server.http_client() as http:
+        for name, tags in content.items():
+            for tag, img in tags.items():
+                push_image(http, name, img, tag)
+
+
+async def render_oci(out: Path, tmp: Path) -> None:
+    store = CredentialStore(backend=MemoryKeyring())
+    window = MainWindow(Settings.at(tmp / "oci-settings.ini"), store)
+    window.resize(QSize(1360, 820))
+    window.show()
+    server = DistributionServer(tmp / "distribution")
+    try:
+        await asyncio.to_thread(server.start)
+        await asyncio.to_thread(seed_distribution, server)
+        profile = Profile(
+            "Staging (Distribution)", server.url, DIST_USER, kind="oci",
+            ca_bundle=str(server.ca_file),
+        )  # fmt: skip
+        window.open_profile(profile, DIST_PASSWORD)
+        await until(lambda: window.backend is not None and not window.ops.busy)
+        backend = window.backend
+        assert isinstance(backend, OciBackend)
+        team = window.nav_model.find((server.host, "team"))
+        assert team is not None
+        window.tree.expand(window.nav_proxy.mapFromSource(window.nav_model.index_of(team)))
+        window.select_path((server.host, "team"))
+        await until(lambda: not window.ops.busy and window.browse.images_model.rowCount() > 0)
+        window.oci.storage.start_scan()
+        await until(lambda: not window.ops.busy)
+        app = next(i for i in window.browse.images_model.rows if i.full_name == "team/app")
+        window.browse.images.select_keys([app.id], current=app.id)
+        await until(lambda: not window.ops.busy and window.browse.tags_model.rowCount() > 0)
+        tags = window.browse.tags
+        tags.view.sortByColumn(0, tags.view.horizontalHeader().sortIndicatorOrder())
+        tags.select_keys(["1.5.0"], current="1.5.0")
+        tags.view.setFocus()
+        await until(lambda: not window.ops.busy)
+        await asyncio.sleep(0.3)
+        grab(window, out / "oci-window.png")
+
+        window.views.setCurrentWidget(window.oci.storage)
+        await asyncio.sleep(0.3)
+        grab(window, out / "oci-storage.png")
+        window.views.setCurrentWidget(window.browse)
+
+        assert window.image is not None
+        prepared = await backend.prepare_tag_delete(window.image, ["1.5.0"])
+        note, error = window.oci._storage_note(backend)
+        plan = DeletePlan(
+            window.image,
+            prepared.tags,
+            methods=delete_methods(prepared, prepared.deletion),
+            storage_note=note,
+        )
+        dialog = ConfirmDeleteDialog(plan, None, error, window)
+        dialog.show()
+        await asyncio.sleep(0.3)
+        grab(dialog, out / "oci-delete-confirmation.png")
+        dialog.reject()
+    finally:
+        await window.ops.drain()
+        if window.backend is not None:
+            await window.backend.aclose()
+            window.backend = None
+        await asyncio.to_thread(server.stop)
+
+
 def main(argv: list[str]) -> int:
     out = Path(argv[0] if argv else "resources/screenshots")
     out.mkdir(parents=True, exist_ok=True)
@@ -148,6 +246,7 @@ def main(argv: list[str]) -> int:
     asyncio.set_event_loop(loop)
     with tempfile.TemporaryDirectory() as tmp, loop:
         loop.run_until_complete(render(out, Path(tmp)))
+        loop.run_until_complete(render_oci(out, Path(tmp)))
     return 0
 
 

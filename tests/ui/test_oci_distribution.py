@@ -168,7 +168,9 @@ def test_browse_scan_safe_delete_image_delete_and_gc(
     assert banner.isVisible()
     assert "only by digest" in banner.label.text()
     assert "referrers" in banner.label.text()
-    assert window.oci.status.text() == "catalog · deletes by digest only · no referrers API"
+    assert window.oci.status.text() == (
+        "OCI registry: catalog · deletes by digest only · no referrers API"
+    )
 
     # Images under "team", their tag counts filled in as the tag lists arrive.
     assert window.select_path((host, "team"))
@@ -298,7 +300,7 @@ def test_deletes_disabled_said_plainly(
         banner = window.oci.banner
         assert banner.isVisible()
         assert "deletes turned off" in banner.label.text()
-        assert window.oci.status.text().startswith("catalog · deletes off")
+        assert window.oci.status.text().startswith("OCI registry: catalog · deletes off")
         open_image(window, qtbot, (server.host,), "team/app")
         select_image(window, qtbot, "team/app")
         window.browse.tags.select_keys(["v1"], current="v1")
