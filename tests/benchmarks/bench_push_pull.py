@@ -83,6 +83,9 @@ def berth(root: Path) -> Iterator[str]:
 
 
 def _skopeo(*args: str) -> float:
+    # Start from a quiet disk: Distribution never fsyncs, so without this whoever runs
+    # next would pay for writing back the bytes it (or skopeo's pull) left dirty.
+    os.sync()
     start = time.perf_counter()
     result = subprocess.run(
         [require("skopeo"), "copy", "--quiet", *args], capture_output=True, text=True, check=False
