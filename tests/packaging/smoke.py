@@ -122,6 +122,13 @@ def run_app(
     return run
 
 
+def workspaces(run: AppRun) -> int:
+    line = run.line("connected to ")
+    found = re.search(r", (\d+) workspaces$", line or "")
+    assert found, run.lines
+    return int(found.group(1))
+
+
 def _is_running(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -20,7 +20,13 @@ import pytest
 
 from app.ui.app_icon import DESKTOP_ID, SIZES
 from tests.packaging.conftest import Installed, run
-from tests.packaging.smoke import check_registry_serves, check_versions, private_env, run_app
+from tests.packaging.smoke import (
+    check_registry_serves,
+    check_versions,
+    private_env,
+    run_app,
+    workspaces,
+)
 from tests.support.postgres import PostgresServer
 from tests.support.tools import require
 
@@ -100,6 +106,14 @@ def test_app_starts_its_own_registry(bundle: Path, env: dict[str, str], tmp_path
     # A second start reuses the data and the password kept beside it.
     again = run_app([str(bundle / "berth")], env=env, cwd=tmp_path)
     assert again.line("connected to") is not None
+
+
+def test_demo(bundle: Path, env: dict[str, str], tmp_path: Path) -> None:
+    """``berth --demo`` seeds through the bundled registry; the storage view (QtCharts)
+    is built with the window."""
+    demo = run_app([str(bundle / "berth")], "--demo", env=env, cwd=tmp_path)
+    assert demo.registry_command == str(bundle / "berth-registry")
+    assert workspaces(demo) >= 3
 
 
 def test_app_keeps_its_password_in_the_secret_service(bundle: Path, tmp_path: Path) -> None:

@@ -14,7 +14,13 @@ import pytest
 from app import __version__
 from app.ui.app_icon import DESKTOP_ID, SIZES
 from tests.packaging.conftest import Installed, run
-from tests.packaging.smoke import check_registry_serves, check_versions, private_env, run_app
+from tests.packaging.smoke import (
+    check_registry_serves,
+    check_versions,
+    private_env,
+    run_app,
+    workspaces,
+)
 
 SDIST_EXTRAS = (
     f"resources/{DESKTOP_ID}.desktop",
@@ -62,3 +68,11 @@ def test_app_starts_the_installed_registry(installed: Installed, tmp_path: Path)
     first = run_app([str(installed.bin / "berth")], env=env, cwd=tmp_path)
     assert first.registry_command == str(installed.bin / "berth-registry")
     assert first.line("keyring keyring.backends.fail.Keyring") is not None
+
+
+def test_demo(installed: Installed, tmp_path: Path) -> None:
+    """``berth --demo``: the installed registry seeds its demo data (three workspaces)."""
+    env = private_env(tmp_path / "home")
+    demo = run_app([str(installed.bin / "berth")], "--demo", env=env, cwd=tmp_path)
+    assert demo.registry_command == str(installed.bin / "berth-registry")
+    assert workspaces(demo) >= 3
