@@ -64,7 +64,15 @@ from app.core import storage as storage_math
 from app.core.permissions import Permission
 from app.ui import backend
 from app.ui.backend import Capabilities, Identity, Namespace, Scope
-from app.ui.oci_deletion import DeleteStep, TagDeletion, digest_steps, plan_tag_delete
+from app.ui.oci_deletion import (
+    DIGEST,
+    PLACEHOLDER,
+    TAG,
+    DeleteStep,
+    TagDeletion,
+    digest_steps,
+    plan_tag_delete,
+)
 from app.ui.oci_tree import NameTree, image_id, parent_path
 
 UNKNOWN = -1  # a size or count not measured yet
@@ -265,13 +273,6 @@ class OciBackend:
             delete_blocked=DELETES_OFF if found.deletes is False else None,
         )
         return found
-
-    def add_repositories(self, names: Sequence[str]) -> None:
-        """Names the admin typed (the profile remembers them)."""
-        self.profile = replace(
-            self.profile, repositories=tuple(dict.fromkeys([*self.profile.repositories, *names]))
-        )
-        self.tree = NameTree(self.registry, [*self.catalog, *self.profile.repositories])
 
     def set_repositories(self, names: Sequence[str]) -> None:
         """Replace the names added by hand (the admin edited the list)."""
@@ -618,15 +619,14 @@ class OciBackend:
         return results
 
     async def delete_tags(self, image: Image, tags: Sequence[str]) -> list[TagDeleteResult]:
-        """The OCI tag delete of each tag, checked against the digest last read
-        (the window's own flow plans by digest where the registry needs it)."""
-        index = self.index(image.full_name)
-        results: list[TagDeleteResult] = []
-        for tag in tags:
-            digest = index.digest_of.get(tag)
-            if digest is None:
-                digest = (await self.client.head_manifest(image.full_name, tag)).digest
-            results += await self.run_step(DeleteStep("tag", image.full_name, digest, (tag,)))
+        """Delete exactly ``tags``, the safe way where there is a choice (other tags
+        on their digests stay); the window confirms the plan before running it."""
+        prepared = await self.prepare_tag_delete(image, tags)
+        ways = prepared.deletion.ways
+        steps = ways[next(w for w in (TAG, PLACEHOLDER, DIGEST) if w in ways)]
+        results = [TagDeleteResult(t, "not_found", "already gone") for t in prepared.gone]
+        for step in steps:
+            results += await self.run_step(step)
         return results
 
     async def delete_image(self, image: Image) -> None:

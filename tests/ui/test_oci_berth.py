@@ -5,6 +5,7 @@ registry supports it, so there is no choice to make: the other tag stays)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -95,3 +96,11 @@ def test_token_flow_browse_and_tag_delete(
     assert [t.name for t in window.browse.tags_model.rows] == ["v2"]
     with registry.client("root") as http:
         assert http_pull(http, "acme/web/app", "v2") == APP.digest
+
+    # The backend's own bulk call (what a generic caller uses) deletes exactly those.
+    task = asyncio.get_event_loop().create_task(backend.delete_tags(image, ["v2", "v1"]))
+    qtbot.waitUntil(task.done)
+    assert {(r.tag, r.status) for r in task.result()} == {("v2", "deleted"), ("v1", "not_found")}
+    assert server_tags(registry, "acme/web/app") == set()
+    with registry.client("root") as http:
+        assert http.get("/v2/acme/api/worker/manifests/1.0").status_code == 200
