@@ -80,7 +80,7 @@ def _scope(name: str, actions: str) -> dict[str, Any]:
 
 def _check_reference(reference: str) -> None:
     # References go into URL paths unquoted (a digest's ':' must stay as it is).
-    if not (TAG_RE.match(reference) or is_digest(reference)):
+    if not (TAG_RE.fullmatch(reference) or is_digest(reference)):
         raise ValueError(f"{reference!r} is not a tag or digest")
 
 
