@@ -104,3 +104,17 @@ def test_token_flow_browse_and_tag_delete(
     assert server_tags(registry, "acme/web/app") == set()
     with registry.client("root") as http:
         assert http.get("/v2/acme/api/worker/manifests/1.0").status_code == 200
+
+    # One Storage tab at a time: the scanned one here, the Berth view for a Berth kind.
+    views = window.views
+    assert views.isTabVisible(views.indexOf(window.oci.storage))
+    assert not views.isTabVisible(views.indexOf(window.storage))
+    window.open_profile(Profile("berth", registry.url, "wsadmin"), PASSWORD)
+    wait_idle(qtbot, window)
+    assert window.backend is not None
+    assert not isinstance(window.backend, OciBackend)
+    assert views.indexOf(window.oci.storage) < 0
+    assert views.isTabVisible(views.indexOf(window.storage))
+    assert window.oci.status.isHidden()
+    assert not window.oci.repositories_action.isVisible()
+    assert window.tree_filter.placeholderText().startswith("Filter workspaces")
