@@ -209,6 +209,9 @@ def test_browse_scan_safe_delete_image_delete_and_gc(
     storage = window.oci.storage
     storage.start_scan()
     wait_idle(qtbot, window)
+    seen = storage.progress_seen[-1]
+    assert (seen.repositories_done, seen.tags_done) == (4, 7)
+    assert storage.progress.isHidden()
     referenced, shared, exclusive = expected(PUSHED)
     assert storage.referenced.bytes == referenced
     assert storage.shared.bytes == shared == BASE.size
@@ -309,5 +312,19 @@ def test_deletes_disabled_said_plainly(
             assert "turned off" in action.toolTip()
         # The bypass (Delete pressed anyway) does nothing: the action is disabled.
         assert window.delete_selected_tags() is None
+
+        # A scan can be cancelled; nothing is left running and no figures are made up.
+        storage = window.oci.storage
+        storage.start_scan()
+        assert not storage.cancel_button.isHidden()
+        storage.cancel_button.click()
+        wait_idle(qtbot, window)
+        assert storage.status.text() == "Scan cancelled"
+        assert isinstance(window.backend, OciBackend)
+        assert window.backend.last_scan is None
+        assert storage.referenced.bytes is None
+        storage.start_scan()
+        wait_idle(qtbot, window)
+        assert storage.referenced.bytes == sum(APP1.reachable().values())
     finally:
         server.stop()
