@@ -57,6 +57,9 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
         _SYNC_FILE_RANGE(fd, offset, length, _SYNC_FILE_RANGE_WRITE)
 
 
+_COMMIT_ATTEMPTS = 10
+
+
 def new_generation() -> str:
     return str(uuid.uuid4())
 
@@ -125,14 +128,15 @@ class FileBlobStore:
         with open(src, "rb+") as f:
             os.fsync(f.fileno())
         dest = self.object_path(workspace_id, digest, generation)
-        for attempt in range(3):
-            _make_dirs_durably(dest.parent)
+        for attempt in range(_COMMIT_ATTEMPTS):
             try:
+                _make_dirs_durably(dest.parent)
                 os.replace(src, dest)
                 break
             except FileNotFoundError:
-                # The GC tidied the (then empty) prefix away between the two steps.
-                if attempt == 2 or not src.exists():
+                # The GC tidied a (then empty) directory of the path away between our
+                # steps: between two mkdirs as well as between mkdir and rename.
+                if attempt == _COMMIT_ATTEMPTS - 1 or not src.exists():
                     raise
         _fsync_dir(dest.parent)
         return dest

@@ -337,7 +337,7 @@ def run_workspace(
     elif not tally.worth_recording:
         return None
     run = record_run(reg, workspace_id, tally, clock=clock)
-    _sample(reg, workspace_id, clock, 0 if manual else samples.AFTER_RUN_INTERVAL_MS)
+    _sample(reg, workspace_id, clock, 0 if manual else samples.MIN_INTERVAL_MS)
     return run
 
 

@@ -3,6 +3,7 @@ fsck: the same content functions the HTTP layer calls, without the HTTP."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from sqlalchemy import Connection, Table, func, select
@@ -29,9 +30,12 @@ class Store:
         review_delay_ms: int = 0,
         grace_ms: int = 1_000,
         seed_accounts: bool = True,
+        database_url: str | None = None,
     ) -> None:
         self.reg = Registry.open(
-            data, timing=Timing(review_delay=review_delay_ms, upload_grace=grace_ms)
+            data,
+            database_url=database_url,
+            timing=Timing(review_delay=review_delay_ms, upload_grace=grace_ms),
         )
         self.now = START
         if not seed_accounts:  # a registry that already has them
@@ -107,13 +111,13 @@ class Store:
 
     # writes, as the HTTP handlers make them ----------------------------------
     def upload(self, name: str, blob: oci.Blob) -> content.Blob:
-        """A finished upload: the object renamed into place, then the row."""
-        generation = new_generation()
+        """A finished upload as the blob store makes it: the bytes renamed into place
+        under a new generation, then the row."""
+        generation, session = new_generation(), str(uuid.uuid4())
+        self.reg.store.create_upload(session).write_bytes(blob.data)
         with self.reg.db.write() as conn:
             image = self.image(conn, name)
-            path = self.reg.store.object_path(image.workspace_id, blob.digest, generation)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(blob.data)
+            self.reg.store.commit_upload(session, image.workspace_id, blob.digest, generation)
             row, kept = content.finish_upload(
                 conn, image, blob.digest, blob.size, generation, self.reg.timing, self.now
             )
