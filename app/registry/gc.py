@@ -3,15 +3,17 @@ record of each run.
 
 Events queue reviews in their own transaction (app.registry.reviews); a pass takes
 the due ones, manifests first (deleting one queues its blobs, children and
-referrers, reviewed in the same pass), one short write transaction per item
+referrers, reviewed in the same pass), in batches of short write transactions
 (app.registry.gc_review). A deleted blob's stored object is removed only after its
 row's delete committed: a crash in between leaks bytes (``fsck --repair`` reclaims
 them) but never loses referenced content. A lock wait past the timeout surfaces as
-:class:`Busy`; the item stays queued for the next pass. A review that fails
-otherwise backs off (``attempts``) and is retried later.
+:class:`Busy`; the items stay queued for the next pass. A batch that fails
+otherwise is retried item by item, and an item that still fails backs off
+(``attempts``) and is retried later.
 
-Every run that reviewed something is recorded in ``gc_runs`` and the audit log and
-announced on the event bus; ``run_now`` is the admin's "run GC now".
+A run worth recording (it deleted something, or handled a deletion's review) goes
+to ``gc_runs`` and the audit log and is announced on the event bus; ``run_now`` is
+the admin's "run GC now", always recorded.
 """
 
 from __future__ import annotations
