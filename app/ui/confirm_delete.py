@@ -32,24 +32,28 @@ LIST_LIMIT = 2000  # names listed in full; beyond this, a count
 
 
 def storage_text(impact: DeleteImpact | None, impact_error: str | None) -> str:
+    """The server's delete-impact figures: freed after GC, kept because shared."""
     if impact is None:
         reason = f" ({impact_error})" if impact_error else ""
         return (
-            "Storage is freed only after garbage collection. How much this frees could "
+            "Nothing is freed until garbage collection runs. How much this frees could "
             f"not be computed{reason}."
         )
-    text = (
-        "Storage is freed only after garbage collection: "
-        f"<b>{format_bytes(impact.freed)}</b> will be freed "
-        f"({impact.freed_blobs} blobs no longer referenced)"
+    kept = (
+        f"<b>{format_bytes(impact.kept)}</b> stays because other tags or images still use "
+        f"it ({_blobs(impact.kept_blobs)})"
+        if impact.kept
+        else "nothing stays for other tags or images"
     )
-    if impact.kept:
-        text += (
-            f"; <b>{format_bytes(impact.kept)}</b> stays because other tags or images "
-            "still use it "
-            f"({impact.kept_blobs} blobs)"
-        )
-    return text + "."
+    return (
+        "Nothing is freed until garbage collection runs; then "
+        f"<b>{format_bytes(impact.freed)}</b> will be freed "
+        f"({_blobs(impact.freed_blobs)} no longer referenced) and {kept}."
+    )
+
+
+def _blobs(n: int) -> str:
+    return f"{n:,} blob" + ("" if n == 1 else "s")
 
 
 class ConfirmDeleteDialog(QDialog):

@@ -35,6 +35,7 @@ class Operations(QObject):
         self._named: dict[str, asyncio.Task[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        self._closed = False  # drained: the window is closing, its clients are going
 
     @property
     def busy(self) -> bool:
@@ -60,6 +61,8 @@ class Operations(QObject):
         task = asyncio.get_event_loop().create_task(
             coro, name=name or getattr(coro, "__qualname__", "operation")
         )
+        if self._closed:
+            task.cancel()  # before its first step: nothing of it runs
         was_busy = self.busy
         self._tasks.add(task)
         if background:
@@ -82,7 +85,9 @@ class Operations(QObject):
         self._named.clear()
 
     async def drain(self) -> None:
-        """Cancel everything and wait until it has stopped (window close)."""
+        """Cancel everything and wait until it has stopped (window close); what a
+        timer or a repaint asks for afterwards is cancelled before it starts."""
+        self._closed = True
         self.cancel_all()
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)

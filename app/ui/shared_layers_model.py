@@ -12,6 +12,7 @@ Index ids: a layer row has internal id 0; an image row has its layer's row + 1.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -236,11 +237,21 @@ class SharedLayersModel(QAbstractItemModel):
 
     def _start(self, *, replace: bool) -> None:
         self._set_loading(True)
-        self.runner(
-            self._load(self.generation, replace, len(self.layers) if replace else 0),
+        generation = self.generation
+        task: asyncio.Task[None] = self.runner(
+            self._load(generation, replace, len(self.layers) if replace else 0),
             name="shared-layers-page",
             on_error=self._failed,
         )
+
+        def stopped(task: asyncio.Task[None]) -> None:
+            # Cancelled from outside (perhaps before it ran at all: the window is
+            # closing): no longer loading, and no paging until asked again.
+            if task.cancelled() and generation == self.generation:
+                self.more = False
+                self._set_loading(False)
+
+        task.add_done_callback(stopped)
 
     async def _load(self, generation: int, replace: bool, keep: int) -> None:
         source = self.source
