@@ -52,7 +52,7 @@ class GcWorker:
         self._stop.set()
 
     def _pass(self) -> tuple[int, int | None]:
-        """One pass (in a thread): returns (items reviewed, when the next review is due)."""
+        """One pass (in a thread): returns (runs recorded, when the next review is due)."""
         runs = gc.run_pass(
             self.reg, workspace_ids=self.workspace_ids, should_stop=self._stop.is_set
         )
@@ -63,12 +63,12 @@ class GcWorker:
             samples.sample_all(self.reg.db, now)
         return len(runs), gc.next_due(self.reg)
 
-    def _delay(self, reviewed: int, due: int | None) -> float:
+    def _delay(self, runs: int, due: int | None) -> float:
         if due is None:
             return self.idle_s
         wait = max(0.0, (due - now_ms()) / 1000)
-        if wait == 0.0 and reviewed == 0:
-            wait = RETRY_S  # due but not reviewable right now: don't spin
+        if wait == 0.0 and runs == 0:
+            wait = RETRY_S  # due but not reviewable right now (locked, busy): don't spin
         return min(wait, self.idle_s)
 
     async def run(self) -> None:
@@ -84,8 +84,8 @@ class GcWorker:
             while not self._stop.is_set():
                 wake.clear()
                 try:
-                    reviewed, due = await self.reg.run(self._pass)
-                    delay = self._delay(reviewed, due)
+                    runs, due = await self.reg.run(self._pass)
+                    delay = self._delay(runs, due)
                 except Busy:
                     delay = RETRY_S
                 except Exception:  # keep collecting; the next pass retries
