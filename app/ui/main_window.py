@@ -661,7 +661,7 @@ class MainWindow(QMainWindow):
         async def source(cursor: str | None, sort: str | None, q: str | None, limit: int) -> Any:
             return await backend.tags(image, sort=sort, q=q, limit=limit, cursor=cursor)
 
-        self.browse.tags_model.set_source(source)
+        self.browse.tags_model.set_source(source, server_sort=backend.capabilities.server_sort)
         if self.identity is not None and self.identity.superuser:
             self.permissions[image.id] = Permission.ADMIN
         elif image.id not in self.permissions:
@@ -747,9 +747,9 @@ class MainWindow(QMainWindow):
         self.error_bar.clear()
         self.ops.run(self._refresh_tree(), name="tree-refresh")
         images = self.browse.images_model
-        images.reload(keep_rows=images.rowCount())
+        images.reload(keep_rows=len(images.rows))
         tags = self.browse.tags_model
-        tags.reload(keep_rows=tags.rowCount())
+        tags.reload(keep_rows=len(tags.rows))
         if self.image is not None:
             self.permissions.pop(self.image.id, None)
             current, self.image = self.image, None

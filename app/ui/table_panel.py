@@ -134,7 +134,7 @@ class TablePanel(QWidget):
 
     # --- counts and sizing --------------------------------------------------------
     def _update_count(self, *_: object) -> None:
-        loaded = self.model.rowCount()
+        loaded = len(self.model.rows)  # rowCount() is what the filter lets through
         shown = self.proxy.rowCount()
         total = self.model.total
         parts = []
