@@ -66,24 +66,36 @@ def repository_bytes(conn: Connection, workspace_id: int) -> dict[int, Repositor
     u = s.blob_usage.c
     i = s.images.c
     b = s.blobs.c
+    # A blob one image reaches has one usage row: a plain sum, no de-duplication.
+    exclusive = dict(
+        conn.execute(
+            select(i.repository_id, func.sum(b.size))
+            .select_from(s.blob_usage)
+            .join(s.blobs, b.id == u.blob_id)
+            .join(s.images, i.id == u.image_id)
+            .where(i.workspace_id == workspace_id, b.image_refs == 1)
+            .group_by(i.repository_id)
+        ).all()
+    )
+    # Shared blobs are few (base layers), each counted once per repository reaching it.
     pairs = (
-        select(i.repository_id.label("repository_id"), u.blob_id)
-        .select_from(s.blob_usage)
+        select(i.repository_id.label("repository_id"), b.id, b.size)
+        .select_from(s.blobs)
+        .join(s.blob_usage, u.blob_id == b.id)
         .join(s.images, i.id == u.image_id)
-        .where(i.workspace_id == workspace_id)
+        .where(b.workspace_id == workspace_id, b.image_refs > 1)
         .distinct()
         .subquery()
     )
-    rows = conn.execute(
-        select(
-            pairs.c.repository_id,
-            func.sum(case((b.image_refs == 1, b.size), else_=0)),
-            func.sum(case((b.image_refs > 1, b.size), else_=0)),
-        )
-        .join(s.blobs, b.id == pairs.c.blob_id)
-        .group_by(pairs.c.repository_id)
+    shared = dict(
+        conn.execute(
+            select(pairs.c.repository_id, func.sum(pairs.c.size)).group_by(pairs.c.repository_id)
+        ).all()
     )
-    return {int(rid): RepositoryBytes(int(ex), int(sh)) for rid, ex, sh in rows}
+    return {
+        int(rid): RepositoryBytes(int(exclusive.get(rid) or 0), int(shared.get(rid) or 0))
+        for rid in set(exclusive) | set(shared)
+    }
 
 
 # delete impact -----------------------------------------------------------------

@@ -60,7 +60,9 @@ def other_tags(
             func.row_number().over(partition_by=t.manifest_id, order_by=t.name).label("rank"),
             func.count().over(partition_by=t.manifest_id).label("n"),
         )
-        .where(t.image_id == image_id, t.manifest_id.in_(sorted(set(manifest_ids))))
+        # By manifest only: a manifest lives in one image, and filtering on the image
+        # too makes SQLite walk all of the image's tags instead of the page's.
+        .where(t.manifest_id.in_(sorted(set(manifest_ids))))
         .subquery()
     )
     out: dict[int, tuple[list[str], int]] = defaultdict(lambda: ([], 0))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from pydantic import Field
@@ -15,9 +16,13 @@ IsoTime = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 def iso(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # Naive arithmetic and isoformat: several times faster than strftime, and lists
+    # format thousands of times per page.
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds") + "Z"
 
 
 def iso_or_none(ms: int | None) -> str | None:
@@ -32,6 +37,7 @@ def parse_iso(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+@functools.lru_cache(maxsize=4096)
 def normalized(text: str | None) -> str | None:
     """A config's ``created`` in the API's form, or None when it cannot be read."""
     if not text:

@@ -137,6 +137,9 @@ blobs = Table(
     Column("image_refs", Integer, nullable=False, default=0),
     UniqueConstraint("workspace_id", "digest"),
 )
+# Storage figures read sizes by reference count: one covering index scan per workspace
+# (app.registry.storage), and the shared blobs (image_refs > 1) without a scan.
+Index("ix_blobs_workspace_refs", blobs.c.workspace_id, blobs.c.image_refs, blobs.c.size)
 
 # A blob is visible under an image only when linked to it (upload, mount or manifest).
 image_blobs = Table(

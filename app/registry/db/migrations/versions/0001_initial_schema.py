@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 13:28:31.175857
+Create Date: 2026-11-27 15:18:59.825889
 """
 
 from __future__ import annotations
@@ -107,6 +107,11 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blobs")),
         sa.UniqueConstraint("workspace_id", "digest", name=op.f("uq_blobs_workspace_id")),
     )
+    with op.batch_alter_table("blobs", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_blobs_workspace_refs", ["workspace_id", "image_refs", "size"], unique=False
+        )
+
     op.create_table(
         "gc_runs",
         sa.Column(
@@ -586,6 +591,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_gc_runs_workspace")
 
     op.drop_table("gc_runs")
+    with op.batch_alter_table("blobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_blobs_workspace_refs")
+
     op.drop_table("blobs")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_log_workspace")
