@@ -1,9 +1,13 @@
 """The shared-layers tree: blobs two or more images reference (digest, size, how
 many images), each expandable to the images that reference it.
 
-Layers come page by page from the server (``fetchMore``, guarded: one page in
-flight), largest first; sorting on size or image count asks the server for the
-new order, sorting on digest orders what is loaded. Filtering to one repository is
+Layers come page by page from the server (:meth:`SharedLayersModel.load_more`,
+guarded: one page in flight), largest first. Not through ``fetchMore``: QTreeView
+fetches more from the root each time it lays out its rows (and it lays out after
+every insert), so a lazily fetched root would be read to the end at once, 10,000
+layers in 50 requests; the panel asks for a page when the view is scrolled near
+the end instead. Sorting on size or image count asks the server for the new
+order; sorting on digest orders what is loaded. Filtering to one repository is
 a new source. Children are the images the server lists for the layer (at most 50,
 only those the caller may read), plus a row saying how many more reference it.
 
@@ -180,13 +184,15 @@ class SharedLayersModel(QAbstractItemModel):
 
     # --- paging -------------------------------------------------------------------
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:
-        if parent.isValid():
-            return False
+        return False  # views would read every page (see the module docstring)
+
+    @property
+    def can_load_more(self) -> bool:
         return self.more and not self.loading and self.error is None
 
-    def fetchMore(self, parent: Index = QModelIndex()) -> None:
-        # Called from paint and scroll handlers, often several times a frame.
-        if self.canFetchMore(parent):
+    def load_more(self) -> None:
+        """The next page, unless one is in flight or there is none."""
+        if self.can_load_more:
             self._start(replace=False)
 
     def set_source(self, source: LayerSource | None) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -71,8 +72,12 @@ class SharedLayersPanel(QWidget):
         header = self.view.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(DIGEST, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(SIZE, QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(IMAGES, QHeaderView.ResizeMode.ResizeToContents)
+        # Fixed widths from the font, not ResizeToContents: that reads every row of
+        # thousands again at each layout (hundreds of milliseconds a page).
+        metrics = self.fontMetrics()
+        for column, widest in ((SIZE, "1023.9 MiB"), (IMAGES, "Images 10,000")):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, metrics.horizontalAdvance(widest) + 24)
         header.setSortIndicatorShown(True)
         layout.addWidget(self.view, 1)
 
@@ -81,6 +86,11 @@ class SharedLayersPanel(QWidget):
         self.model.modelReset.connect(self._restore_expanded)
         self.model.totalChanged.connect(self._show_count)
         self.model.pageLoaded.connect(self._show_count)
+        # Paging: another page when the end is in sight (or the rows do not fill it).
+        bar = self.view.verticalScrollBar()
+        bar.valueChanged.connect(self._maybe_more)
+        bar.rangeChanged.connect(self._maybe_more)
+        self.model.pageLoaded.connect(self._maybe_more)
 
     @property
     def selected_repository(self) -> str:
@@ -113,6 +123,22 @@ class SharedLayersPanel(QWidget):
             self.repository.addItem(slug, slug)
             index = self.repository.count() - 1
         self.repository.setCurrentIndex(index)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._maybe_more()  # pages that arrived while hidden may not fill the view
+
+    def _maybe_more(self, *_: object) -> None:
+        """Load the next page when the last row is less than a screen below sight."""
+        model = self.model
+        if not self.isVisible() or not model.can_load_more:
+            return
+        if model.layers:
+            # visualRect lays out pending rows first: right even just after an insert.
+            last = self.view.visualRect(model.index(len(model.layers) - 1, 0))
+            if last.isValid() and last.top() > 2 * self.view.viewport().height():
+                return
+        model.load_more()
 
     def _show_count(self) -> None:
         total = self.model.total

@@ -36,6 +36,7 @@ from app.ui.storage_charts import (
     tick_label,
     trigger_text,
 )
+from app.ui.storage_layers import SharedLayersPanel
 
 KIB, MIB, GIB = 1024, 1024**2, 1024**3
 
@@ -210,9 +211,10 @@ def test_shared_layers_page_sort_and_expand(
     assert model.total == 25
     assert server.calls == [(None, "-size", 10)]
     assert [model.index(r, SIZE).data() for r in range(3)] == ["24.4 KiB", "23.4 KiB", "22.5 KiB"]
-    while model.canFetchMore(QModelIndex()):
-        model.fetchMore(QModelIndex())
-        model.fetchMore(QModelIndex())  # guarded: one page in flight
+    assert not model.canFetchMore(QModelIndex())  # views never page by themselves
+    while model.can_load_more:
+        model.load_more()
+        model.load_more()  # guarded: one page in flight
         wait_loaded(qtbot, model)
     assert model.rowCount() == 25
     assert len(server.calls) == 3
@@ -272,7 +274,7 @@ def test_shared_layers_reload_in_place_and_stop_when_cancelled(
     model.set_source(server)
     ops.cancel("shared-layers-page")
     qtbot.waitUntil(lambda: not model.loading, timeout=10_000)
-    assert not model.canFetchMore(QModelIndex())
+    assert not model.can_load_more
 
 
 def test_delete_confirmations_say_what_gc_frees_and_what_sharing_keeps() -> None:
@@ -289,3 +291,29 @@ def test_delete_confirmations_say_what_gc_frees_and_what_sharing_keeps() -> None
         "Nothing is freed until garbage collection runs. How much this frees could not be "
         "computed (the registry is busy)."
     )
+
+
+def test_the_tree_pages_as_it_is_scrolled_not_to_the_end_at_once(
+    qtbot: QtBot, ops: Operations
+) -> None:
+    # QTreeView fetches from a lazily fetched root whenever it lays out its rows,
+    # which would read all 10,000 layers of a large workspace in one go.
+    server = Server([layer(n) for n in range(1, 1001)])
+    panel = SharedLayersPanel(ops.run)
+    qtbot.addWidget(panel)
+    panel.resize(600, 300)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.model.page_size = 50
+    panel.model.set_source(server)
+    wait_loaded(qtbot, panel.model)
+    qtbot.wait(300)  # layouts and repaints come and go
+    wait_loaded(qtbot, panel.model)
+    assert len(server.calls) == 1
+    assert panel.count.text() == "50 of 1,000"
+    panel.view.scrollToBottom()
+    qtbot.waitUntil(lambda: len(server.calls) == 2, timeout=10_000)
+    wait_loaded(qtbot, panel.model)
+    qtbot.wait(300)
+    assert len(server.calls) == 2
+    assert panel.model.rowCount() == 100

@@ -234,6 +234,7 @@ def test_a_tag_delete_raises_pending_by_its_exclusive_bytes_and_run_gc_now_frees
         assert c.delete(f"/images/{frontend}/tags/v1").status_code == 204
     # The event stream, not a poll, brings the new figures.
     qtbot.waitUntil(lambda: view.summary.pending.bytes == freed, timeout=WAIT_MS)
+    wait_idle(qtbot, window)  # the GC status and history land after the figures
     assert view.events_seen > events
     assert view.refreshes > refreshes
     assert view.summary.stored.bytes == sums.stored
