@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Query, Response
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Connection, Row, Select, tuple_
 
@@ -138,3 +138,10 @@ def keyset_page(
     more = len(rows) > limit
     rows = rows[:limit]
     return list(rows), encode_cursor(sort, cursor_values(rows[-1])) if more and rows else None
+
+
+def json_response(body: BaseModel) -> Response:
+    """A body already built and checked as its model: serialized once, not validated
+    again by FastAPI (which doubles the cost of a page of 1,000 rows). The route still
+    declares ``response_model`` for the OpenAPI document."""
+    return Response(body.model_dump_json(), media_type="application/json")

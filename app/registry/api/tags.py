@@ -22,7 +22,15 @@ from app.registry import content
 from app.registry.api.context import Authenticated, ImageAccess, ImageId, image_access
 from app.registry.api.errors import documented, repository_forbidden
 from app.registry.api.models import TagItem, TagResult, TagsDelete, TagsDeleted
-from app.registry.api.paging import DEFAULT_LIMIT, Cursor, Limit, Page, keyset_page, parse_sort
+from app.registry.api.paging import (
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    Page,
+    json_response,
+    keyset_page,
+    parse_sort,
+)
 from app.registry.api.publish import publish_change
 from app.registry.api.times import iso, normalized
 from app.registry.db import schema as s
@@ -85,7 +93,7 @@ def list_tags(
     sort: Annotated[TagSort | None, Query(description="'-' prefix: descending")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> Page[TagItem]:
+) -> Response:
     order_by = parse_sort(sort, SORTS, "name")
     key, types = _KEYS[order_by.field]
     with caller.registry.db.read() as conn:
@@ -138,7 +146,7 @@ def list_tags(
                 other_tag_count=max(count - 1, 0),
             )
         )
-    return Page[TagItem](items=items, next_cursor=next_cursor, total=total)
+    return json_response(Page[TagItem](items=items, next_cursor=next_cursor, total=total))
 
 
 def _writable(caller: Authenticated, image_id: int, doing: str) -> ImageAccess:
