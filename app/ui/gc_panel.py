@@ -40,8 +40,8 @@ RUN_COLUMNS: list[Column[GcRun]] = [
     ),
     Column(
         "Trigger",
-        lambda r: trigger_text(r.triggers),
-        lambda r: trigger_text(r.triggers),
+        lambda r: trigger_text(r.triggers, brief=True),
+        lambda r: trigger_text(r.triggers, brief=True),
         run_text,
         description="What queued the reviews this run handled",
     ),

@@ -80,8 +80,12 @@ def tick_label(value: int) -> str:
 ROUTINE_TRIGGERS = ("blob_upload", "manifest_by_digest", "grace_retry")
 
 
-def trigger_text(triggers: Sequence[str]) -> str:
+def trigger_text(triggers: Sequence[str], *, brief: bool = False) -> str:
+    """What queued a run's reviews; ``brief`` leaves out the routine upload reviews
+    when anything else did (a table cell; the tooltip says all)."""
     ordered = sorted(triggers, key=lambda t: (t in ROUTINE_TRIGGERS, t != "manual", t))
+    if brief and any(t not in ROUTINE_TRIGGERS for t in ordered):
+        ordered = [t for t in ordered if t not in ROUTINE_TRIGGERS]
     return ", ".join(TRIGGER_WORDS.get(t, t.replace("_", " ")) for t in ordered) or "—"
 
 

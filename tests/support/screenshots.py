@@ -1,5 +1,6 @@
-"""Render the main window (with a selection), the delete confirmation and the
-connection dialog to PNGs, against demo data in a real registry; then the same
+"""Render the main window (with a selection), the delete confirmation, the
+connection dialog and the storage view (light and dark, after the confirmed delete,
+so GC has something pending) to PNGs, against demo data in a real registry; then the same
 window on an "OCI registry" connection to a CNCF Distribution 2.8 (browse, the
 storage scan, the confirmation that offers the safe path for a shared digest).
 
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import qasync
 from PySide6.QtCore import QSize
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QWidget
 
+from app.client.berth_api import Tag
 from app.client.credentials import CredentialStore
 from app.client.embedded import EmbeddedRegistry
 from app.client.profiles import Profile
@@ -136,6 +139,8 @@ async def render(out: Path, tmp: Path) -> None:
         await asyncio.sleep(2.0)
         grab(connections, out / "connection-dialog.png")
         connections.reject()
+
+        await render_storage(window, out, selected)
     finally:
         await window.ops.drain()
         if window.backend is not None:
@@ -145,6 +150,58 @@ async def render(out: Path, tmp: Path) -> None:
             await asyncio.to_thread(embedded.stop)
         if server is not None:
             server.stop()
+
+
+def dark_palette() -> QPalette:
+    """A dark palette as a desktop's dark theme gives Qt (Fusion colours)."""
+    palette = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: "#2b2b2b",
+        QPalette.ColorRole.WindowText: "#e6e6e6",
+        QPalette.ColorRole.Base: "#1f1f1f",
+        QPalette.ColorRole.AlternateBase: "#272727",
+        QPalette.ColorRole.Text: "#e6e6e6",
+        QPalette.ColorRole.Button: "#353535",
+        QPalette.ColorRole.ButtonText: "#e6e6e6",
+        QPalette.ColorRole.Highlight: "#3d6fb4",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.ToolTipBase: "#333333",
+        QPalette.ColorRole.ToolTipText: "#e6e6e6",
+        QPalette.ColorRole.PlaceholderText: "#8a8a8a",
+        QPalette.ColorRole.Mid: "#444444",
+        QPalette.ColorRole.Dark: "#1a1a1a",
+        QPalette.ColorRole.Light: "#4a4a4a",
+    }
+    for role, color in roles.items():
+        palette.setColor(role, QColor(color))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#8a8a8a"))
+    return palette
+
+
+async def render_storage(window: MainWindow, out: Path, tags: list[Tag]) -> None:
+    """The storage view of acme once the tags the confirmation showed are deleted:
+    pending GC holds what it promised, until the demo's short review delay ends."""
+    backend, image = window.backend, window.image
+    assert backend is not None
+    assert image is not None
+    view = window.storage
+    window.views.setCurrentWidget(view)
+    await until(lambda: view.storage is not None and not window.ops.busy)
+    before = view.refreshes
+    await backend.delete_tags(image, [t.name for t in tags])
+    # The event stream brings the new figures; GC has not run yet (review delay).
+    await until(lambda: view.refreshes > before and not window.ops.busy)
+    await asyncio.sleep(0.5)
+    grab(window, out / "storage-view.png")
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    light = app.palette()
+    app.setPalette(dark_palette())
+    await asyncio.sleep(0.3)
+    grab(window, out / "storage-view-dark.png")
+    app.setPalette(light)
+    window.views.setCurrentWidget(window.browse)
 
 
 def seed_distribution(server: DistributionServer) -> None:

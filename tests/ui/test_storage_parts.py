@@ -66,6 +66,10 @@ def test_triggers_read_as_what_happened_routine_reviews_last() -> None:
     assert trigger_text(["blob_upload", "tag_delete", "manual"]) == (
         "run now, tag deleted, blob uploaded"
     )
+    assert trigger_text(["blob_upload", "tag_delete", "manual"], brief=True) == (
+        "run now, tag deleted"
+    )
+    assert trigger_text(["blob_upload"], brief=True) == "blob uploaded"
     assert trigger_text(["image_delete"]) == "image deleted"
     assert trigger_text(["something_new"]) == "something new"
     assert trigger_text([]) == "—"
