@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -124,6 +125,7 @@ class PagedTableModel(QAbstractTableModel, Generic[T]):
         # Indexes into rows of the rows the filter lets through, ascending; None: all.
         self._visible: list[int] | None = None
         self._resort_timer: QTimer | None = None
+        self._sort_ms = 0.0  # how long the last sort took
         self.state = _State()
         self.page_size = PAGE_SIZE
 
@@ -516,17 +518,20 @@ class PagedTableModel(QAbstractTableModel, Generic[T]):
     def _sort_rows(self) -> None:
         if not 0 <= self.state.sort_column < len(self.columns) or not self.rows:
             return
+        started = time.perf_counter()
         self._relayout(self._sort_in_place)
+        self._sort_ms = (time.perf_counter() - started) * 1000
 
     def _resort_later(self) -> None:
         """Sort again soon: a row's sort value changed (details that arrived, new
-        counts after a delete). Batched: many changes, one sort."""
+        counts after a delete). Batched: many changes, one sort, and sorts of a long
+        list spaced out so they never take more than a sixth of the time."""
         if self._resort_timer is None:
             self._resort_timer = QTimer(self)
             self._resort_timer.setSingleShot(True)
-            self._resort_timer.setInterval(RESORT_DELAY_MS)
             self._resort_timer.timeout.connect(self._sort_rows)
         if not self._resort_timer.isActive():
+            self._resort_timer.setInterval(max(RESORT_DELAY_MS, round(5 * self._sort_ms)))
             self._resort_timer.start()
 
     def _cancel_resort(self) -> None:
