@@ -7,9 +7,10 @@ Each queue holds at most one row per item; queueing again is an upsert that move
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Insert, Table, case
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.registry.db import schema as s
@@ -26,24 +27,26 @@ BLOB_UNLINK = "blob_unlink"
 GRACE_RETRY = "grace_retry"
 
 
-def _upsert(conn: Connection, table: Table, key: str, rows: list[dict[str, object]]) -> None:
-    if not rows:
-        return
-    dialect = conn.dialect.name
-    ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-    stmt = ins.values(rows)
+@functools.cache
+def _upsert_statement(dialect: str, table: Table, key: str) -> Insert:
+    """One statement per dialect and queue, built once: executed with a list of
+    rows (executemany) it stays in SQLAlchemy's statement cache, where a multi-row
+    VALUES clause would compile anew for every row count."""
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     # Move review_after forward only; the event that moved it is the one recorded.
     later = stmt.excluded.review_after > table.c.review_after
-    from sqlalchemy import case
-
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[table.c[key]],
         set_={
             "review_after": case((later, stmt.excluded.review_after), else_=table.c.review_after),
             "event": case((later, stmt.excluded.event), else_=table.c.event),
         },
     )
-    conn.execute(stmt)
+
+
+def _upsert(conn: Connection, table: Table, key: str, rows: list[dict[str, object]]) -> None:
+    if rows:
+        conn.execute(_upsert_statement(conn.dialect.name, table, key), rows)
 
 
 def queue_manifests(
