@@ -90,6 +90,14 @@ class _Fields:
         value = self.body.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) else default
 
+    def opt_seconds(self, key: str) -> float:
+        value = self.body.get(key)
+        if value is None:
+            return 0.0
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ProtocolError(f"{self.what}: field {key!r} is not a number.")
+        return float(value)
+
     def items(self, key: str) -> list[Any]:
         value = self.body.get(key)
         return value if isinstance(value, list) else []
@@ -215,6 +223,8 @@ class Image:
     def parse(cls, body: Any) -> Image:
         f = _Fields(body, "image")
         full_name = f.text("full_name")
+        if full_name.count("/") < 2:
+            raise ProtocolError("image: field 'full_name' is not workspace/repository/image.")
         permission = f.body.get("permission")
         return cls(
             id=f.num("id"),
@@ -539,25 +549,27 @@ class BerthApi:
     async def all_pages(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> list[T]:
         """Every item of a list, following ``next_cursor``."""
         out: list[T] = []
-        cursor: str | None = None
-        while True:
-            page = await fetch(cursor)
+        async for page in BerthApi.iter_pages(fetch):
             out.extend(page.items)
-            if not page.next_cursor or not page.items:
-                return out
-            cursor = page.next_cursor
+        return out
 
     @staticmethod
     async def iter_pages(
         fetch: Callable[[str | None], Awaitable[Page[T]]],
     ) -> AsyncIterator[Page[T]]:
         cursor: str | None = None
+        seen: set[str] = set()
         while True:
             page = await fetch(cursor)
             yield page
             if not page.next_cursor or not page.items:
                 return
+            if page.next_cursor in seen:  # a server bug: the list would never end
+                raise ProtocolError(
+                    "The registry answered the same cursor again: the list does not end."
+                )
             cursor = page.next_cursor
+            seen.add(cursor)
 
     # who am I -------------------------------------------------------------------
     async def me(self) -> Me:
@@ -675,6 +687,8 @@ class BerthApi:
         """One bulk request (at most :data:`BULK_DELETE_MAX` tags); per-tag outcomes."""
         if len(tags) > BULK_DELETE_MAX:
             raise ValueError(f"at most {BULK_DELETE_MAX} tags per request")
+        if not tags:
+            return BulkDeleteResult((), 0)  # nothing to ask (the server refuses an empty list)
         body = await self._post(
             f"/images/{image_id}/tags/delete", f"Deleting {len(tags)} tags", {"tags": list(tags)}
         )
@@ -789,8 +803,8 @@ class BerthApi:
             due_blobs=f.opt_num("due_blobs"),
             pending_bytes=f.opt_num("pending_bytes"),
             next_review_at=_time(f.body.get("next_review_at")),
-            review_delay_s=float(f.body.get("review_delay_s") or 0),
-            upload_grace_s=float(f.body.get("upload_grace_s") or 0),
+            review_delay_s=f.opt_seconds("review_delay_s"),
+            upload_grace_s=f.opt_seconds("upload_grace_s"),
             recent_runs=tuple(GcRun.parse(r) for r in f.items("recent_runs")),
         )
 
