@@ -81,14 +81,14 @@ class StorageView(QWidget):
         self.storage: Storage | None = None
         self.gc: GcStatus | None = None
         self.history: StorageHistory | None = None
-        self.events_seen = 0
-        self.refreshes = 0
+        self.events_seen = 0  # events the stream brought (since the view started)
+        self.refreshes = 0  # refreshes that landed
+        self.stream_opens = 0  # times the event stream (re)opened for this workspace
+        self.stale = True  # something changed while hidden: refresh when shown
         self._generation = 0
         self._refreshing = False
         self._dirty = False
-        self._stale = True
         self._last_start = 0.0
-        self._opens = 0
         self._build()
 
     # === layout ====================================================================
@@ -208,8 +208,8 @@ class StorageView(QWidget):
         for name in ("storage", "storage-events", "storage-gc-run", "shared-layers-page"):
             self.ops.cancel(name)
         self._refreshing = self._dirty = False
-        self._stale = True
-        self._opens = 0
+        self.stale = True
+        self.stream_opens = 0
         self.storage = self.gc = self.history = None
         self.summary.clear()
         self.gc_panel.clear()
@@ -227,7 +227,7 @@ class StorageView(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if self._stale and self.workspace is not None and self.backend is not None:
+        if self.stale and self.workspace is not None and self.backend is not None:
             self.refresh()
 
     # === loading ===================================================================
@@ -241,7 +241,7 @@ class StorageView(QWidget):
         if self._refreshing:
             self._dirty = True
             return
-        self._refreshing, self._dirty, self._stale = True, False, False
+        self._refreshing, self._dirty, self.stale = True, False, False
         self._last_start = time.monotonic()
         self.ops.run(
             self._load(backend, workspace, self._generation),
@@ -253,14 +253,14 @@ class StorageView(QWidget):
         if self.isVisible():
             self.refresh()
         else:
-            self._stale = True
+            self.stale = True
 
     def schedule_refresh(self) -> None:
         """Something changed on the server: refresh soon, once for a burst."""
         if self.backend is None or self.workspace is None:
             return
         if not self.isVisible():
-            self._stale = True
+            self.stale = True
             return
         if self._timer.isActive():
             return
@@ -301,7 +301,7 @@ class StorageView(QWidget):
         def failed(_error: ClientError) -> bool:
             if generation == self._generation:
                 self._refreshing = False
-                self._stale = True
+                self.stale = True
             return False  # reported in the one place (the error bar)
 
         return failed
@@ -367,10 +367,10 @@ class StorageView(QWidget):
             self.schedule_refresh()
 
     def _stream_open(self) -> None:
-        self._opens += 1
+        self.stream_opens += 1
         self.live.setText(f'<span style="color:{style.FREED.name()}">●</span> Live')
         self.live.setToolTip("Figures update as the registry reports pushes, deletes and GC runs")
-        if self._opens > 1:
+        if self.stream_opens > 1:
             self.schedule_refresh()  # what happened while disconnected was not replayed
 
     def _stream_retry(self, error: ClientError, delay: float) -> None:

@@ -87,7 +87,7 @@ def test_a_workspace_the_caller_cannot_see_is_refused_without_retrying(
 def test_the_reader_reconnects_after_a_server_restart(
     registry_factory: Factory, tmp_path: Path
 ) -> None:
-    first = registry_factory(review_delay=300, upload_grace=0)
+    first = registry_factory()  # the default upload grace: pushes are never robbed
     port = first.url.rsplit(":", 1)[1]
 
     async def main() -> None:
@@ -120,9 +120,7 @@ def test_the_reader_reconnects_after_a_server_restart(
             opened.clear()
             await asyncio.to_thread(first.stop)
             # Same data, same port: the reader finds the new server by itself.
-            second = RegistryServer(
-                first.data, review_delay=300, upload_grace=0, extra_args=["--port", port]
-            )
+            second = RegistryServer(first.data, extra_args=["--port", port])
             await asyncio.to_thread(second.start)
             try:
                 await asyncio.wait_for(opened.wait(), 60)

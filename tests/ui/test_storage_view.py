@@ -109,7 +109,7 @@ def open_storage(window: MainWindow, qtbot: QtBot, workspace: str = "acme") -> S
     qtbot.waitUntil(
         lambda: view.workspace == workspace and view.storage is not None, timeout=WAIT_MS
     )
-    qtbot.waitUntil(lambda: view._opens > 0, timeout=WAIT_MS)  # the event stream is open
+    qtbot.waitUntil(lambda: view.stream_opens > 0, timeout=WAIT_MS)  # the event stream is open
     wait_idle(qtbot, window)
     return view
 
@@ -317,7 +317,7 @@ def test_the_gc_worker_frees_a_deleted_image_and_the_view_follows(
         assert view.history is not None
         return sum(r.bytes_freed for r in view.history.gc_runs if r.id not in runs_before)
 
-    qtbot.waitUntil(lambda: view._stale and view.events_seen > events, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: view.stale and view.events_seen > events, timeout=WAIT_MS)
     assert view.refreshes == refreshes
     window.views.setCurrentWidget(view)
     qtbot.waitUntil(
