@@ -24,7 +24,6 @@ MANIFEST_DELETE = "manifest_delete"
 INDEX_DELETE = "index_delete"
 BLOB_UPLOAD = "blob_upload"
 BLOB_UNLINK = "blob_unlink"
-GRACE_RETRY = "grace_retry"
 
 
 @functools.cache

@@ -113,9 +113,13 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction (a consistent snapshot on both dialects)."""
+        """A read transaction (a consistent snapshot on both dialects: SQLite's
+        deferred transaction under WAL, PostgreSQL's REPEATABLE READ)."""
+        options: dict[str, Any] = {"readonly": True}
+        if not self.is_sqlite:
+            options["isolation_level"] = "REPEATABLE READ"
         try:
-            with self.engine.connect().execution_options(readonly=True) as conn, conn.begin():
+            with self.engine.connect().execution_options(**options) as conn, conn.begin():
                 yield conn
         except OperationalError as exc:
             if _is_lock_error(exc):

@@ -226,6 +226,7 @@ upload_sessions = Table(
     Column("created_at", Ms, nullable=False),
     Column("updated_at", Ms, nullable=False),
 )
+Index("ix_upload_sessions_image", upload_sessions.c.image_id)
 
 # GC review queues: one row per item, upserted so review_after only moves forward.
 gc_manifest_reviews = Table(

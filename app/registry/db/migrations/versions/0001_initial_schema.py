@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 15:18:59.825889
+Create Date: 2026-11-27 16:04:27.396838
 """
 
 from __future__ import annotations
@@ -429,6 +429,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_upload_sessions")),
     )
+    with op.batch_alter_table("upload_sessions", schema=None) as batch_op:
+        batch_op.create_index("ix_upload_sessions_image", ["image_id"], unique=False)
+
     op.create_table(
         "gc_manifest_reviews",
         sa.Column(
@@ -550,6 +553,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_gc_manifest_reviews_due")
 
     op.drop_table("gc_manifest_reviews")
+    with op.batch_alter_table("upload_sessions", schema=None) as batch_op:
+        batch_op.drop_index("ix_upload_sessions_image")
+
     op.drop_table("upload_sessions")
     with op.batch_alter_table("manifests", schema=None) as batch_op:
         batch_op.drop_index("ix_manifests_workspace_digest")
