@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSplitter,
     QStackedWidget,
+    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -47,6 +48,7 @@ from app.ui.backend import Backend, Scope, StorageSource
 from app.ui.gc_panel import GcPanel
 from app.ui.operations import Operations
 from app.ui.storage_charts import CompositionChart, DonutLegend, HistoryChart, RepositoriesChart
+from app.ui.storage_indicator import PendingGcButton
 from app.ui.storage_layers import ALL, SharedLayersPanel
 from app.ui.storage_summary import StorageSummary
 
@@ -69,6 +71,7 @@ def storage_source(backend: Backend | None) -> StorageSource | None:
 
 class StorageView(QWidget):
     repositoryActivated = Signal(object)  # RepositoryStorage: a bar was clicked
+    figuresChanged = Signal(object, object)  # workspace, Storage | None
     refreshed = Signal()  # figures, charts and GC panel show the server's latest answer
 
     def __init__(self, ops: Operations, parent: QWidget | None = None) -> None:
@@ -84,6 +87,7 @@ class StorageView(QWidget):
         self.events_seen = 0  # events the stream brought (since the view started)
         self.refreshes = 0  # refreshes that landed
         self.stream_opens = 0  # times the event stream (re)opened for this workspace
+        self.indicator: PendingGcButton | None = None  # the toolbar's, once installed
         self.stale = True  # something changed while hidden: refresh when shown
         self._generation = 0
         self._refreshing = False
@@ -170,6 +174,9 @@ class StorageView(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self.refresh)
+        self._headline_timer = QTimer(self)
+        self._headline_timer.setSingleShot(True)
+        self._headline_timer.timeout.connect(self.refresh_headline)
         self.repositories.repositoryClicked.connect(self._bar_clicked)
         self.layers.repositoryChanged.connect(self._filter_layers)
         self.gc_panel.runRequested.connect(self.run_gc)
@@ -201,16 +208,26 @@ class StorageView(QWidget):
         self._start_events()
         if self.isVisible():
             self.refresh()
+        else:
+            self.refresh_headline()
 
     def _reset(self) -> None:
         self._generation += 1
         self._timer.stop()
-        for name in ("storage", "storage-events", "storage-gc-run", "shared-layers-page"):
+        self._headline_timer.stop()
+        for name in (
+            "storage",
+            "storage-headline",
+            "storage-events",
+            "storage-gc-run",
+            "shared-layers-page",
+        ):
             self.ops.cancel(name)
         self._refreshing = self._dirty = False
         self.stale = True
         self.stream_opens = 0
         self.storage = self.gc = self.history = None
+        self.figuresChanged.emit(None, None)
         self.summary.clear()
         self.gc_panel.clear()
         self.gc_panel.set_permission(False, None)
@@ -249,6 +266,19 @@ class StorageView(QWidget):
             on_error=self._load_failed(self._generation),
         )
 
+    def refresh_headline(self) -> None:
+        """Read only the storage figures (cheap), for the toolbar while hidden."""
+        backend, workspace, generation = self.backend, self.workspace, self._generation
+        if backend is None or workspace is None:
+            return
+
+        async def load() -> None:
+            storage = await backend.storage(workspace)
+            if generation == self._generation:
+                self._show_storage(storage)
+
+        self.ops.run(load(), name="storage-headline", background=True, on_error=lambda _e: True)
+
     def refresh_if_shown(self) -> None:
         if self.isVisible():
             self.refresh()
@@ -260,7 +290,10 @@ class StorageView(QWidget):
         if self.backend is None or self.workspace is None:
             return
         if not self.isVisible():
+            # Hidden: only the headline figures (the toolbar's pending GC) follow.
             self.stale = True
+            if not self._headline_timer.isActive():
+                self._headline_timer.start(MIN_INTERVAL_MS)
             return
         if self._timer.isActive():
             return
@@ -308,6 +341,7 @@ class StorageView(QWidget):
 
     def _show_storage(self, storage: Storage) -> None:
         self.storage = storage
+        self.figuresChanged.emit(self.workspace, storage)
         self.summary.show_storage(storage)
         self.composition.show_storage(storage)
         self.composition_legend.refresh()
@@ -446,6 +480,18 @@ def install(window: MainWindow) -> StorageView:
         )
         node = await window.reveal(path)
         window.select_path(node.path)
+
+    indicator = PendingGcButton(window)
+    toolbar = window.findChild(QToolBar, "mainToolbar")
+    if toolbar is not None:
+        spacer = QWidget(toolbar)
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        toolbar.addWidget(spacer)
+        indicator.action = toolbar.addWidget(indicator)
+        indicator.show_figures(None, None)
+    view.figuresChanged.connect(indicator.show_figures)
+    indicator.clicked.connect(lambda: window.views.setCurrentWidget(view))
+    view.indicator = indicator
 
     window.connected.connect(connected)
     window.scopeChanged.connect(scope_changed)

@@ -447,3 +447,36 @@ def test_charts_follow_the_palette(
         assert chart.chart().titleBrush().color() == QColor("#e8eaed")
         for axis in chart.chart().axes():
             assert axis.labelsColor() == QColor("#e8eaed")
+
+
+def test_the_toolbar_shows_pending_gc_while_the_browse_tab_is_open(
+    registry_factory: Factory, make_window: WindowFactory, qtbot: QtBot
+) -> None:
+    server, content = pushed(registry_factory, review_delay=300)
+    freed = Sums.of(content).exclusive_to("acme/web/frontend", "v1")
+    window = make_window(server, user="wsadmin")
+    window.select_path(("acme",))
+    view = window.storage
+    indicator = view.indicator
+    assert indicator is not None
+    assert window.views.currentWidget() is window.browse  # the storage tab stays hidden
+    qtbot.waitUntil(lambda: indicator.workspace == "acme", timeout=WAIT_MS)
+    assert indicator.shown
+    assert indicator.isVisible()
+    assert indicator.pending == 0
+    assert indicator.text() == "GC: 0 B pending"
+    qtbot.waitUntil(lambda: view.stream_opens > 0, timeout=WAIT_MS)
+
+    with api(server, "root") as c:
+        frontend = content.ids["acme/web/frontend"]
+        assert c.delete(f"/images/{frontend}/tags/v1").status_code == 204
+    qtbot.waitUntil(lambda: indicator.pending == freed, timeout=WAIT_MS)
+    assert indicator.text() == f"GC: {format_bytes(freed)} pending"
+    assert f"{freed:,} bytes in acme" in indicator.toolTip()
+    assert window.views.currentWidget() is window.browse
+
+    assert indicator.isEnabled()
+    qtbot.mouseClick(indicator, Qt.MouseButton.LeftButton)
+    assert window.views.currentWidget() is view
+    qtbot.waitUntil(lambda: view.summary.pending.bytes == freed, timeout=WAIT_MS)
+    wait_idle(qtbot, window)
