@@ -308,7 +308,7 @@ class ManifestDetail:
     digest: str
     media_type: str
     artifact_type: str | None
-    size: int
+    size: int  # compressed: the manifest, its config and layers (an index: its children)
     tags: tuple[str, ...]
     created: datetime | None
     platforms: tuple[str, ...]

@@ -183,10 +183,9 @@ class DetailsPane(QWidget):
             kind += f" (artifact: {manifest.artifact_type})"
         self._set("media_type", kind)
         self._set("digest", manifest.digest)
-        total = manifest.size + sum(layer.size for layer in manifest.layers)
-        if manifest.config is not None:
-            total += manifest.config.size
-        self._set("size", format_bytes(total), f"{total:,} bytes")
+        # The compressed size: the manifest with its config and layers (an index:
+        # with its children), the same figure as the tags table's Size column.
+        self._set("size", format_bytes(manifest.size), f"{manifest.size:,} bytes")
         self._set("created", long_time(manifest.created) or "—")
         self._set("platforms", ", ".join(manifest.platforms) or "—")
         self._set("tags", ", ".join(manifest.tags) or tag.name)

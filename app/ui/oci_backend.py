@@ -446,7 +446,7 @@ class OciBackend:
             digest=details.digest,
             media_type=details.media_type,
             artifact_type=details.artifact_type,
-            size=details.manifest_size,
+            size=details.size,  # like Berth's: the manifest with all it reaches
             tags=tuple(sorted(index.tags_on(details.digest))),
             created=_time(details.created),
             platforms=details.platforms,

@@ -59,3 +59,11 @@ def test_tree_population_and_navigation(
     assert details.layers_model.rowCount() == 2
     layer = details.layers_model.index(0, 0).data(ObjectRole)
     assert layer.image_count >= 1
+    # The pane's size is the tags table's: the manifest with its config and layers.
+    v1 = next(t for t in window.browse.tags_model.rows if t.name == "v1")
+    assert details.fields["size"].toolTip() == f"{v1.size:,} bytes"
+    layers = sum(
+        details.layers_model.index(r, 0).data(ObjectRole).size
+        for r in range(details.layers_model.rowCount())
+    )
+    assert v1.size > layers  # and the manifest and config, each counted once

@@ -62,6 +62,9 @@ GET    /images/{id}/manifests/{digest}
                                     manifests: [{digest, media_type, platform, size}],
                                     subject: str|null, referrers: [{digest,
                                     artifact_type, size}]}
+                                    size = compressed size, as in tag listings: the
+                                    manifest with its config and layers (an index:
+                                    with its children's sizes)
 GET    /workspaces/{ws}/storage     {stored, referenced, shared, pending, logical,
                                     saving, blob_count, repositories: [{slug, project,
                                     exclusive, shared, image_count}]}
