@@ -56,6 +56,10 @@ def long_time(when: datetime | None) -> str | None:
     return when.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+# Sorts before every real time: a sort key for "no time" that compares as a datetime.
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+
 def timestamp(when: datetime | None) -> float:
     """A number to sort on; missing times sort first."""
     return when.timestamp() if when is not None else float("-inf")

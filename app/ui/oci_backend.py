@@ -91,9 +91,11 @@ def _time(value: str | None) -> dt.datetime | None:
     # Go writes up to nine fractional digits; datetime takes six.
     text = re.sub(r"(\.\d{6})\d+", r"\1", value.strip())
     try:
-        return dt.datetime.fromisoformat(text)
+        when = dt.datetime.fromisoformat(text)
     except ValueError:
         return None
+    # A config's time without a zone is read as UTC (times must compare with each other).
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
 
 
 def _impact(impact: storage_math.DeleteImpact) -> DeleteImpact:

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from app.client.berth_api import BULK_DELETE_MAX, BerthApi, Image, Page
+from app.client.berth_api import BULK_DELETE_MAX, BerthApi, Image, Page, Tag
 from app.client.errors import (
     AuthenticationFailed,
     ClientError,
@@ -571,3 +571,15 @@ def test_every_error_is_a_client_error() -> None:
         # What parsed is well-typed: wrong optional fields fell back to defaults.
         assert all(isinstance(t.size, int) for t in page.items)
         assert page.next_cursor is None or isinstance(page.next_cursor, str)
+
+
+def test_times_without_a_zone_are_utc_so_every_time_compares() -> None:
+    # An image config's "created" may lack a zone; mixed with zoned times, sorting
+    # a tags table by it would raise.
+    naive = Tag.parse(tag_json("a", created="2026-01-02T03:04:05"))
+    zoned = Tag.parse(tag_json("b"))
+    missing = Tag.parse(tag_json("c", created=None))
+    assert naive.created is not None
+    assert naive.created.isoformat() == "2026-01-02T03:04:05+00:00"
+    assert naive.created == zoned.created
+    assert missing.created is None
