@@ -66,7 +66,7 @@ COLUMNS: list[Column[Tag]] = [
     Column(
         "Other tags",
         _other,
-        lambda t: (t.other_tag_count, t.other_tags),
+        lambda t: t.other_tag_count,  # how many (ties keep their order: stable sort)
         lambda t: (
             f"Also tagged {_other(t)}: deleting this tag keeps those" if t.other_tags else None
         ),
