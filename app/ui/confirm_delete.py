@@ -109,6 +109,10 @@ class ConfirmDeleteDialog(QDialog):
             self.tag_list = QPlainTextEdit(text, self)
             self.tag_list.setReadOnly(True)
             self.tag_list.setAccessibleName("Tags to delete")
+            self.tag_list.setAccessibleDescription(
+                f"{len(names):,} tag names, one per line"
+                + (f", the first {len(shown):,} shown" if len(names) > len(shown) else "")
+            )
             self.tag_list.setMaximumHeight(140 if len(names) > 4 else 24 + 18 * len(names))
             self.tag_list.setFont(QFont("monospace"))
             layout.addWidget(self.tag_list)
@@ -186,6 +190,7 @@ class ConfirmDeleteDialog(QDialog):
         )
         self.delete_button.setAccessibleDescription("Delete permanently")
         cancel = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setAccessibleDescription("Close without deleting anything")
         cancel.setDefault(True)
         self.delete_button.setAutoDefault(False)
         if plan.whole_image:

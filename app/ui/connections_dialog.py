@@ -163,6 +163,7 @@ class ConnectionsDialog(QDialog):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.name = QLineEdit(self)
         self.name.setAccessibleName("Connection name")
+        self.name.setAccessibleDescription("How this connection is listed")
         form.addRow("Na&me:", self.name)
         self.kind = QComboBox(self)
         self.kind.setAccessibleName("Registry kind")
@@ -178,6 +179,9 @@ class ConnectionsDialog(QDialog):
         self.url = QLineEdit(self)
         self.url.setPlaceholderText("https://registry.example.com")
         self.url.setAccessibleName("Registry URL")
+        self.url.setAccessibleDescription(
+            "Use https; plain http only for a registry on this machine"
+        )
         form.addRow("&URL:", self.url)
         self.http_warning = QLabel(self)
         self.http_warning.setWordWrap(True)
@@ -187,10 +191,14 @@ class ConnectionsDialog(QDialog):
         form.addRow("", self.http_warning)
         self.username = QLineEdit(self)
         self.username.setAccessibleName("User name")
+        self.username.setAccessibleDescription("The account to log in as")
         form.addRow("U&ser name:", self.username)
         self.password = QLineEdit(self)
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setAccessibleName("Password or token")
+        self.password.setAccessibleDescription(
+            "Kept in the system keyring, never in settings files"
+        )
         form.addRow("&Password or token:", self.password)
         self.verify = QCheckBox("&Verify the TLS certificate", self)
         self.verify.setAccessibleDescription("Turn off only for a test registry")
@@ -239,7 +247,9 @@ class ConnectionsDialog(QDialog):
         self.connect_button = buttons.addButton("C&onnect", QDialogButtonBox.ButtonRole.AcceptRole)
         self.connect_button.setAccessibleDescription("Save and connect to this registry")
         self.save_button = buttons.addButton(QDialogButtonBox.StandardButton.Save)
-        buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.save_button.setAccessibleDescription("Save the connections without connecting")
+        cancel = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setAccessibleDescription("Close and forget the changes")
         buttons.rejected.connect(self.reject)
         self.connect_button.clicked.connect(lambda: self._finish(connect=True))
         self.save_button.clicked.connect(lambda: self._finish(connect=False))

@@ -32,20 +32,31 @@ class LoginDialog(QDialog):
         layout.addRow("Registry:", QLabel(profile.base_url, self))
         self.username = QLineEdit(profile.username, self)
         self.username.setAccessibleName("User name")
+        self.username.setAccessibleDescription(f"The account to log in to {profile.name} as")
         layout.addRow("&User name:", self.username)
         self.password = QLineEdit(self)
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setAccessibleName("Password or token")
+        self.password.setAccessibleDescription("Never written to settings files or logs")
         layout.addRow("&Password or token:", self.password)
         self.remember = QCheckBox("Remember in the system keyring", self)
         self.remember.setChecked(can_remember)
         self.remember.setEnabled(can_remember)
+        self.remember.setAccessibleDescription(
+            "Keep the password in the system keyring for the next start"
+            if can_remember
+            else "No system keyring is available: asked each time."
+        )
         if not can_remember:
             self.remember.setToolTip("No system keyring is available: asked each time.")
         layout.addRow(self.remember)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
         )
+        ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        ok.setAccessibleDescription("Log in with these credentials")
+        cancel = buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setAccessibleDescription("Stay disconnected")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addRow(buttons)

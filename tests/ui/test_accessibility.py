@@ -1,0 +1,169 @@
+"""Accessibility: what a screen reader gets from each screen (DESIGN.md §3).
+
+Asked of Qt's accessibility interfaces, not of widget properties, because that is
+what AT-SPI reads: a button's text or a form label's buddy is a valid name, a
+tooltip a valid description.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QAccessible
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractItemView,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QComboBox,
+    QDialog,
+    QHeaderView,
+    QLineEdit,
+    QPlainTextEdit,
+    QScrollBar,
+    QTabBar,
+    QTextEdit,
+    QWidget,
+)
+from pytestqt.qtbot import QtBot
+
+from app.client.profiles import Profile
+from app.ui.confirm_delete import ConfirmDeleteDialog
+from app.ui.connections_dialog import ConnectionsDialog
+from app.ui.deletion import DeletePlan
+from app.ui.login_dialog import LoginDialog
+from app.ui.main_window import MainWindow
+from app.ui.oci_backend import OciBackend
+from app.ui.oci_repositories_dialog import RepositoriesDialog
+from tests.support.registry import PASSWORD, RegistryServer
+from tests.ui.conftest import WindowFactory, wait_idle
+from tests.ui.seed import seed_image
+
+INTERACTIVE = (
+    QAbstractButton,
+    QAbstractItemView,
+    QAbstractSlider,
+    QAbstractSpinBox,
+    QComboBox,
+    QLineEdit,
+    QPlainTextEdit,
+    QTabBar,
+    QTextEdit,
+)
+
+
+def _texts(widget: QWidget, kind: QAccessible.Text) -> list[str]:
+    iface = QAccessible.queryAccessibleInterface(widget)
+    assert iface is not None, widget
+    if isinstance(widget, QTabBar):
+        # Qt reads a tab bar as its tabs: each tab's text and tooltip.
+        return [iface.child(i).text(kind).strip() for i in range(widget.count())]
+    return [iface.text(kind).strip()]
+
+
+def _label(widget: QWidget) -> str:
+    return f"{type(widget).__name__} {widget.objectName()!r} in {type(widget.parent()).__name__}"
+
+
+def unnamed(top: QWidget) -> list[str]:
+    """Visible interactive widgets under ``top`` without an accessible name or
+    description. Header views are read as the column names of their table, scroll
+    bars as parts of their scroll area, and the line edit of a combo box or spin box
+    as part of its owner, which carries the name."""
+    missing = []
+    for widget in [top, *top.findChildren(QWidget)]:
+        if widget is not top and not isinstance(widget, INTERACTIVE):
+            continue
+        if not widget.isVisibleTo(top) and widget is not top:
+            continue
+        parent = widget.parentWidget()
+        if isinstance(parent, QComboBox | QAbstractSpinBox):
+            continue
+        if isinstance(widget, QHeaderView):  # a table's headers: its column names
+            continue
+        if isinstance(widget, QScrollBar):  # part of its scroll area
+            continue
+        if not all(_texts(widget, QAccessible.Text.Name)):
+            missing.append(f"no name: {_label(widget)}")
+        if not all(_texts(widget, QAccessible.Text.Description)):
+            missing.append(f"no description: {_label(widget)}")
+    return missing
+
+
+def cell_texts(view: QWidget) -> set[str]:
+    iface = QAccessible.queryAccessibleInterface(view)
+    assert iface is not None
+    cells = (iface.child(i) for i in range(iface.childCount()))
+    return {c.text(QAccessible.Text.Name) for c in cells if c.role() == QAccessible.Role.Cell}
+
+
+def test_main_window_dialogs_and_storage_view_are_named(
+    registry: RegistryServer, make_window: WindowFactory, qtbot: QtBot
+) -> None:
+    seed_image(registry, "acme/web/frontend", ["v1", "v2", "v3"])
+    window: MainWindow = make_window(registry)
+    window.select_path(("acme",))
+    qtbot.waitUntil(lambda: window.browse.images_model.rowCount() == 1)
+    image = window.browse.images_model.rows[0]
+    window.browse.images.select_keys([image.id], current=image.id)
+    wait_idle(qtbot, window)
+    window.browse.tags.select_keys(["v1", "v2"], current="v1")
+    wait_idle(qtbot, window)
+
+    assert unnamed(window) == []
+    # Table cells expose the text the table shows.
+    tags = window.browse.tags
+    shown = {
+        str(tags.proxy.index(r, c).data())
+        for r in range(tags.proxy.rowCount())
+        for c in range(tags.proxy.columnCount())
+        if not tags.view.isColumnHidden(c) and tags.proxy.index(r, c).data()
+    }
+    assert {"v1", "v2", "v3"} <= shown
+    assert shown <= cell_texts(tags.view)
+
+    window.views.setCurrentWidget(window.storage)
+    qtbot.waitUntil(lambda: window.storage.storage is not None and not window.ops.busy)
+    assert unnamed(window) == []
+    window.views.setCurrentWidget(window.browse)
+
+    assert window.image is not None
+    plan = DeletePlan(window.image, tuple(window.browse.tags.selected()))
+    confirm = ConfirmDeleteDialog(plan, None, "delete impact unavailable", window)
+    connections = ConnectionsDialog(window.all_profiles(), window.store, None, window)
+    image_plan = DeletePlan(window.image, (), whole_image=True)
+    confirm_image = ConfirmDeleteDialog(image_plan, None, None, window)
+    dialogs: list[QDialog] = [confirm, connections, confirm_image]
+    for dialog in dialogs:
+        dialog.show()
+        qtbot.waitExposed(dialog)
+        assert unnamed(dialog) == [], dialog.windowTitle()
+        dialog.reject()
+
+
+def test_oci_kind_window_and_its_dialogs_are_named(
+    registry: RegistryServer, make_window: WindowFactory, qtbot: QtBot
+) -> None:
+    seed_image(registry, "acme/web/frontend", ["v1", "v2"])
+    window: MainWindow = make_window()
+    window.open_profile(Profile("berth-oci", registry.url, "root", kind="oci"), PASSWORD)
+    wait_idle(qtbot, window)
+    assert isinstance(window.backend, OciBackend), window.error_bar.text
+    assert unnamed(window) == []
+
+    storage = window.oci.storage
+    window.views.setCurrentWidget(storage)
+    storage.start_scan()
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: window.backend is not None and window.backend.last_scan is not None)
+    assert unnamed(window) == []
+    window.views.setCurrentWidget(window.browse)
+
+    profile = Profile("prod", "https://registry.example", "alice")
+    dialogs: list[QDialog] = [
+        RepositoriesDialog(registry.host, ["acme/web/frontend"], True, window),
+        LoginDialog(profile, "The password was refused.", True, window),
+    ]
+    for dialog in dialogs:
+        dialog.show()
+        qtbot.waitExposed(dialog)
+        assert unnamed(dialog) == [], dialog.windowTitle()
+        dialog.reject()
