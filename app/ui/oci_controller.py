@@ -29,6 +29,7 @@ from app.client.errors import ClientError
 from app.ui import confirm_delete, oci_repositories_dialog
 from app.ui.backend import Backend
 from app.ui.deletion import BulkOutcome, DeleteMethod, DeletePlan
+from app.ui.images_model import PROJECT
 from app.ui.oci_backend import NO_SCAN, OciBackend, PreparedTagDelete
 from app.ui.oci_banner import CapabilityBanner, summary
 from app.ui.oci_deletion import DIGEST, PLACEHOLDER, DeleteStep, StepsDelete, TagDeletion
@@ -124,6 +125,8 @@ class OciController(QObject):
         self.storage.set_backend(oci)
         self.show_capabilities()
         self.repositories_action.setVisible(oci is not None)
+        # A plain registry has no projects: an always-empty column only takes room.
+        window.browse.images.view.setColumnHidden(PROJECT, oci is not None)
         window.tree_filter.setPlaceholderText(
             "Filter namespaces" if oci is not None else self._tree_placeholder
         )

@@ -15,6 +15,7 @@ from app.client.auth import RegistryAuth
 from app.client.profiles import Profile
 from app.ui import confirm_delete
 from app.ui.deletion import DeletePlan
+from app.ui.images_model import PROJECT
 from app.ui.oci_backend import OciBackend
 from tests.support import oci
 from tests.support.gc_checks import http_pull
@@ -45,6 +46,7 @@ def test_token_flow_browse_and_tag_delete(
     assert isinstance(auth, RegistryAuth)
     assert auth.scheme == "bearer"
     assert auth.token_requests > 0
+    assert window.browse.images.view.isColumnHidden(PROJECT)  # no projects there
 
     # Berth names are workspace/repository/image: namespaces acme, then its repositories.
     host = registry.host
@@ -118,3 +120,4 @@ def test_token_flow_browse_and_tag_delete(
     assert window.oci.status.isHidden()
     assert not window.oci.repositories_action.isVisible()
     assert window.tree_filter.placeholderText().startswith("Filter workspaces")
+    assert not window.browse.images.view.isColumnHidden(PROJECT)
