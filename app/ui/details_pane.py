@@ -50,14 +50,14 @@ LAYER_COLUMNS: list[Column[Layer]] = [
         ),
         description="How many images reference this layer",
     ),
-    Column("Media type", lambda x: x.media_type, lambda x: x.media_type),
+    Column("Media type", lambda x: x.media_type, lambda x: x.media_type, lambda x: x.media_type),
 ]
 
 CHILD_COLUMNS: list[Column[ChildManifest]] = [
     Column("Platform", lambda c: c.platform, lambda c: c.platform),
     Column("Digest", lambda c: short_digest(c.digest), lambda c: c.digest, lambda c: c.digest),
     Column("Size", lambda c: format_bytes(c.size), lambda c: c.size, numeric=True),
-    Column("Media type", lambda c: c.media_type, lambda c: c.media_type),
+    Column("Media type", lambda c: c.media_type, lambda c: c.media_type, lambda c: c.media_type),
 ]
 
 
@@ -194,7 +194,10 @@ class DetailsPane(QWidget):
         self.platforms_model.set_rows(manifest.manifests)
         self._show_tables(index=index)
         for view in (self.layers_view, self.children_view):
-            view.resizeColumnsToContents()
+            # The media type (last, stretched) takes what is left, elided, full in
+            # its tooltip: sized to its contents it pushed the sharing out of sight.
+            for column in range(view.model().columnCount() - 1):
+                view.resizeColumnToContents(column)
 
     def _show_tables(self, *, index: bool) -> None:
         self.layers_label.setVisible(not index)
