@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import Connection, Select, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from app.core.manifests import Manifest, parse_image_config
@@ -681,21 +681,27 @@ def delete_image(
     return change
 
 
-def list_tags(conn: Connection, image: Image, n: int | None, last: str | None) -> list[str]:
+def tags_list_query(image_id: int, n: int | None, last: str | None) -> Select[str]:
     """Tags in the distribution spec's order ("lexical, i.e. case-insensitive
     alphanumeric"), ties broken by the exact name so the order is total and ``last``
-    resumes precisely. Tags are ASCII, so lower() folds them the same on both dialects.
+    resumes precisely. Tags are ASCII, so lower() folds them the same on both dialects;
+    the order is that of ``ix_tags_image_lower_name`` (tag names compare as bytes).
     """
     name = s.tags.c.name
-    if conn.dialect.name == "postgresql":
-        name = name.collate("C")  # type: ignore[assignment]
     key = tuple_(func.lower(name), name)
-    q = select(s.tags.c.name).where(s.tags.c.image_id == image.id).order_by(*key.clauses)
+    q = select(name).where(s.tags.c.image_id == image_id).order_by(*key.clauses)
     if last is not None:
-        q = q.where(key > tuple_(func.lower(literal(last)), literal(last)))
+        # The first condition is implied by the second; it is there because SQLite
+        # ranges an expression index only on a plain comparison, not a row value.
+        lowered = last.lower()
+        q = q.where(func.lower(name) >= lowered, key > tuple_(literal(lowered), literal(last)))
     if n is not None:
         q = q.limit(n)
-    return list(conn.execute(q).scalars())
+    return q
+
+
+def list_tags(conn: Connection, image: Image, n: int | None, last: str | None) -> list[str]:
+    return list(conn.execute(tags_list_query(image.id, n, last)).scalars())
 
 
 def referrers(

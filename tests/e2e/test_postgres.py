@@ -18,7 +18,9 @@ def pg_registry(tmp_path: Path) -> Iterator[RegistryServer]:
     pg = PostgresServer()
     server: RegistryServer | None = None
     try:
-        url = pg.create_database("berth")
+        # A linguistic default collation, as on most production servers: Berth must
+        # not depend on byte order being the database default.
+        url = pg.create_database("berth", icu_locale="en-US")
         server = standard_registry(tmp_path / "data", database_url=url).start()
         yield server
     finally:
@@ -50,3 +52,39 @@ def test_push_pull_delete_on_postgres(pg_registry: RegistryServer) -> None:
             .headers["link"]
             .startswith("</v2/acme/web/app/tags/list?n=1&last=latest>")
         )
+
+
+def test_tag_order_and_pages_match_sqlite(pg_registry: RegistryServer) -> None:
+    """Tag names compare as bytes on PostgreSQL too (whatever the database's
+    collation), so tags/list and the management API order and page as on SQLite."""
+    names = ["v1.0", "B", "a", "latest", "c10", "c2", "A", "_under", "b-2", "Z9", "z"]
+    image = oci.image([oci.random_layer(10_000, "pg-order")])
+    with pg_registry.client("writer") as c:
+        for name in names:
+            oci.push(c, "acme/web/order", image, name)
+        expected = sorted(names, key=lambda t: (t.lower(), t))
+        assert c.get("/v2/acme/web/order/tags/list").json()["tags"] == expected
+        seen: list[str] = []
+        url: str | None = "/v2/acme/web/order/tags/list?n=3"
+        while url is not None:
+            r = c.get(url)
+            seen += r.json()["tags"]
+            link = r.headers.get("link")
+            url = link[1 : link.index(">")] if link else None
+        assert seen == expected
+
+        image_id = next(
+            i["id"]
+            for i in c.get("/api/v1/workspaces/acme/images", params={"q": "order"}).json()["items"]
+        )
+        api: list[str] = []
+        cursor = ""
+        while True:
+            page = c.get(
+                f"/api/v1/images/{image_id}/tags", params={"limit": 4, "cursor": cursor}
+            ).json()
+            api += [t["name"] for t in page["items"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert api == sorted(names)  # the API's name order: bytes, as on SQLite

@@ -70,7 +70,12 @@ class PostgresServer:
             capture_output=True,
         )
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, icu_locale: str | None = None) -> str:
+        """A new database; with ``icu_locale`` its default collation is that
+        language's (as on servers set up with en_US.UTF-8), not byte order."""
+        sql = f"CREATE DATABASE {name}"
+        if icu_locale is not None:
+            sql += f" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE '{icu_locale}' LOCALE 'C'"
         for _ in range(50):
             result = subprocess.run(
                 [
@@ -84,7 +89,7 @@ class PostgresServer:
                     "-d",
                     "postgres",
                     "-c",
-                    f"CREATE DATABASE {name}",
+                    sql,
                 ],
                 capture_output=True,
                 text=True,

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
 )
 
 NAMING = {
@@ -37,6 +38,7 @@ metadata = MetaData(naming_convention=NAMING)
 # 64-bit ids and sizes; SQLite's INTEGER PRIMARY KEY wants plain Integer to autoincrement.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 Ms = BigInteger  # milliseconds since the epoch
+TagName = String(128).with_variant(String(128, collation="C"), "postgresql")
 
 settings = Table(
     "settings",
@@ -198,12 +200,17 @@ tags = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("image_id", Id, ForeignKey("images.id", ondelete="RESTRICT"), nullable=False),
-    Column("name", String(128), nullable=False),
+    # Byte order on PostgreSQL too (SQLite compares bytes already): tag order and the
+    # keyset cursors then agree on both dialects, and the index below serves both.
+    Column("name", TagName, nullable=False),
     Column("manifest_id", Id, ForeignKey("manifests.id", ondelete="RESTRICT"), nullable=False),
     Column("pushed_at", Ms, nullable=False),
     UniqueConstraint("image_id", "name"),
 )
 Index("ix_tags_manifest", tags.c.manifest_id)
+# tags/list order (the distribution spec's case-insensitive lexical order, ties by
+# the exact name): each page is a range of this index, not a sort of every tag.
+Index("ix_tags_image_lower_name", tags.c.image_id, func.lower(tags.c.name), tags.c.name)
 Index("ix_tags_image_pushed", tags.c.image_id, tags.c.pushed_at, tags.c.id)
 
 # Derived: (image, blob) pairs where the blob is reachable from a tag of the image.
