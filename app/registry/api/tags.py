@@ -133,8 +133,10 @@ def list_tags(
     items = []
     for r in rows:
         names, count = others.get(r.manifest_id, ([], 1))
+        # Built unvalidated: every field comes typed from our own rows, and validating
+        # a page of 1,000 was a quarter of its time. json_response serializes them.
         items.append(
-            TagItem(
+            TagItem.model_construct(
                 name=r.name,
                 digest=r.digest,
                 media_type=r.media_type,
