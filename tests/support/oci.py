@@ -217,3 +217,17 @@ def push(client: httpx.Client, name: str, img: Image, tag: str | None = None) ->
     if r.status_code != 201:
         raise AssertionError(f"manifest push failed: {r.status_code} {r.text}")
     return r
+
+
+def follow_links(client: httpx.Client, url: str, key: str) -> list[str]:
+    """Every entry of a paginated list (tags/list: "tags", _catalog: "repositories"),
+    following its Link headers page by page."""
+    seen: list[str] = []
+    next_url: str | None = url
+    while next_url is not None:
+        r = client.get(next_url)
+        assert r.status_code == 200, r.text
+        seen += r.json()[key]
+        link = r.headers.get("Link")
+        next_url = link[1 : link.index(">")] if link else None
+    return seen
