@@ -7,6 +7,7 @@ tooltip a valid description.
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAccessible
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -95,6 +96,21 @@ def cell_texts(view: QWidget) -> set[str]:
     return {c.text(QAccessible.Text.Name) for c in cells if c.role() == QAccessible.Role.Cell}
 
 
+def tab_chain(start: QWidget) -> list[QWidget]:
+    """The widgets Tab visits from ``start``, in order, once round (what Qt's
+    focusNextChild walks: the focus chain, skipping what takes no Tab focus)."""
+    chain, widget = [start], start.nextInFocusChain()
+    while widget is not start:
+        if (
+            widget.focusPolicy() & Qt.FocusPolicy.TabFocus
+            and widget.isVisible()
+            and widget.isEnabled()
+        ):
+            chain.append(widget)
+        widget = widget.nextInFocusChain()
+    return chain
+
+
 def test_main_window_dialogs_and_storage_view_are_named(
     registry: RegistryServer, make_window: WindowFactory, qtbot: QtBot
 ) -> None:
@@ -109,6 +125,21 @@ def test_main_window_dialogs_and_storage_view_are_named(
     wait_idle(qtbot, window)
 
     assert unnamed(window) == []
+    # Tab follows the layout: the tree's filter and the tree, then the images, the
+    # tags and the details, each filter before its table.
+    browse = window.browse
+    along = [
+        window.tree_filter,
+        window.tree,
+        browse.images.filter,
+        browse.images.view,
+        browse.tags.filter,
+        browse.tags.view,
+        browse.details.layers_view,
+    ]
+    chain = tab_chain(window.tree_filter)
+    assert all(w in chain for w in along)
+    assert [w for w in chain if w in along] == along
     # Table cells expose the text the table shows.
     tags = window.browse.tags
     shown = {
