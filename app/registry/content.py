@@ -418,6 +418,12 @@ def put_manifest(
 
     tags_changed = False
     if tag is not None:
+        sort_keys = conn.execute(
+            select(
+                s.manifests.c.total_size.label("manifest_size"),
+                func.coalesce(s.manifests.c.created, "").label("manifest_created"),
+            ).where(s.manifests.c.id == manifest_id)
+        ).one()._asdict()
         old = conn.execute(
             select(s.tags.c.id, s.tags.c.manifest_id)
             .where(s.tags.c.image_id == image.id, s.tags.c.name == tag)
@@ -426,7 +432,11 @@ def put_manifest(
         if old is None:
             conn.execute(
                 insert(s.tags).values(
-                    image_id=image.id, name=tag, manifest_id=manifest_id, pushed_at=now
+                    image_id=image.id,
+                    name=tag,
+                    manifest_id=manifest_id,
+                    pushed_at=now,
+                    **sort_keys,
                 )
             )
             tags_changed = True
@@ -434,7 +444,7 @@ def put_manifest(
             conn.execute(
                 update(s.tags)
                 .where(s.tags.c.id == old.id)
-                .values(manifest_id=manifest_id, pushed_at=now)
+                .values(manifest_id=manifest_id, pushed_at=now, **sort_keys)
             )
             reviews.queue_manifests(
                 conn,

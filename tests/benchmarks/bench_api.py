@@ -161,8 +161,16 @@ class Seed:
         return mid, payload
 
     def tag(self, image_id: int, name: str, manifest_id: int, at: int) -> None:
+        manifest = self.rows[s.manifests][manifest_id - 1]
         self.rows[s.tags].append(
-            {"image_id": image_id, "name": name, "manifest_id": manifest_id, "pushed_at": at}
+            {
+                "image_id": image_id,
+                "name": name,
+                "manifest_id": manifest_id,
+                "pushed_at": at,
+                "manifest_size": manifest["total_size"],
+                "manifest_created": manifest["created"],
+            }
         )
 
     def commit(self, images: int) -> None:

@@ -204,7 +204,16 @@ def seed_berth(data: Path, base: list[Stored], entries: list[Entry]) -> Path:
             )
             for pos, bid in enumerate([*shared, layer_id]):
                 layers.append({"manifest_id": mid, "position": pos, "blob_id": bid})
-            tags.append({"image_id": image_id, "name": e.tag, "manifest_id": mid, "pushed_at": old})
+            tags.append(
+                {
+                    "image_id": image_id,
+                    "name": e.tag,
+                    "manifest_id": mid,
+                    "pushed_at": old,
+                    "manifest_size": manifests[-1]["total_size"],
+                    "manifest_created": manifests[-1]["created"],
+                }
+            )
             for bid in (config_id, layer_id):
                 links.append({"image_id": image_id, "blob_id": bid, "linked_at": old})
                 usage.append({"image_id": image_id, "blob_id": bid})

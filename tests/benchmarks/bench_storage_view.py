@@ -156,7 +156,14 @@ def seed(data: Path) -> None:
                 for pos, bid in enumerate([*picked, own]):
                     layers.append({"manifest_id": mid, "position": pos, "blob_id": bid})
                 tags.append(
-                    {"image_id": image_id, "name": f"v{j}", "manifest_id": mid, "pushed_at": old}
+                    {
+                        "image_id": image_id,
+                        "name": f"v{j}",
+                        "manifest_id": mid,
+                        "pushed_at": old,
+                        "manifest_size": manifests[-1]["total_size"],
+                        "manifest_created": manifests[-1]["created"],
+                    }
                 )
                 for bid in (config, own):
                     links.append({"image_id": image_id, "blob_id": bid, "linked_at": old})

@@ -4,14 +4,19 @@ and the listings that must stay fast with 100,000 tags are index ranges, not sor
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
+import httpx
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import sqlite
 
-from app.registry import content
+from app.registry import accounts, content
 from app.registry.db.engine import Database
 from app.registry.db.schema import metadata
+from app.registry.server import create_app
+from tests.support import oci
+from tests.support.inprocess import Store
 
 
 def _shape(engine: Engine) -> set[tuple[str, ...]]:
@@ -71,3 +76,58 @@ def test_tags_list_pages_are_index_ranges(tmp_path: Path) -> None:
                     assert "<expr>>?" in plan, plan  # starts at `last`, not at the first tag
     finally:
         db.dispose()
+
+
+async def _page_through(store: Store, image_id: int) -> None:
+    """Two pages of two tags in every order the API offers, checked for order."""
+    transport = httpx.ASGITransport(app=create_app(store.reg))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://berth", auth=("root", "a-password")
+    ) as client:
+        url = f"/api/v1/images/{image_id}/tags"
+        for sort in ("name", "-name", "size", "-size", "created", "-created", "pushed_at"):
+            first = await client.get(url, params={"sort": sort, "limit": 2})
+            assert first.status_code == 200, first.text
+            cursor = first.json()["next_cursor"]
+            rest = await client.get(url, params={"sort": sort, "limit": 2, "cursor": cursor})
+            rows = first.json()["items"] + rest.json()["items"]
+            assert sorted(t["name"] for t in rows) == ["a", "b", "c", "d"], sort
+            if sort.endswith("size"):
+                sizes = [t["size"] for t in rows]
+                assert sizes == sorted(sizes, reverse=sort.startswith("-"))
+
+
+def test_tag_pages_in_every_order_are_index_ranges(tmp_path: Path) -> None:
+    """The management API's tags listing, run in process with its SQL captured: in
+    every order, first page and next, no statement sorts the image's tags."""
+    store = Store(tmp_path / "data")
+    try:
+        with store.reg.db.write() as conn:
+            accounts.add_user(conn, "root", "a-password", superuser=True)
+        small = oci.image([oci.random_layer(1_000, "small")])
+        large = oci.image([oci.random_layer(9_000, "large")])
+        for tag, img in (("a", large), ("b", small), ("c", large), ("d", small)):
+            store.push("acme/web/app", img, tag)
+        image = store.find_image("acme/web/app")
+        assert image is not None
+        image_id = image.id
+        statements: list[tuple[str, object]] = []
+
+        def capture(_conn: object, _cursor: object, sql: str, params: object, *_: object) -> None:
+            if "FROM tags" in sql and "ORDER BY" in sql:
+                statements.append((sql, params))
+
+        event.listen(store.reg.db.engine, "before_cursor_execute", capture)
+        asyncio.run(_page_through(store, image_id))
+        event.remove(store.reg.db.engine, "before_cursor_execute", capture)
+
+        pages = [(sql, params) for sql, params in statements if "LIMIT" in sql]
+        assert len(pages) == 14
+        with store.reg.db.engine.connect() as conn:
+            for sql, params in pages:
+                plan = " | ".join(
+                    row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)
+                )
+                assert "TEMP B-TREE" not in plan, (sql, plan)
+    finally:
+        store.close()

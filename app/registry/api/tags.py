@@ -1,10 +1,10 @@
 """Tags of an image: a keyset-paginated listing that stays fast with 100,000 tags,
 and deleting one or many.
 
-Each order is served by an index: ``(image_id, name)`` (unique) for names and
-``(image_id, pushed_at, id)`` for push times; sizes and creation dates come from the
-manifest rows. ``other_tags`` for a whole page is one windowed query over the
-page's manifests.
+Each order is served by an index: ``(image_id, name)`` (unique) for names, and
+``(image_id, <key>, id)`` for push times, sizes and creation dates (a tag row keeps
+copies of its manifest's size and creation date for this). ``other_tags`` for a
+whole page is one windowed query over the page's manifests.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ m = s.manifests.c
 _KEYS: dict[str, tuple[list[ColumnElement[Any]], tuple[type, ...]]] = {
     "name": ([t.name], (str,)),  # unique within the image
     "pushed_at": ([t.pushed_at, t.id], (int, int)),
-    "size": ([m.total_size, t.id], (int, int)),
-    "created": ([func.coalesce(m.created, ""), t.id], (str, int)),
+    "size": ([t.manifest_size, t.id], (int, int)),
+    "created": ([t.manifest_created, t.id], (str, int)),
 }
 
 

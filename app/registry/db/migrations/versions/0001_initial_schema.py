@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 17:01:35.407656
+Create Date: 2026-11-27 17:38:16.717369
 """
 
 from __future__ import annotations
@@ -519,6 +519,8 @@ def upgrade() -> None:
             "manifest_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
         sa.Column("pushed_at", sa.BigInteger(), nullable=False),
+        sa.Column("manifest_size", sa.BigInteger(), nullable=False),
+        sa.Column("manifest_created", sa.String(length=64), nullable=False),
         sa.ForeignKeyConstraint(
             ["image_id"], ["images.id"], name=op.f("fk_tags_image_id_images"), ondelete="RESTRICT"
         ),
@@ -532,7 +534,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("image_id", "name", name=op.f("uq_tags_image_id")),
     )
     with op.batch_alter_table("tags", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_tags_image_created", ["image_id", "manifest_created", "id"], unique=False
+        )
         batch_op.create_index("ix_tags_image_pushed", ["image_id", "pushed_at", "id"], unique=False)
+        batch_op.create_index(
+            "ix_tags_image_size", ["image_id", "manifest_size", "id"], unique=False
+        )
         batch_op.create_index("ix_tags_manifest", ["manifest_id"], unique=False)
 
     op.create_index(
@@ -546,7 +554,9 @@ def downgrade() -> None:
     op.drop_index("ix_tags_image_lower_name", table_name="tags")
     with op.batch_alter_table("tags", schema=None) as batch_op:
         batch_op.drop_index("ix_tags_manifest")
+        batch_op.drop_index("ix_tags_image_size")
         batch_op.drop_index("ix_tags_image_pushed")
+        batch_op.drop_index("ix_tags_image_created")
 
     op.drop_table("tags")
     with op.batch_alter_table("manifest_layers", schema=None) as batch_op:
