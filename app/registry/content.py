@@ -418,12 +418,16 @@ def put_manifest(
 
     tags_changed = False
     if tag is not None:
-        sort_keys = conn.execute(
-            select(
-                s.manifests.c.total_size.label("manifest_size"),
-                func.coalesce(s.manifests.c.created, "").label("manifest_created"),
-            ).where(s.manifests.c.id == manifest_id)
-        ).one()._asdict()
+        sort_keys = (
+            conn.execute(
+                select(
+                    s.manifests.c.total_size.label("manifest_size"),
+                    func.coalesce(s.manifests.c.created, "").label("manifest_created"),
+                ).where(s.manifests.c.id == manifest_id)
+            )
+            .one()
+            ._asdict()
+        )
         old = conn.execute(
             select(s.tags.c.id, s.tags.c.manifest_id)
             .where(s.tags.c.image_id == image.id, s.tags.c.name == tag)

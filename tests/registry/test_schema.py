@@ -8,11 +8,13 @@ import asyncio
 from pathlib import Path
 
 import httpx
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import sqlite
 
 from app.registry import accounts, content
-from app.registry.db.engine import Database
+from app.registry.db.engine import MIGRATIONS, Database
 from app.registry.db.schema import metadata
 from app.registry.server import create_app
 from tests.support import oci
@@ -131,3 +133,45 @@ def test_tag_pages_in_every_order_are_index_ranges(tmp_path: Path) -> None:
                 assert "TEMP B-TREE" not in plan, (sql, plan)
     finally:
         store.close()
+
+
+def _tag_rows(db: Database) -> list[tuple[object, ...]]:
+    with db.engine.connect() as conn:
+        return [
+            tuple(row)
+            for row in conn.execute(
+                text(
+                    "SELECT name, manifest_id, manifest_size, manifest_created FROM tags "
+                    "ORDER BY name"
+                )
+            )
+        ]
+
+
+def test_upgrading_a_registry_from_0001_fills_the_sort_keys(tmp_path: Path) -> None:
+    """Data made before revision 0002 (here: made now, then downgraded) gets the
+    same copies of its manifests' sizes and creation dates that new tags get."""
+    store = Store(tmp_path / "data")
+    small = oci.image([oci.random_layer(1_000, "up-small")])
+    large = oci.image([oci.random_layer(9_000, "up-large")])
+    for tag, img in (("a", large), ("b", small), ("c", large)):
+        store.push("acme/web/app", img, tag)
+    before = _tag_rows(store.reg.db)
+    assert {r[2] for r in before} == {small.compressed_size, large.compressed_size}
+    url = store.reg.db.url
+    store.close()
+
+    db = Database(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+        conn.commit()
+        columns = {c.name for c in conn.execute(text("PRAGMA table_info('tags')"))}
+        assert "manifest_size" not in columns
+    db.migrate()
+    try:
+        assert _tag_rows(db) == before
+    finally:
+        db.dispose()
