@@ -349,12 +349,18 @@ def put_manifest(
             )
 
     existing = conn.execute(
-        select(s.manifests.c.id)
+        select(s.manifests.c.id, s.manifests.c.total_size, s.manifests.c.created)
         .where(s.manifests.c.image_id == image.id, s.manifests.c.digest == digest)
         .with_for_update()
-    ).scalar()
+    ).first()
+    # A tag row keeps copies of its manifest's size and creation date (sort keys).
+    sort_keys: dict[str, Any]
     if existing is not None:
-        manifest_id = int(existing)
+        manifest_id = int(existing.id)
+        sort_keys = {
+            "manifest_size": existing.total_size,
+            "manifest_created": existing.created or "",
+        }
         touch_manifest(conn, manifest_id, now)
     else:
         created: str | None = None
@@ -403,6 +409,7 @@ def put_manifest(
             )
         )
         manifest_id = inserted_id(result)
+        sort_keys = {"manifest_size": total, "manifest_created": created or ""}
         layer_rows = [
             {"manifest_id": manifest_id, "position": i, "blob_id": blob_rows[str(d.digest)].id}
             for i, d in enumerate(manifest.layers)
@@ -418,16 +425,6 @@ def put_manifest(
 
     tags_changed = False
     if tag is not None:
-        sort_keys = (
-            conn.execute(
-                select(
-                    s.manifests.c.total_size.label("manifest_size"),
-                    func.coalesce(s.manifests.c.created, "").label("manifest_created"),
-                ).where(s.manifests.c.id == manifest_id)
-            )
-            .one()
-            ._asdict()
-        )
         old = conn.execute(
             select(s.tags.c.id, s.tags.c.manifest_id)
             .where(s.tags.c.image_id == image.id, s.tags.c.name == tag)

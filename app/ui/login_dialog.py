@@ -42,12 +42,12 @@ class LoginDialog(QDialog):
         self.remember = QCheckBox("Remember in the system keyring", self)
         self.remember.setChecked(can_remember)
         self.remember.setEnabled(can_remember)
-        self.remember.setAccessibleDescription(
-            "Keep the password in the system keyring for the next start"
-            if can_remember
-            else "No system keyring is available: asked each time."
-        )
-        if not can_remember:
+        if can_remember:
+            self.remember.setAccessibleDescription(
+                "Keep the password in the system keyring for the next start"
+            )
+        else:
+            # Qt reads the tooltip as the description.
             self.remember.setToolTip("No system keyring is available: asked each time.")
         layout.addRow(self.remember)
         buttons = QDialogButtonBox(
