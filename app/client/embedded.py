@@ -189,8 +189,9 @@ class EmbeddedRegistry:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         password = secrets.token_urlsafe(24)
         if fresh:
-            if self.demo:
-                self._run("demo")
+            # Only init, serve and demo make a registry; the other commands refuse a
+            # directory that holds none.
+            self._run("demo" if self.demo else "init")
             self._run("user", "add", ADMIN_USER, "--password-stdin", "--superuser", stdin=password)
             if not self.demo:
                 self._run("workspace", "add", FIRST_WORKSPACE, "--name", "Local")

@@ -2,13 +2,14 @@
 repositories and grants from the command line.
 
 Every administrative command runs in one transaction: a bad argument gives a
-one-line error, exit code 2, and nothing half-written.
+one-line error, exit code 2, and nothing half-written. Only ``init``, ``serve`` and
+``demo`` create a registry; every other command refuses a data directory (or
+database) that holds none, so a mistyped path is an error, not a new empty registry.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import ssl
 import sys
 from collections.abc import Callable, Sequence
@@ -16,17 +17,20 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeAlias
 
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__
 from app.core.permissions import Permission
 from app.registry import accounts
 from app.registry.content import Timing
 from app.registry.db import schema
-from app.registry.db.engine import Busy
+from app.registry.db.engine import Busy, holds_schema, sqlite_url
 from app.registry.errors import RegistryError
 from app.registry.service import Registry
 
 EXIT_USAGE = 2
+# The commands that may make a registry where there is none.
+CREATING_COMMANDS = frozenset({"init", "serve", "demo"})
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="berth-registry", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"berth-registry {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    init = sub.add_parser("init", help="create an empty registry in a data directory")
+    _add_data(init)
 
     serve = sub.add_parser("serve", help="run the registry")
     _add_data(serve)
@@ -207,10 +214,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command not in CREATING_COMMANDS:
+            _require_registry(args.data, args.database_url)
         if args.command in _HANDLERS:
             return _HANDLERS[args.command](args)
         if args.command == "serve":
             return _serve(args)
+        if args.command == "init":
+            return _init(args)
         return _run_admin(args)
     except RegistryError as exc:
         return _fail(exc.message)
@@ -225,20 +236,43 @@ def _fail(message: str, status: int = EXIT_USAGE) -> int:
     return status
 
 
+def holds_registry(data: Path, database_url: str | None = None) -> bool:
+    """Whether ``data`` (and ``database_url``, when given) hold a registry."""
+    url = database_url or sqlite_url(data)
+    try:
+        return data.is_dir() and holds_schema(url)
+    except (OSError, SQLAlchemyError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise RegistryError(
+            f"cannot read the registry database: {reason[0] if reason else type(exc).__name__}"
+        ) from None
+
+
+def _require_registry(data: Path, database_url: str | None) -> None:
+    if not holds_registry(data, database_url):
+        where = f"{data} with {database_url}" if database_url else str(data)
+        raise RegistryError(
+            f"{where} holds no registry (create one with: berth-registry init --data {data})"
+        )
+
+
+def _init(args: argparse.Namespace) -> int:
+    existed = holds_registry(args.data, args.database_url)
+    _open(args.data, database_url=args.database_url).close()  # creates or migrates
+    print(
+        f"{args.data} already holds a registry" if existed else f"registry created in {args.data}"
+    )
+    return 0
+
+
 def _run_admin(args: argparse.Namespace) -> int:
     action = _admin(args)
-    fresh = not args.data.exists()
     registry = _open(args.data, database_url=args.database_url)
     try:
         with registry.db.write() as conn:
             message = action(conn)
-    except BaseException:
+    finally:
         registry.close()
-        if fresh:
-            # The failed command created the data directory: leave nothing behind.
-            shutil.rmtree(args.data, ignore_errors=True)
-        raise
-    registry.close()
     print(message)
     return 0
 

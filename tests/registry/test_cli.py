@@ -71,6 +71,7 @@ def cmd(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp
 
 
 SEED: list[tuple[tuple[str, ...], str]] = [
+    (("init",), ""),
     (("user", "add", "alice", "--password-stdin"), PASSWORD + "\n"),
     (("user", "add", "bob", "--password-stdin"), PASSWORD + "\n"),
     (("user", "add", "op", "--superuser", "--password-stdin"), PASSWORD + "\n"),
@@ -192,6 +193,7 @@ def test_a_failed_command_on_a_new_data_directory_leaves_none(cmd: Any) -> None:
 
 def test_console_script(tmp_path: Path) -> None:
     data = tmp_path / "data"
+    assert admin(data, "init").returncode == 0
     ok = admin(data, "user", "add", "dave", "--password-stdin", password=PASSWORD)
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "user dave created\n", "")
     bad = admin(data, "workspace", "add", "Not_A_Slug")
@@ -313,3 +315,79 @@ def test_serve_with_tls(tmp_path: Path) -> None:
             plain.get(server.url.replace("https://", "http://") + "/v2/")
     finally:
         assert server.stop() == 0
+
+
+# a data directory that holds no registry ----------------------------------------
+
+NO_REGISTRY_COMMANDS: list[tuple[str, ...]] = [
+    ("user", "add", "alice", "--password-stdin"),
+    ("user", "passwd", "alice", "--password-stdin"),
+    ("workspace", "add", "acme"),
+    ("workspace", "member", "add", "acme", "alice"),
+    ("project", "add", "acme", "PLATFORM"),
+    ("repository", "add", "acme", "web", "--project", "PLATFORM"),
+    ("grant", "acme/web", "alice", "read"),
+    ("gc", "--once"),
+    ("gc", "--once", "--ignore-review-delay"),
+    ("fsck",),
+    ("fsck", "--repair"),
+]
+
+
+@pytest.mark.parametrize("args", NO_REGISTRY_COMMANDS, ids=" ".join)
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_commands_refuse_a_directory_without_a_registry(
+    cmd: Any, args: tuple[str, ...], where: str
+) -> None:
+    """A mistyped --data must not become a new, empty registry that fsck calls clean."""
+    if where == "empty":
+        cmd.data.mkdir()
+    status, out, err = cmd(*args, stdin=PASSWORD + "\n")
+    assert status == 2, (out, err)
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert "holds no registry" in err, err
+    if where == "missing":
+        assert not cmd.data.exists()
+    else:
+        assert list(cmd.data.iterdir()) == []
+
+
+def test_init_makes_a_registry_the_other_commands_accept(cmd: Any) -> None:
+    status, out, err = cmd("init")
+    assert (status, err) == (0, ""), err
+    assert out == f"registry created in {cmd.data}\n"
+    assert cmd("user", "add", "alice", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    status, out, _ = cmd("fsck")
+    assert status == 0, out
+    assert "fsck: clean" in out, out
+    assert cmd("gc", "--once")[0] == 0
+    status, out, _ = cmd("init")
+    assert (status, out) == (0, f"{cmd.data} already holds a registry\n")
+    registry = Registry.open(cmd.data)
+    try:
+        with registry.db.read() as conn:
+            assert accounts.get_user(conn, "alice").name == "alice"
+    finally:
+        registry.close()
+
+
+def test_commands_refuse_a_postgres_database_without_a_registry(tmp_path: Path) -> None:
+    from tests.support.postgres import PostgresServer
+
+    postgres = PostgresServer()
+    try:
+        url = postgres.create_database("berth_empty")
+        data = tmp_path / "data"
+        data.mkdir()
+        for args in (("workspace", "add", "acme"), ("fsck",), ("gc", "--once")):
+            result = admin(data, *args, "--database-url", url)
+            assert result.returncode == 2, result
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert "holds no registry" in result.stderr
+        assert admin(data, "init", "--database-url", url).returncode == 0
+        assert admin(data, "workspace", "add", "acme", "--database-url", url).returncode == 0
+        fsck = admin(data, "fsck", "--database-url", url)
+        assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    finally:
+        postgres.stop()

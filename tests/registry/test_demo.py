@@ -156,6 +156,7 @@ def test_seeding_again_is_a_no_op_and_other_data_is_refused(
     assert again.returncode == 0
     assert "already holds the demo" in again.stdout
     other = tmp_path / "other"
+    assert admin(other, "init").returncode == 0
     assert admin(other, "workspace", "add", "mine").returncode == 0
     refused = admin(other, "demo")
     assert refused.returncode == 2

@@ -16,7 +16,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 LOCK_TIMEOUT_S = 5.0
@@ -142,3 +143,20 @@ class Database:
 
 def sqlite_url(data_dir: Path) -> str:
     return f"sqlite:///{data_dir / 'registry.db'}"
+
+
+def holds_schema(url: str) -> bool:
+    """Whether the database at ``url`` has been made a registry's (migrated at least
+    once), looked at without creating anything: connecting to a missing SQLite file
+    would create it."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and not (
+        parsed.database and Path(parsed.database).is_file()
+    ):
+        return False
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return bool(inspect(conn).has_table("alembic_version"))
+    finally:
+        engine.dispose()
