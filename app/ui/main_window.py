@@ -970,6 +970,9 @@ class MainWindow(QMainWindow):
         if self._relogin is not None and not self._relogin.done():
             self._relogin.cancel()
         await self.ops.drain()
+        # Views forget the connection: their timers (a refresh an event scheduled)
+        # stop instead of firing into a closed window.
+        self.connected.emit(None)
         if self.backend is not None:
             await self.backend.aclose()
             self.backend = None
