@@ -11,8 +11,12 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from app import __version__
+
+if TYPE_CHECKING:
+    from app.ui.main_window import MainWindow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def connect_on_start(
+    window: MainWindow, *, demo: bool = False, embedded: bool = False, data_dir: Path | None = None
+) -> asyncio.Task[Any]:
+    """What the window connects to when the app starts: the last connection used, or
+    (with none saved, or asked for) the embedded registry."""
+    from app.client.embedded import EmbeddedRegistry, default_data_dir
+
+    settings = window.settings
+    profiles = settings.profiles()
+    if demo or embedded or data_dir or not profiles:
+        where = data_dir or default_data_dir(demo=demo)
+        return window.use_embedded(EmbeddedRegistry(where, store=window.store, demo=demo))
+    last = settings.last_profile()
+    profile = next((p for p in profiles if p.name == last), profiles[0])
+    return window.open_profile(profile)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Qt is imported only now: --version and --help answer without loading it.
@@ -49,7 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.client.credentials import CredentialStore
-    from app.client.embedded import EmbeddedRegistry, default_data_dir
     from app.ui import exception_dialog
     from app.ui.app_icon import DESKTOP_ID, app_icon
     from app.ui.main_window import MainWindow
@@ -80,14 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quitting = asyncio.Event()
     app.aboutToQuit.connect(quitting.set)
 
-    profiles = settings.profiles()
-    if args.demo or args.embedded or args.data_dir or not profiles:
-        data_dir = args.data_dir or default_data_dir(demo=args.demo)
-        connecting = window.use_embedded(EmbeddedRegistry(data_dir, store=store, demo=args.demo))
-    else:
-        last = settings.last_profile()
-        profile = next((p for p in profiles if p.name == last), profiles[0])
-        connecting = window.open_profile(profile)
+    connecting = connect_on_start(
+        window, demo=args.demo, embedded=args.embedded, data_dir=args.data_dir
+    )
     if smoke is not None:
         smoke.watch(connecting)
 

@@ -108,8 +108,13 @@ class TablePanel(QWidget):
         self._server_filter.timeout.connect(self._apply_server_filter)
         self.filter.textChanged.connect(self._filter_changed)
         selection = self.view.selectionModel()
-        selection.selectionChanged.connect(lambda *_: self.selectionChanged.emit())
-        selection.currentRowChanged.connect(lambda *_: self.currentChanged.emit(self.current()))
+        selection.selectionChanged.connect(self._selection_changed)
+        # A mouse press makes the row current before it selects it (arrow keys do
+        # both at once): the current row is announced once it is both, whichever
+        # signal comes last, and only when it is another row than announced before.
+        selection.currentRowChanged.connect(self._announce_current)
+        self._announced: Hashable | None = None
+        self.proxy.modelReset.connect(self._forget_current)
         for signal in (model.totalChanged, model.rowsInserted, model.rowsRemoved,
                        model.modelReset, model.loadingChanged):  # fmt: skip
             signal.connect(self._update_count)
@@ -161,6 +166,24 @@ class TablePanel(QWidget):
             header.resizeSection(column, min(max(header.sectionSize(column) + 12, 60), 360))
 
     # --- selection ----------------------------------------------------------------
+    def _selection_changed(self, *_: object) -> None:
+        self.selectionChanged.emit()
+        self._announce_current()
+
+    def _announce_current(self, *_: object) -> None:
+        row = self.current()
+        key = self.view.selectionModel().currentIndex().data(KeyRole) if row is not None else None
+        if key == self._announced:
+            return
+        self._announced = key
+        self.currentChanged.emit(row)
+
+    def _forget_current(self) -> None:
+        # A new list: nothing is current, and the same key names another row now.
+        if self._announced is not None:
+            self._announced = None
+            self.currentChanged.emit(None)
+
     def current(self) -> Any:
         index = self.view.selectionModel().currentIndex()
         if not index.isValid() or not self.view.selectionModel().isRowSelected(
