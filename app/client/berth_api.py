@@ -391,11 +391,22 @@ class BulkDeleteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StayingTags:
+    """Tags on a manifest that some deleted tags point at, which are not deleted."""
+
+    digest: str
+    count: int  # all of them, counted by the server
+    names: tuple[str, ...]  # the first of them by name (the server caps this list)
+
+
+@dataclass(frozen=True, slots=True)
 class DeleteImpact:
     freed: int  # bytes no longer referenced once these go: freed by the next GC
     kept: int  # bytes still referenced by other images (shared)
     freed_blobs: int
     kept_blobs: int
+    tags: int | None = None  # how many tags the delete removes (None: not said)
+    staying: tuple[StayingTags, ...] | None = None  # None: the server did not say
 
 
 @dataclass(frozen=True, slots=True)
@@ -720,8 +731,21 @@ class BerthApi:
             },
         )
         f = _Fields(body, "delete impact")
+        staying = None
+        if "staying" in body:
+            staying = []
+            for item in f.items("staying"):
+                g = _Fields(item, "tags that stay")
+                staying.append(
+                    StayingTags(g.text("digest"), g.num("count"), _strs(g.body.get("tags")))
+                )
         return DeleteImpact(
-            f.opt_num("freed"), f.opt_num("kept"), f.opt_num("freed_blobs"), f.opt_num("kept_blobs")
+            f.opt_num("freed"),
+            f.opt_num("kept"),
+            f.opt_num("freed_blobs"),
+            f.opt_num("kept_blobs"),
+            tags=f.num("tags") if "tags" in body else None,
+            staying=tuple(staying) if staying is not None else None,
         )
 
     # storage and gc -------------------------------------------------------------

@@ -8,6 +8,8 @@ first, and :func:`choose_delete_method` is the seam that returns the choice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -23,12 +25,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.client.berth_api import DeleteImpact
+from app.client.berth_api import DeleteImpact, StayingTags
 from app.ui.deletion import DeleteMethod, DeletePlan
 from app.ui.dialogs import ask
-from app.ui.formatting import format_bytes, short_digest
+from app.ui.formatting import counted, format_bytes, plural, short_digest
 
 LIST_LIMIT = 2000  # names listed in full; beyond this, a count
+MANIFESTS_NAMED = 20  # manifests whose staying tags are named; beyond this, a count
 
 
 def storage_text(impact: DeleteImpact | None, impact_error: str | None) -> str:
@@ -53,7 +56,41 @@ def storage_text(impact: DeleteImpact | None, impact_error: str | None) -> str:
 
 
 def _blobs(n: int) -> str:
-    return f"{n:,} blob" + ("" if n == 1 else "s")
+    return counted(n, "blob")
+
+
+def image_delete_text(tags: int) -> str:
+    if tags == 0:
+        return "The image will be deleted with every manifest it holds (it has no tags)."
+    if tags == 1:
+        return "The image will be deleted with <b>its only tag</b> and every manifest it holds."
+    return (
+        f"The image will be deleted with <b>all {tags:,} of its tags</b> and every "
+        "manifest it holds."
+    )
+
+
+def staying_text(staying: Sequence[StayingTags]) -> str:
+    """What stays on the deleted tags' manifests: the true count (the server's), the
+    names it gave, and how many more there are beyond them."""
+    count = sum(s.count for s in staying)
+    one = len(staying) == 1
+    parts = []
+    for group in staying[:MANIFESTS_NAMED]:
+        names = ", ".join(group.names)
+        more = group.count - len(group.names)
+        if more > 0:
+            names = f"{names} … and {more:,} more" if names else f"{more:,} tags"
+        parts.append(f"{names} ({short_digest(group.digest)})")
+    rest = len(staying) - MANIFESTS_NAMED
+    if rest > 0:
+        parts.append(f"… and {counted(rest, 'more manifest')}")
+    return (
+        f"{counted(count, 'other tag')} on the same {plural(len(staying), 'manifest')} "
+        f"{'stays' if count == 1 else 'stay'}, "
+        + ("and so does the manifest: " if one else "and so do those manifests: ")
+        + "; ".join(parts)
+    )
 
 
 class ConfirmDeleteDialog(QDialog):
@@ -87,15 +124,13 @@ class ConfirmDeleteDialog(QDialog):
         layout.addWidget(heading)
 
         if plan.whole_image:
-            what = (
-                f"The image and <b>all {image.tag_count:,} of its tags</b> and manifests "
-                "will be deleted."
-            )
+            # The server's count when it gave one (the listing's may be stale).
+            n = impact.tags if impact is not None and impact.tags is not None else image.tag_count
+            what = image_delete_text(n)
         else:
-            n_digests = len(plan.digests)
             what = (
-                f"<b>{len(plan.tags):,} tag{'s' if len(plan.tags) != 1 else ''}</b> on "
-                f"{n_digests:,} manifest{'s' if n_digests != 1 else ''} will be deleted:"
+                f"<b>{counted(len(plan.tags), 'tag')}</b> on "
+                f"{counted(len(plan.digests), 'manifest')} will be deleted:"
             )
         self.what = QLabel(what, self)
         self.what.setWordWrap(True)
@@ -117,25 +152,10 @@ class ConfirmDeleteDialog(QDialog):
             self.tag_list.setFont(QFont("monospace"))
             layout.addWidget(self.tag_list)
 
-        staying = plan.staying
+        staying = plan.staying_tags(impact)
         self.staying: QLabel | None = None
         if staying:
-            lines = [
-                f"{', '.join(names)} ({short_digest(digest)})" for digest, names in staying.items()
-            ]
-            count = sum(len(n) for n in staying.values())
-            self.staying = QLabel(
-                f"{count} other tag{'s' if count != 1 else ''} on the same "
-                f"manifest{'s' if len(staying) != 1 else ''} stay{'s' if count == 1 else ''}, "
-                + (
-                    "and so does the manifest: "
-                    if len(staying) == 1
-                    else "and so do those manifests: "
-                )
-                + "; ".join(lines[:20])
-                + (" …" if len(lines) > 20 else ""),
-                self,
-            )
+            self.staying = QLabel(staying_text(staying), self)
             self.staying.setWordWrap(True)
             layout.addWidget(self.staying)
 
@@ -228,10 +248,12 @@ class ConfirmDeleteDialog(QDialog):
         self.storage.setAccessibleDescription(text)
         also = method.also_deleted if method is not None else ()
         if also:
-            shown = ", ".join(also[:20]) + (" …" if len(also) > 20 else "")
+            shown = ", ".join(also[:20]) + (
+                f" … and {len(also) - 20:,} more" if len(also) > 20 else ""
+            )
             self.also.setText(
-                f"<b>Also deleted:</b> {len(also)} other tag{'s' if len(also) != 1 else ''} "
-                f"on the same manifest{'s' if len(self.plan.digests) != 1 else ''}: {shown}"
+                f"<b>Also deleted:</b> {counted(len(also), 'other tag')} on the same "
+                f"{plural(len(self.plan.digests), 'manifest')}: {shown}"
             )
         self.also.setVisible(bool(also))
         if self.staying is not None:

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from app.client.berth_api import DeleteImpact, Image, Tag, TagDeleteResult
+from app.client.berth_api import DeleteImpact, Image, StayingTags, Tag, TagDeleteResult
 from app.client.errors import ClientError
 from app.ui.backend import Backend
 
@@ -48,6 +48,27 @@ class DeletePlan:
     @property
     def digests(self) -> set[str]:
         return {t.digest for t in self.tags}
+
+    def staying_tags(self, impact: DeleteImpact | None) -> list[StayingTags]:
+        """Per digest of the deleted tags, the other tags on it that stay: counted by
+        the server when its delete-impact answer says, else from the rows (each row's
+        count of other tags on its digest is the server's whole count; only the names
+        it carries are capped)."""
+        if self.whole_image:
+            return []
+        if impact is not None and impact.staying is not None:
+            return [s for s in impact.staying if s.count > 0]
+        by_digest: dict[str, list[Tag]] = {}
+        for tag in self.tags:
+            by_digest.setdefault(tag.digest, []).append(tag)
+        out = []
+        for digest, tags in by_digest.items():
+            on_digest = max(max(t.other_tag_count, len(t.other_tags)) for t in tags) + 1
+            count = on_digest - len(tags)
+            if count > 0:
+                names = self.staying.get(digest, [])
+                out.append(StayingTags(digest, count, tuple(names[:count])))
+        return out
 
     @property
     def staying(self) -> dict[str, list[str]]:

@@ -1,5 +1,6 @@
 """How values read in the window: sizes in IEC units, digests shortened, times
-relative with the exact time in the tooltip."""
+relative with the exact time in the tooltip, counts with their noun in the right
+number ("1 tag", "2 tags")."""
 
 from __future__ import annotations
 
@@ -8,15 +9,27 @@ from datetime import UTC, datetime
 from app.core.units import format_bytes
 
 __all__ = [
+    "counted",
     "format_bytes",
     "known_bytes",
     "long_time",
+    "plural",
     "relative_time",
     "short_digest",
     "timestamp",
 ]
 
 NOT_MEASURED = "—"
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``one`` for a count of 1, else its plural (``many``, or ``one`` + "s")."""
+    return one if n == 1 else (many if many is not None else one + "s")
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """A count with its noun: "1 tag", "2 tags", "1,024 tags", "0 tags"."""
+    return f"{n:,} {plural(n, one, many)}"
 
 
 def known_bytes(n: int) -> str:

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
-from app.client.berth_api import BULK_DELETE_MAX, BerthApi, Image, Page, Tag
+from app.client.berth_api import BULK_DELETE_MAX, BerthApi, Image, Page, StayingTags, Tag
 from app.client.errors import (
     AuthenticationFailed,
     ClientError,
@@ -250,6 +250,28 @@ def test_malformed_details_are_protocol_errors_not_crashes() -> None:
         call(server, lambda api: api.image(7))
     with pytest.raises(ProtocolError, match="gc status: field 'review_delay_s'"):
         call(server, lambda api: api.gc_status("acme"))
+
+
+def test_delete_impact_reads_the_tags_that_go_and_stay() -> None:
+    server = FakeBerth()
+    answer = {
+        "freed": 0, "kept": 10, "freed_blobs": 0, "kept_blobs": 1, "tags": 10,
+        "staying": [{"image_id": 7, "digest": "sha256:aa", "count": 32, "tags": ["r00", "v1"]}],
+    }  # fmt: skip
+    route = "/workspaces/acme/storage/delete-impact"
+    server.on("POST", route, httpx.Response(200, json=answer))
+    impact = call(server, lambda api: api.delete_impact("acme", tags=[(7, "r01")]))
+    assert impact.tags == 10
+    assert impact.staying == (StayingTags("sha256:aa", 32, ("r00", "v1")),)
+    # An older server says neither: not known, rather than zero.
+    server.on("POST", route, httpx.Response(200, json={"freed": 1}))
+    impact = call(server, lambda api: api.delete_impact("acme", tags=[(7, "r01")]))
+    assert (impact.tags, impact.staying) == (None, None)
+    # A count that is not a number is the server's fault, said plainly.
+    answer["staying"] = [{"digest": "sha256:aa", "count": "many", "tags": []}]
+    server.on("POST", route, httpx.Response(200, json=answer))
+    with pytest.raises(ProtocolError, match="tags that stay: field 'count'"):
+        call(server, lambda api: api.delete_impact("acme", tags=[(7, "r01")]))
 
 
 def _closed_port() -> int:

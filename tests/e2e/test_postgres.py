@@ -42,6 +42,17 @@ def test_push_pull_delete_on_postgres(pg_registry: RegistryServer) -> None:
         got = c.get(f"/v2/acme/web/app/blobs/{base.digest}")
         assert got.status_code == 200
         assert got.content == base.data
+        # The tags that stay on a deleted tag's manifest, counted and named (a window
+        # function: the same answer on both dialects).
+        image = c.get("/api/v1/workspaces/acme/images").json()["items"][0]
+        impact = c.post(
+            "/api/v1/workspaces/acme/storage/delete-impact",
+            json={"tags": [{"image_id": image["id"], "tag": "v2"}]},
+        ).json()
+        assert impact["tags"] == 1
+        assert impact["staying"] == [
+            {"image_id": image["id"], "digest": two.digest, "count": 1, "tags": ["latest"]}
+        ]
         assert c.delete("/v2/acme/web/app/manifests/v2").status_code == 202
         assert c.get("/v2/acme/web/app/manifests/v2").status_code == 404
         latest = c.get("/v2/acme/web/app/manifests/latest")

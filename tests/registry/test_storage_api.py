@@ -173,12 +173,58 @@ def test_delete_impact_matches_the_reference_arithmetic(world: World, scenario: 
             },
         )
     assert r.status_code == 200, r.text
-    assert r.json() == {
+    figures = {k: r.json()[k] for k in ("freed", "kept", "freed_blobs", "kept_blobs")}
+    assert figures == {
         "freed": expected.freed,
         "kept": expected.kept,
         "freed_blobs": expected.freed_blobs,
         "kept_blobs": expected.kept_blobs,
     }
+    assert r.json()["tags"] == len(deleting & set(model.tag_blobs))
+
+
+def test_delete_impact_counts_and_names_the_tags_that_stay(registry: RegistryServer) -> None:
+    """Per manifest of a deleted tag: every other tag of the image on it, counted by
+    the server (a listing names at most 20 other tags), the first 20 named."""
+    seed = oci.image([oci.random_layer(1000, "a")], label="a")
+    other = oci.image([oci.random_layer(1000, "b")], label="b")
+    many = [f"r{i:02d}" for i in range(41)] + ["v1"]
+    with registry.client("root") as c:
+        oci.push(c, "acme/web/app", seed, "r00")
+        oci.push(c, "acme/web/app", other, "x1")
+        for name in many[1:]:
+            oci.push(c, "acme/web/app", seed, name)
+        for name in ("x2", "x3"):
+            oci.push(c, "acme/web/app", other, name)
+    with api(registry, "writer") as c:
+        image = c.get("/workspaces/acme/images").json()["items"][0]
+        going = [f"r{i:02d}" for i in range(3, 13)] + ["x2"]
+        r = c.post(
+            "/workspaces/acme/storage/delete-impact",
+            json={"tags": [{"image_id": image["id"], "tag": t} for t in [*going, "gone"]]},
+        )
+        assert r.status_code == 200, r.text
+        answer = r.json()
+        assert answer["tags"] == 11
+        staying = {item["digest"]: item for item in answer["staying"]}
+        assert staying.keys() == {seed.digest, other.digest}
+        first = sorted(set(many) - set(going))
+        assert staying[seed.digest] == {
+            "image_id": image["id"],
+            "digest": seed.digest,
+            "count": 32,
+            "tags": first[:20],
+        }
+        assert staying[other.digest]["count"] == 2
+        assert staying[other.digest]["tags"] == ["x1", "x3"]
+
+        # An image delete: every tag goes, nothing stays.
+        r = c.post(
+            "/workspaces/acme/storage/delete-impact",
+            json={"images": [image["id"]], "tags": [{"image_id": image["id"], "tag": "r01"}]},
+        )
+        assert r.json()["tags"] == 45
+        assert r.json()["staying"] == []
 
 
 def stored_objects(data: Path) -> dict[str, int]:

@@ -78,7 +78,11 @@ GET    /workspaces/{ws}/storage/history[?since=ISO]
                                     samples, thinned evenly, the newest kept)
 POST   /workspaces/{ws}/storage/delete-impact
                                     body {tags: [{image_id, tag}], images: [id]}
-                                    {freed, kept, freed_blobs, kept_blobs}
+                                    {freed, kept, freed_blobs, kept_blobs, tags,
+                                    staying: [{image_id, digest, count, tags}]}
+                                    (tags: how many go; staying: per manifest of a
+                                    deleted tag, the image's other tags on it, all
+                                    counted, the first 20 by name named)
 GET    /workspaces/{ws}/gc          {queued_manifests, queued_blobs, due_manifests,
                                     due_blobs, pending_bytes, next_review_at,
                                     review_delay_s, upload_grace_s, recent_runs: [gc run]}

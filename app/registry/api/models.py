@@ -238,11 +238,29 @@ class ImpactRequest(Request):
     images: list[RowId] = Field(default_factory=list, max_length=1000)
 
 
+class StayingTags(BaseModel):
+    """Tags on a manifest some of whose tags are being deleted, that are not."""
+
+    image_id: int
+    digest: str
+    count: NonNegative = Field(description="how many tags of the image on it stay (all)")
+    tags: list[str] = Field(description="the first of them by name (at most 20)")
+
+
 class Impact(BaseModel):
     freed: NonNegative
     kept: NonNegative
     freed_blobs: NonNegative
     kept_blobs: NonNegative
+    tags: NonNegative = Field(
+        0, description="tags the delete removes: the named ones that exist, and every tag of "
+        "the named images"
+    )  # fmt: skip
+    staying: list[StayingTags] = Field(
+        default_factory=list,
+        description="per manifest of a deleted tag (not of a deleted image): the other tags "
+        "of its image on it, which stay, and so does the manifest",
+    )
 
 
 class GcStatus(BaseModel):

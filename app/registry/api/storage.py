@@ -20,6 +20,7 @@ from app.registry.api.models import (
     ImpactRequest,
     RepositoryStorage,
     SharedLayer,
+    StayingTags,
     Storage,
 )
 from app.registry.api.paging import DEFAULT_LIMIT, Cursor, Limit, Page, keyset_page, parse_sort
@@ -208,9 +209,84 @@ def delete_impact(caller: Authenticated, ws: str, body: ImpactRequest) -> Impact
                 conn.execute(select(t.id).where(tuple_(t.image_id, t.name).in_(chunk))).scalars()
             )
         impact = storage.delete_impact(conn, access.id, tag_ids, set(body.images))
+        deleted = _deleted_tag_count(conn, tag_ids, set(body.images))
+        staying = _staying_tags(conn, tag_ids, set(body.images))
     return Impact(
         freed=impact.freed,
         kept=impact.kept,
         freed_blobs=impact.freed_blobs,
         kept_blobs=impact.kept_blobs,
+        tags=deleted,
+        staying=staying,
     )
+
+
+STAYING_NAMED = 20
+
+
+def _deleted_tag_count(conn: Connection, tag_ids: set[int], image_ids: set[int]) -> int:
+    t = s.tags.c
+    whole = sorted(image_ids)
+    count = 0
+    if whole:
+        count += conn.execute(select(func.count()).where(t.image_id.in_(whole))).scalar_one()
+    if tag_ids:
+        count += conn.execute(
+            select(func.count()).where(t.id.in_(sorted(tag_ids)), t.image_id.not_in(whole))
+        ).scalar_one()
+    return int(count)
+
+
+def _staying_tags(conn: Connection, tag_ids: set[int], image_ids: set[int]) -> list[StayingTags]:
+    """For each manifest a deleted tag points at: how many other tags of its image
+    point at it too (they stay, and keep the manifest), and the first of them by
+    name. Counted here, not from a listing's capped list of other tags."""
+    t = s.tags.c
+    m = s.manifests.c
+    if not tag_ids:
+        return []
+    ids = sorted(tag_ids)
+    manifests = sorted(
+        set(
+            conn.execute(
+                select(t.manifest_id).where(t.id.in_(ids), t.image_id.not_in(sorted(image_ids)))
+            ).scalars()
+        )
+    )
+    if not manifests:
+        return []
+    others = (t.manifest_id.in_(manifests), t.id.not_in(ids))
+    counts: dict[int, int] = {
+        int(manifest_id): int(count)
+        for manifest_id, count in conn.execute(
+            select(t.manifest_id, func.count()).where(*others).group_by(t.manifest_id)
+        ).tuples()
+    }
+    ranked = (
+        select(
+            t.manifest_id,
+            t.name,
+            func.row_number().over(partition_by=t.manifest_id, order_by=t.name).label("n"),
+        )
+        .where(*others)
+        .subquery()
+    )
+    names: dict[int, list[str]] = {}
+    for manifest_id, name in conn.execute(
+        select(ranked.c.manifest_id, ranked.c.name)
+        .where(ranked.c.n <= STAYING_NAMED)
+        .order_by(ranked.c.manifest_id, ranked.c.n)
+    ).tuples():
+        names.setdefault(manifest_id, []).append(name)
+    rows = conn.execute(
+        select(m.id, m.image_id, m.digest).where(m.id.in_(sorted(counts))).order_by(m.id)
+    ).all()
+    return [
+        StayingTags(
+            image_id=row.image_id,
+            digest=row.digest,
+            count=counts[row.id],
+            tags=names.get(row.id, []),
+        )
+        for row in rows
+    ]
