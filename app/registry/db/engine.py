@@ -4,11 +4,21 @@ Writes on SQLite run under ``BEGIN IMMEDIATE`` so a transaction holds the write 
 from its first statement: that is the SQLite form of the row locks the GC relies on
 (DESIGN.md, race safety rule 3). Lock waits are bounded; a timeout surfaces as
 :class:`Busy`, which the HTTP layers answer with 503 and a retry hint.
+
+SQLite has one writer at a time, and a writer that finds the lock taken sleeps in
+SQLite's busy handler (1, 2, 5 ... 100 ms naps) rather than queueing: with a few
+concurrent pushes most of them woke late, or not before the timeout (503). So write
+transactions of this process first take their turn in a FIFO queue
+(:class:`WriteQueue`) and only then ``BEGIN IMMEDIATE``; the busy handler is left for
+other processes (``gc``, ``fsck``). A turn not given within ``QUEUE_TIMEOUT_S`` is
+genuine overload and answers :class:`Busy` as before.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +31,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 LOCK_TIMEOUT_S = 5.0
+# How long a write may wait for its turn in this process before the caller is told
+# to retry (the queue moves in milliseconds per write; this is overload).
+QUEUE_TIMEOUT_S = 10.0
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -39,6 +52,38 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+class WriteQueue:
+    """A lock handed over in arrival order (``threading.Lock`` wakes an arbitrary
+    waiter, so under load a write could starve until its timeout)."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._held = False
+        self._waiting: deque[threading.Event] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                return True
+            turn = threading.Event()
+            self._waiting.append(turn)
+        if turn.wait(timeout):
+            return True
+        with self._mutex:
+            if turn.is_set():  # handed over just as the wait ran out
+                return True
+            self._waiting.remove(turn)
+            return False
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._waiting.popleft().set()  # the lock passes on, still held
+            else:
+                self._held = False
+
+
 def _is_lock_error(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return (
@@ -55,6 +100,7 @@ class Database:
     def __init__(self, url: str) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        self.write_queue: WriteQueue | None = WriteQueue() if self.is_sqlite else None
         kwargs: dict[str, Any] = {"future": True}
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": LOCK_TIMEOUT_S}
@@ -99,7 +145,20 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction; commits on success, rolls back on error."""
+        """A write transaction; commits on success, rolls back on error. On SQLite it
+        waits for its turn among this process's writes first."""
+        queue = self.write_queue
+        if queue is not None and not queue.acquire(QUEUE_TIMEOUT_S):
+            raise Busy(f"no turn to write within {QUEUE_TIMEOUT_S:.0f} s")
+        try:
+            with self._transaction() as conn:
+                yield conn
+        finally:
+            if queue is not None:
+                queue.release()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
         try:
             with self.engine.begin() as conn:
                 yield conn
