@@ -25,8 +25,11 @@ from tests.support.registry import RegistryServer
 
 pytestmark = pytest.mark.e2e
 
-REVIEW_DELAY = 2.0
-GRACE = 1.0
+# GC collects a blob no manifest references once the upload grace has passed: the
+# grace outlasts any push of the scene on a busy machine (else GC rightly takes a
+# blob before its manifest arrives), and the review delay any delete-and-check.
+REVIEW_DELAY = 5.0
+GRACE = 10.0
 APP = "acme/web/app"
 SVC = "acme/api/svc"
 SIZE = 40_000
@@ -82,11 +85,17 @@ def _collect(sc: Scene, gone: list[oci.Image], expected: int, tmp_path: Path) ->
     exclusive = {b.digest for img in gone for b in img.all_blobs()} - {
         b.digest for img in staying for b in img.all_blobs()
     }
-    # Blob rows go batch by batch; the run is recorded when the pass ends.
-    wait_until(
-        lambda: sc.meta.totals().pending == 0 and sc.meta.freed_since(sc.runs_before)[0] > 0,
-        "the GC to free the pending bytes and record its run",
-    )
+
+    # Deletes sent one after another fall due one after another, so GC may review
+    # them in several runs; and blob rows go batch by batch, a run being recorded
+    # when its pass ends. The end state: nothing pending, and the recorded runs
+    # account for every byte that left the store.
+    def settled() -> bool:
+        totals = sc.meta.totals()
+        left = sc.stored_before - totals.stored
+        return totals.pending == 0 and sc.meta.freed_since(sc.runs_before)[0] == left
+
+    wait_until(settled, "the GC to free the pending bytes and record its runs")
     freed, blobs, _manifests = sc.meta.freed_since(sc.runs_before)
     assert freed == expected
     assert blobs == len(exclusive)
