@@ -19,6 +19,71 @@ class ManifestError(ValueError):
     """The manifest is not valid JSON of a supported schema."""
 
 
+# Sizes are stored as signed 64-bit integers (as Distribution and every OCI client
+# hold them); anything larger is not a size.
+MAX_SIZE = 2**63 - 1
+# RFC 6838: a type and a subtype of at most 127 characters each.
+MAX_MEDIA_TYPE = 255
+# What a pushed manifest may hold. Real manifests nest five deep and list at most a
+# few hundred descriptors; the limits stop documents built to exhaust the parser, the
+# stack or the database's statement parameters long before any real manifest.
+MAX_DEPTH = 32
+MAX_DESCRIPTORS = 10_000
+
+
+def _load_json(payload: bytes | str) -> Any:
+    """json.loads, with every way it can fail on hostile input as a ManifestError:
+    nesting past the interpreter's recursion limit raises RecursionError, and an
+    integer of more than 4300 digits a plain ValueError."""
+    try:
+        return json.loads(payload)
+    except RecursionError:
+        raise ManifestError("JSON nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ManifestError(f"not valid JSON: {exc}") from None
+
+
+def _check_tree(raw: Any, max_depth: int) -> None:
+    """Refuse documents nested deeper than ``max_depth`` and strings that are not
+    Unicode text (lone surrogates from ``\\ud800`` escapes: no UTF-8 column takes them).
+    Iterative, so it cannot itself run out of stack."""
+    stack: list[tuple[Any, int]] = [(raw, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > max_depth:
+                raise ManifestError(f"JSON nested more than {max_depth} deep")
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    _check_text(key)
+                    stack.append((value, depth + 1))
+            else:
+                stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, str):
+            _check_text(node)
+
+
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ManifestError("a string holds a lone surrogate, which is not text") from None
+
+
+def _decode_pushed(payload: bytes) -> str:
+    """A pushed manifest is UTF-8 without a byte-order mark (RFC 8259 §8.1), whatever
+    json.loads would also guess its way through (UTF-16, UTF-32, a BOM, surrogates
+    encoded as UTF-8): its digest is over these bytes, so other clients must read
+    exactly what they name."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"manifest is not UTF-8: {exc.reason} at byte {exc.start}") from None
+    if text.startswith("\ufeff"):
+        raise ManifestError("manifest starts with a byte-order mark; JSON must not")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class Descriptor:
     media_type: str
@@ -74,21 +139,26 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     size = raw.get("size")
     if not isinstance(media_type, str) or not media_type:
         raise ManifestError(f"{where} has no mediaType")
+    if len(media_type) > MAX_MEDIA_TYPE:
+        raise ManifestError(f"{where} has a mediaType longer than {MAX_MEDIA_TYPE} characters")
     if not isinstance(digest, str):
         raise ManifestError(f"{where} has no digest")
     try:
         parsed = Digest.parse(digest)
     except DigestError as exc:
         raise ManifestError(f"{where}: {exc}") from exc
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise ManifestError(f"{where} has no valid size")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
+        raise ManifestError(f"{where} has no valid size (0 to {MAX_SIZE})")
     artifact_type = raw.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
+    if artifact_type is not None and (
+        not isinstance(artifact_type, str) or len(artifact_type) > MAX_MEDIA_TYPE
+    ):
         raise ManifestError(f"{where} has an invalid artifactType")
     platform = None
     plat = raw.get("platform")
     if isinstance(plat, dict) and isinstance(plat.get("os"), str):
-        platform = f"{plat['os']}/{plat.get('architecture', '')}"
+        arch = plat.get("architecture")
+        platform = f"{plat['os']}/{arch if isinstance(arch, str) else ''}"
         if isinstance(plat.get("variant"), str) and plat["variant"]:
             platform += f"/{plat['variant']}"
     urls = raw.get("urls") or ()
@@ -97,16 +167,18 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     return Descriptor(media_type, parsed, size, artifact_type, platform, tuple(urls))
 
 
-def parse_manifest(payload: bytes, content_type: str | None) -> Manifest:
-    """Parse and validate a pushed manifest.
+def parse_manifest(payload: bytes, content_type: str | None, *, strict: bool = False) -> Manifest:
+    """Parse and validate a manifest.
 
     ``content_type`` is the request's Content-Type; the manifest's own ``mediaType``
-    field, when present, must agree with it.
+    field, when present, must agree with it. ``strict`` is for what a registry
+    accepts on push: UTF-8 only, annotations that are strings, and bounds on nesting
+    and on the number of descriptors. Without it (reading what another registry
+    serves) anything JSON is tolerated as far as it can be understood.
     """
-    try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"manifest is not valid JSON: {exc}") from exc
+    raw = _load_json(_decode_pushed(payload) if strict else payload)
+    if strict:
+        _check_tree(raw, MAX_DEPTH)
     if not isinstance(raw, dict):
         raise ManifestError("manifest is not a JSON object")
     declared = raw.get("mediaType")
@@ -126,20 +198,19 @@ def parse_manifest(payload: bytes, content_type: str | None) -> Manifest:
     if raw.get("schemaVersion") != 2:
         raise ManifestError("schemaVersion must be 2")
     artifact_type = raw.get("artifactType")
-    if artifact_type is not None and not isinstance(artifact_type, str):
-        raise ManifestError("artifactType is not a string")
+    if artifact_type is not None and (
+        not isinstance(artifact_type, str) or len(artifact_type) > MAX_MEDIA_TYPE
+    ):
+        raise ManifestError("artifactType is not a media type")
     subject = _descriptor(raw["subject"], "subject") if raw.get("subject") else None
-    annotations = raw.get("annotations")
-    if annotations is None:
-        annotations = {}
-    if not isinstance(annotations, dict):
-        raise ManifestError("annotations is not an object")
-    annotations = {str(k): str(v) for k, v in annotations.items()}
+    annotations = _annotations(raw.get("annotations"), strict=strict)
 
     if mt.is_index(media_type):
         children = raw.get("manifests")
         if not isinstance(children, list):
             raise ManifestError("index has no manifests list")
+        if strict and len(children) > MAX_DESCRIPTORS:
+            raise ManifestError(f"index lists more than {MAX_DESCRIPTORS} manifests")
         descs = tuple(_descriptor(c, f"manifests[{i}]") for i, c in enumerate(children))
         return Manifest(media_type, None, (), descs, subject, artifact_type, annotations)
 
@@ -150,28 +221,63 @@ def parse_manifest(payload: bytes, content_type: str | None) -> Manifest:
     layers_raw = raw.get("layers")
     if not isinstance(layers_raw, list):
         raise ManifestError("image manifest has no layers list")
+    if strict and len(layers_raw) > MAX_DESCRIPTORS:
+        raise ManifestError(f"image manifest lists more than {MAX_DESCRIPTORS} layers")
     layers = tuple(_descriptor(layer, f"layers[{i}]") for i, layer in enumerate(layers_raw))
     return Manifest(media_type, config, layers, (), subject, artifact_type, annotations)
+
+
+def _annotations(raw: Any, *, strict: bool) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ManifestError("annotations is not an object")
+    if strict:
+        # The image spec: "annotations MUST be a key-value map where both the key and
+        # value MUST be strings".
+        wrong = next((k for k, v in raw.items() if not isinstance(v, str)), None)
+        if wrong is not None:
+            raise ManifestError(f"annotation {wrong!r} is not a string")
+        return dict(raw)
+    # Another registry's leniency is shown as far as it reads as text.
+    return {str(k): str(v) for k, v in raw.items() if not isinstance(v, dict | list)}
 
 
 @dataclass(frozen=True, slots=True)
 class ImageConfigInfo:
     created: str | None
     platform: str | None
+    # False when the bytes are not a JSON object (not an image config at all).
+    readable: bool = True
 
 
-def parse_image_config(payload: bytes) -> ImageConfigInfo:
-    """Read what tables show from an image config blob; tolerate anything."""
+def parse_image_config(payload: bytes, *, strict: bool = False) -> ImageConfigInfo:
+    """Read what tables show from an image config blob; tolerate anything, and say
+    whether it was a JSON object at all (``strict``: a UTF-8 one, as on push)."""
     try:
-        raw = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return ImageConfigInfo(None, None)
+        raw = _load_json(_decode_pushed(payload) if strict else payload)
+    except ManifestError:
+        return ImageConfigInfo(None, None, readable=False)
     if not isinstance(raw, dict):
-        return ImageConfigInfo(None, None)
-    created = raw.get("created") if isinstance(raw.get("created"), str) else None
+        return ImageConfigInfo(None, None, readable=False)
+    created = _text(raw.get("created"))
     platform = None
-    if isinstance(raw.get("os"), str) and isinstance(raw.get("architecture"), str):
-        platform = f"{raw['os']}/{raw['architecture']}"
-        if isinstance(raw.get("variant"), str) and raw["variant"]:
-            platform += f"/{raw['variant']}"
+    os_, arch, variant = (
+        _text(raw.get("os")),
+        _text(raw.get("architecture")),
+        _text(raw.get("variant")),
+    )
+    if os_ is not None and arch is not None:
+        platform = f"{os_}/{arch}" + (f"/{variant}" if variant else "")
     return ImageConfigInfo(created, platform)
+
+
+def _text(value: Any) -> str | None:
+    """A string that is text (encodes as UTF-8), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Select, delete, func, insert, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from app.core.manifests import Manifest, parse_image_config
+from app.core.manifests import MAX_SIZE, Manifest, parse_image_config
 from app.core.mediatypes import IMAGE_CONFIGS
 from app.registry import gc_review, reviews, usage
 from app.registry.accounts import Repository
@@ -26,10 +26,13 @@ from app.registry.errors import (
     BlobUnknown,
     Conflict,
     ManifestBlobUnknown,
+    ManifestInvalid,
     ManifestUnknown,
 )
 
 MAX_CONFIG_READ = 1 << 20
+# The column that keeps a config's creation date (a timestamp is ~30 characters).
+MAX_CREATED = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +328,14 @@ def put_manifest(
             f"blob {missing[0]} is not known to this image; push it first",
             detail={"digest": missing[0]},
         )
+    for d in manifest.blobs:
+        stored = blob_rows.get(str(d.digest))
+        if stored is not None and stored.size != d.size:
+            # Sizes are shown and summed from the manifest: they must be the truth.
+            raise ManifestInvalid(
+                f"{d.digest} is {stored.size} bytes, the manifest says {d.size}",
+                detail={"digest": str(d.digest), "size": stored.size, "declared": d.size},
+            )
     child_rows: dict[str, Any] = {}
     child_digests = sorted({str(d.digest) for d in manifest.manifests})
     if child_digests:
@@ -335,6 +346,7 @@ def put_manifest(
                 s.manifests.c.total_size,
                 s.manifests.c.created,
                 s.manifests.c.platforms,
+                func.length(s.manifests.c.payload).label("length"),
             )
             .where(s.manifests.c.image_id == image.id, s.manifests.c.digest.in_(child_digests))
             .order_by(s.manifests.c.digest)
@@ -347,6 +359,13 @@ def put_manifest(
                 f"manifest {missing[0]} referenced by this index is not known to this image",
                 detail={"digest": missing[0]},
             )
+        for d in manifest.manifests:
+            length = int(child_rows[str(d.digest)].length)
+            if length != d.size:
+                raise ManifestInvalid(
+                    f"manifest {d.digest} is {length} bytes, the index says {d.size}",
+                    detail={"digest": str(d.digest), "size": length, "declared": d.size},
+                )
 
     existing = conn.execute(
         select(s.manifests.c.id, s.manifests.c.total_size, s.manifests.c.created)
@@ -383,8 +402,18 @@ def put_manifest(
             ):
                 raw = read_config(blob_rows[str(config.digest)])
                 if raw is not None:
-                    info = parse_image_config(raw)
+                    info = parse_image_config(raw, strict=True)
+                    if not info.readable:
+                        raise ManifestInvalid(
+                            f"config {config.digest} is not an image config (a JSON object "
+                            f"in UTF-8) as its media type {config.media_type} says",
+                            detail={"digest": str(config.digest)},
+                        )
                     created, platforms = info.created, info.platform
+                    if created is not None and len(created) > MAX_CREATED:
+                        created = None  # not a date; tables show none rather than fail
+        if total > MAX_SIZE:
+            raise ManifestInvalid(f"the sizes in this manifest add up to more than {MAX_SIZE}")
         config_id = (
             blob_rows[str(manifest.config.digest)].id
             if manifest.config is not None and str(manifest.config.digest) in blob_rows

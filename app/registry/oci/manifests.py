@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.core import mediatypes as mt
 from app.core.digests import Digest, DigestError
-from app.core.manifests import ManifestError, parse_manifest
+from app.core.manifests import Manifest, ManifestError, parse_manifest
 from app.core.names import InvalidName, validate_tag
 from app.core.permissions import Permission
 from app.registry import accounts, content
@@ -97,14 +97,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+def _parse_pushed(payload: bytes, content_type: str | None) -> Manifest:
+    try:
+        return parse_manifest(payload, content_type, strict=True)
+    except ManifestError as exc:
+        raise ManifestInvalid(str(exc)) from None
+
+
 async def put_manifest(request: Request, name: str, reference: str) -> Response:
     target = await authorize(request, name, Permission.WRITE, "push")
     _check_reference(reference, push=True)
     payload = await _read_body(request, MAX_MANIFEST)
-    try:
-        manifest = parse_manifest(payload, request.headers.get("content-type"))
-    except ManifestError as exc:
-        raise ManifestInvalid(str(exc)) from None
+    reg = registry_of(request)
+    # Off the event loop: a 4 MiB manifest takes a while to parse and check.
+    manifest = await reg.run(_parse_pushed, payload, request.headers.get("content-type"))
     if _is_digest(reference):
         claimed = Digest.parse(reference)
         digest = Digest.of(payload, claimed.algorithm)
@@ -116,7 +122,6 @@ async def put_manifest(request: Request, name: str, reference: str) -> Response:
     else:
         digest = Digest.of(payload)
         tag = reference
-    reg = registry_of(request)
 
     def read_config(blob: Blob) -> bytes | None:
         path = reg.store.object_path(blob.workspace_id, blob.digest, blob.generation)
