@@ -64,8 +64,10 @@ class Scope:
 
 
 def parse_scopes(values: list[str]) -> list[Scope]:
-    """Scopes from one or more ``scope`` parameters, each possibly space-separated."""
-    out: list[Scope] = []
+    """Scopes from one or more ``scope`` parameters, each possibly space-separated.
+    A resource named twice (clients that split ``pull`` and ``push`` into two
+    parameters) is one scope with the actions of both, in the order first asked."""
+    merged: dict[tuple[str, str], list[str]] = {}
     for value in values:
         for item in value.split():
             parts = item.split(":")
@@ -74,8 +76,9 @@ def parse_scopes(values: list[str]) -> list[Scope]:
             # The name may itself contain ':' only for registry:catalog; keep it simple.
             rtype, actions = parts[0], parts[-1]
             name = ":".join(parts[1:-1])
-            out.append(Scope(rtype, name, tuple(a for a in actions.split(",") if a)))
-    return out
+            held = merged.setdefault((rtype, name), [])
+            held += [a for a in actions.split(",") if a and a not in held]
+    return [Scope(rtype, name, tuple(actions)) for (rtype, name), actions in merged.items()]
 
 
 @dataclass
@@ -185,11 +188,15 @@ class Authenticator:
 
     def from_bearer(self, token: str) -> Identity | None:
         try:
+            # The audience is this service: a token minted for another (were the
+            # secret ever shared) does not open this one.
             claims = jwt.decode(
                 token,
                 self.secret,
                 algorithms=["HS256"],
-                options={"verify_aud": False},
+                audience=SERVICE,
+                issuer=SERVICE,
+                options={"require": ["exp", "aud", "sub"]},
                 leeway=5,
             )
         except jwt.PyJWTError:
@@ -208,7 +215,10 @@ class Authenticator:
             if not isinstance(entry, dict):
                 continue
             key = f"{entry.get('type')}:{entry.get('name')}"
-            access[key] = frozenset(str(a) for a in entry.get("actions") or [])
+            actions = entry.get("actions") or []
+            if not isinstance(actions, list):
+                continue
+            access[key] = access.get(key, frozenset()) | {str(a) for a in actions}
             if key == "api:berth" and "*" in access[key]:
                 api = True
         return Identity(user, access, api)

@@ -98,8 +98,18 @@ class SizeInvalid(RegistryError):
 
 
 class RangeInvalid(RegistryError):
+    """An upload chunk that does not continue the upload (416, as the spec asks)."""
+
     status = 416
     code = "BLOB_UPLOAD_INVALID"
+
+
+class RangeNotSatisfiable(RegistryError):
+    """A blob GET's Range outside the blob. The spec has no range code; this one is
+    its nearest ("size invalid"), and BLOB_UPLOAD_INVALID would name an upload."""
+
+    status = 416
+    code = "SIZE_INVALID"
 
 
 class TooLarge(RegistryError):

@@ -65,6 +65,12 @@ async def token(request: Request) -> Response:
                 "valid credentials are required for a token",
                 headers={"WWW-Authenticate": 'Basic realm="berth-registry"'},
             )
+        if service != SERVICE:
+            # Tokens say whom they are for, and this server only answers for itself.
+            raise RegistryError(
+                f"this token server issues tokens for {SERVICE!r} only, not {service!r}",
+                code="UNSUPPORTED",
+            )
 
         def issue() -> dict[str, object]:
             with reg.db.read() as conn:

@@ -27,6 +27,8 @@ class UploadState:
     hasher: Hasher
     algorithm: str = "sha256"
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Set by a cancel: a chunk streaming in meanwhile stops and is refused.
+    cancelled: bool = False
 
 
 class UploadStates:
@@ -54,10 +56,17 @@ class UploadStates:
             self._states.pop(session_id, None)
 
 
-def rehash(path: Path, algorithm: str) -> tuple[Hasher, int]:
+def rehash(path: Path, algorithm: str, acknowledged: int | None = None) -> tuple[Hasher, int]:
+    """The running digest and size of an upload, rebuilt from its file. With
+    ``acknowledged`` (the size its session row records, written before each chunk's
+    202), bytes past it are cut off first: a chunk the process died receiving was
+    never acknowledged, and the client resumes from what it was told."""
     hasher = new_hasher(algorithm)
     size = 0
-    with open(path, "rb") as f:
+    with open(path, "r+b" if acknowledged is not None else "rb") as f:
+        if acknowledged is not None and f.seek(0, 2) > acknowledged:
+            f.truncate(acknowledged)
+        f.seek(0)
         while chunk := f.read(HASH_CHUNK):
             hasher.update(chunk)
             size += len(chunk)
@@ -99,16 +108,20 @@ def get_session(conn: Connection, session_id: str) -> Session | None:
     return Session(*row) if row is not None else None
 
 
-def record_progress(conn: Connection, session_id: str, size: int, now: int) -> None:
-    conn.execute(
+def record_progress(conn: Connection, session_id: str, size: int, now: int) -> bool:
+    """Record an acknowledged size; False if the session is gone (cancelled)."""
+    result = conn.execute(
         update(s.upload_sessions)
         .where(s.upload_sessions.c.id == session_id)
         .values(size=size, updated_at=now)
     )
+    return bool(result.rowcount)
 
 
-def end_session(conn: Connection, session_id: str) -> None:
-    conn.execute(delete(s.upload_sessions).where(s.upload_sessions.c.id == session_id))
+def end_session(conn: Connection, session_id: str) -> bool:
+    """Remove a session's row; False if it was already gone."""
+    result = conn.execute(delete(s.upload_sessions).where(s.upload_sessions.c.id == session_id))
+    return bool(result.rowcount)
 
 
 def expired_sessions(conn: Connection, before: int) -> list[str]:

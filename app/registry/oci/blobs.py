@@ -11,7 +11,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from app.core.digests import Digest, DigestError
+from app.core.digests import Digest, DigestError, Hasher
 from app.core.names import ImageName, InvalidName
 from app.core.permissions import Permission
 from app.registry import accounts, content, uploads
@@ -23,6 +23,7 @@ from app.registry.errors import (
     BlobUploadUnknown,
     DigestInvalid,
     RangeInvalid,
+    RangeNotSatisfiable,
     SizeInvalid,
 )
 from app.registry.oci.access import Target, authorize, registry_of
@@ -61,19 +62,21 @@ def _open_blob(reg: Registry, target: Target, digest: str) -> Blob:
 def _parse_range(header: str, size: int) -> tuple[int, int]:
     match = _RANGE_RE.fullmatch(header.strip())
     if match is None or (not match.group(1) and not match.group(2)):
-        raise RangeInvalid(
+        raise RangeNotSatisfiable(
             f"malformed Range {header!r}", headers={"Content-Range": f"bytes */{size}"}
         )
     first, last = match.group(1), match.group(2)
     if not first:  # suffix range: the last N bytes
         n = int(last)
         if n == 0:
-            raise RangeInvalid("empty suffix range", headers={"Content-Range": f"bytes */{size}"})
+            raise RangeNotSatisfiable(
+                "empty suffix range", headers={"Content-Range": f"bytes */{size}"}
+            )
         return max(0, size - n), size - 1
     start = int(first)
     end = int(last) if last else size - 1
     if start >= size or end < start:
-        raise RangeInvalid(
+        raise RangeNotSatisfiable(
             f"range {header!r} cannot be satisfied for {size} bytes",
             headers={"Content-Range": f"bytes */{size}"},
         )
@@ -134,7 +137,7 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
     elif range_header:
-        raise RangeInvalid("range on an empty blob", headers={"Content-Range": "bytes */0"})
+        raise RangeNotSatisfiable("range on an empty blob", headers={"Content-Range": "bytes */0"})
     length = end - start + 1 if blob.size else 0
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
@@ -254,14 +257,25 @@ def _session_for(reg: Registry, target: Target, session_id: str) -> uploads.Sess
 
 
 async def _current_offset(reg: Registry, session_id: str) -> int:
+    """The upload's acknowledged size; the caller holds the session lock. Unknown in
+    this process (a restart, a failed chunk), it is what the session row recorded at
+    the last 202, and the file is cut back to it: bytes of a chunk the process died
+    (or failed) receiving were never acknowledged."""
     state = reg.uploads.get(session_id)
-    path = reg.store.upload_path(session_id)
     if state.offset < 0:
-        try:
-            state.hasher, state.offset = await reg.run(uploads.rehash, path, state.algorithm)
-        except FileNotFoundError:
-            raise BlobUploadUnknown(f"upload {session_id} has no data") from None
+        state.hasher, state.offset = await reg.run(_recover, reg, session_id, state.algorithm)
     return state.offset
+
+
+def _recover(reg: Registry, session_id: str, algorithm: str) -> tuple[Hasher, int]:
+    with reg.db.read() as conn:
+        session = uploads.get_session(conn, session_id)
+    if session is None:
+        raise BlobUploadUnknown(f"upload {session_id} is not known", detail={"uuid": session_id})
+    try:
+        return uploads.rehash(reg.store.upload_path(session_id), algorithm, session.size)
+    except FileNotFoundError:
+        raise BlobUploadUnknown(f"upload {session_id} has no data") from None
 
 
 async def _append(
@@ -303,6 +317,10 @@ async def _append(
         f.seek(offset)
         try:
             async for chunk in request.stream():
+                if state.cancelled:
+                    raise BlobUploadUnknown(
+                        f"upload {session_id} was cancelled", detail={"uuid": session_id}
+                    )
                 if not chunk:
                     continue
                 f.write(chunk)
@@ -324,15 +342,24 @@ async def _append(
             state.offset = -1
             raise SizeInvalid(f"chunk had {written} bytes, Content-Range promised {expected_len}")
         f.truncate(offset + written)
-    state.offset = offset + written
     if written:
-        await reg.run(_record, reg, session_id, state.offset)
+        try:
+            recorded = await reg.run(_record, reg, session_id, offset + written)
+        except BaseException:
+            state.offset = -1  # not acknowledged: the next request cuts it off again
+            raise
+        if not recorded or state.cancelled:
+            # Cancelled while the chunk streamed in (here or on another node).
+            raise BlobUploadUnknown(
+                f"upload {session_id} was cancelled", detail={"uuid": session_id}
+            )
+    state.offset = offset + written
     return state.offset
 
 
-def _record(reg: Registry, session_id: str, size: int) -> None:
+def _record(reg: Registry, session_id: str, size: int) -> bool:
     with reg.db.write() as conn:
-        uploads.record_progress(conn, session_id, size, now_ms())
+        return uploads.record_progress(conn, session_id, size, now_ms())
 
 
 async def patch_upload(request: Request, name: str, session_id: str) -> Response:
@@ -360,6 +387,9 @@ async def cancel_upload(request: Request, name: str, session_id: str) -> Respons
     target = await authorize(request, name, Permission.WRITE, "push")
     reg = registry_of(request)
     await reg.run(_session_for, reg, target, session_id)
+    # Not under the session lock: a chunk streaming in must not hold the cancel up.
+    # It sees the flag (or, on another node, the missing row) and is refused.
+    reg.uploads.get(session_id).cancelled = True
     await reg.run(_end, reg, session_id)
     return Response(status_code=204, headers={"Content-Length": "0"})
 
@@ -391,7 +421,10 @@ async def _finish(
     state = reg.uploads.get(session_id)
     path = reg.store.upload_path(session_id)
     if state.algorithm != digest.algorithm or state.offset < 0:
-        state.hasher, state.offset = await reg.run(uploads.rehash, path, digest.algorithm)
+        try:
+            state.hasher, state.offset = await reg.run(uploads.rehash, path, digest.algorithm)
+        except FileNotFoundError:
+            raise BlobUploadUnknown(f"upload {session_id} was cancelled") from None
         state.algorithm = digest.algorithm
     if state.hasher.hexdigest() != digest.hex:
         await reg.run(_end, reg, session_id)
@@ -415,17 +448,22 @@ def _commit(reg: Registry, target: Target, session_id: str, digest: str, size: i
 
     generation = new_generation()
     workspace_id = target.repo.workspace_id
-    reg.store.commit_upload(session_id, workspace_id, digest, generation)
+    cancelled = BlobUploadUnknown(f"upload {session_id} was cancelled", detail={"uuid": session_id})
+    try:
+        reg.store.commit_upload(session_id, workspace_id, digest, generation)
+    except FileNotFoundError:
+        raise cancelled from None
     reg.uploads.drop(session_id)
     kept = False
     try:
         now = now_ms()
         with reg.db.write() as conn:
+            if not uploads.end_session(conn, session_id):
+                raise cancelled  # meanwhile, by a request that did not wait for ours
             image = content.ensure_image(conn, target.repo, target.name.image, now)
             _blob, kept = content.finish_upload(
                 conn, image, digest, size, generation, reg.timing, now
             )
-            uploads.end_session(conn, session_id)
     finally:
         if not kept:
             # The workspace already held these bytes (or the commit failed): ours go.
