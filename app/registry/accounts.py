@@ -6,6 +6,7 @@ command line and the management API can combine steps and write all or nothing.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,12 @@ class User:
     id: int
     name: str
     is_superuser: bool
+    # The credential stamp this user record was read with (see schema.users).
+    stamp: str = ""
+
+
+def new_stamp() -> str:
+    return secrets.token_hex(16)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +82,7 @@ def add_user(conn: Connection, name: str, password: str, *, superuser: bool = Fa
                 password_hash=hash_password(password),
                 is_superuser=superuser,
                 created_at=now_ms(),
+                credential_stamp=new_stamp(),
             )
         )
     except IntegrityError:
@@ -85,27 +93,55 @@ def add_user(conn: Connection, name: str, password: str, *, superuser: bool = Fa
 def set_password(conn: Connection, name: str, password: str) -> None:
     if len(password) < 8:
         raise InvalidArgument("password must have at least 8 characters")
+    # A new stamp: logins remembered and tokens issued under the old password end.
     result = conn.execute(
-        update(s.users).where(s.users.c.name == name).values(password_hash=hash_password(password))
+        update(s.users)
+        .where(s.users.c.name == name)
+        .values(password_hash=hash_password(password), credential_stamp=new_stamp())
     )
     if result.rowcount == 0:
         raise NotFound(f"no user {name!r}")
 
 
+def remove_user(conn: Connection, name: str) -> None:
+    """Remove a user with their memberships and grants (the audit log keeps their
+    name). Their remembered logins and tokens fail with their row."""
+    result = conn.execute(delete(s.users).where(s.users.c.name == name))
+    if result.rowcount == 0:
+        raise NotFound(f"no user {name!r}")
+
+
+_USER_COLUMNS = (
+    s.users.c.id,
+    s.users.c.name,
+    s.users.c.is_superuser,
+    s.users.c.credential_stamp,
+)
+
+
+def _user(row: Any) -> User:
+    return User(row.id, row.name, bool(row.is_superuser), row.credential_stamp)
+
+
 def get_user(conn: Connection, name: str) -> User:
-    row = conn.execute(
-        select(s.users.c.id, s.users.c.name, s.users.c.is_superuser).where(s.users.c.name == name)
-    ).first()
+    row = conn.execute(select(*_USER_COLUMNS).where(s.users.c.name == name)).first()
     if row is None:
         raise NotFound(f"no user {name!r}")
-    return User(row.id, row.name, bool(row.is_superuser))
+    return _user(row)
+
+
+def find_user(conn: Connection, name: str) -> User | None:
+    row = conn.execute(select(*_USER_COLUMNS).where(s.users.c.name == name)).first()
+    return _user(row) if row is not None else None
 
 
 def user_password_hash(conn: Connection, name: str) -> tuple[User, str] | None:
-    row = conn.execute(select(s.users).where(s.users.c.name == name)).first()
+    row = conn.execute(
+        select(*_USER_COLUMNS, s.users.c.password_hash).where(s.users.c.name == name)
+    ).first()
     if row is None:
         return None
-    return User(row.id, row.name, bool(row.is_superuser)), row.password_hash
+    return _user(row), row.password_hash
 
 
 def add_workspace(conn: Connection, slug: str, name: str | None = None) -> int:

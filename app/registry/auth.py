@@ -3,13 +3,16 @@
 Basic credentials are checked against argon2id hashes. Verifying argon2 costs tens
 of milliseconds by design, and clients send credentials with every request, so a
 successful check is remembered for a minute under a keyed hash of the password
-(never the password itself).
+(never the password itself) -- together with the user's credential stamp, which
+every use compares with the store's: a password changed or a user removed through
+any node ends what this node remembers at the next request.
 
 Bearer tokens are HS256 JWTs signed with a secret kept in the metadata store (so
 every node of a cluster shares it). A token names the user and, per repository, the
 actions granted: the intersection of what was requested and what the user holds.
 Permissions are still checked against the store on every request; a token can only
-narrow them.
+narrow them. A token also names the user's id and credential stamp: it dies with a
+password change or the user's removal.
 """
 
 from __future__ import annotations
@@ -105,8 +108,13 @@ class Authenticator:
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None and hit[1] > now:
-                return hit[0]
+        if hit is not None and hit[1] > now:
+            with self.db.read() as conn:
+                current = accounts.find_user(conn, name)
+            if current is not None and (current.id, current.stamp) == (hit[0].id, hit[0].stamp):
+                return current  # fresh: a superuser flag changed meanwhile counts too
+            with self._lock:
+                self._cache.pop(key, None)
         with self.db.read() as conn:
             found = accounts.user_password_hash(conn, name)
         if found is None:
@@ -121,11 +129,6 @@ class Authenticator:
                 self._cache.clear()
             self._cache[key] = (user, now + CACHE_TTL_S)
         return user
-
-    def forget(self, name: str) -> None:
-        with self._lock:
-            for key in [k for k in self._cache if k[0] == name]:
-                del self._cache[key]
 
     def from_basic(self, header_value: str) -> User | None:
         try:
@@ -149,6 +152,9 @@ class Authenticator:
         claims = {
             "iss": SERVICE,
             "sub": user.name,
+            # Who exactly, under which credentials: see from_bearer.
+            "uid": user.id,
+            "stamp": user.stamp,
             "aud": service,
             "iat": now,
             "nbf": now - 5,
@@ -205,10 +211,10 @@ class Authenticator:
         if not isinstance(name, str):
             return None
         with self.db.read() as conn:
-            try:
-                user = accounts.get_user(conn, name)
-            except Exception:
-                return None
+            user = accounts.find_user(conn, name)
+        # The same user (not a namesake created since) under the same credentials.
+        if user is None or (user.id, user.stamp) != (claims.get("uid"), claims.get("stamp")):
+            return None
         access: dict[str, frozenset[str]] = {}
         api = False
         for entry in claims.get("access") or []:

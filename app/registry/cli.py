@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(user_pw)
     user_pw.add_argument("name")
     user_pw.add_argument("--password-stdin", action="store_true", required=True)
+    user_rm = user.add_parser(
+        "remove", help="remove a user, their memberships and grants (logins end at once)"
+    )
+    _add_data(user_rm)
+    user_rm.add_argument("name")
 
     ws = sub.add_parser("workspace", help="manage workspaces").add_subparsers(
         dest="action", required=True, parser_class=_Parser
@@ -158,12 +163,15 @@ def _admin(args: argparse.Namespace) -> Callable[[Connection], str]:
     """The transaction an administrative command runs, returning its message."""
     cmd = args.command
     if cmd == "user":
-        password = _read_password()
+        password = _read_password() if args.action != "remove" else ""
 
         def user(c: Connection) -> str:
             if args.action == "add":
                 accounts.add_user(c, args.name, password, superuser=args.superuser)
                 return f"user {args.name} created"
+            if args.action == "remove":
+                accounts.remove_user(c, args.name)
+                return f"user {args.name} removed"
             accounts.set_password(c, args.name, password)
             return f"password of {args.name} set"
 

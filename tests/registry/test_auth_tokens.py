@@ -29,10 +29,19 @@ def reg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
         yield server
 
 
+# user -> (id, credential stamp), which a valid token names (filled by ``secret``).
+IDENTITIES: dict[str, tuple[int, str]] = {}
+
+
 @pytest.fixture(scope="module")
 def secret(reg: RegistryServer) -> bytes:
     registry = Registry.open(reg.data)
     try:
+        with registry.db.read() as conn:
+            for row in conn.execute(
+                select(s.users.c.name, s.users.c.id, s.users.c.credential_stamp)
+            ):
+                IDENTITIES[row.name] = (row.id, row.credential_stamp)
         return registry.auth.secret
     finally:
         registry.close()
@@ -130,9 +139,12 @@ def test_token_endpoint_requires_credentials(reg: RegistryServer) -> None:
 
 def _claims(user: str, actions: list[str], **override: Any) -> dict[str, Any]:
     now = int(time.time())
+    uid, stamp = IDENTITIES.get(user, (0, ""))
     claims = {
         "iss": "berth-registry",
         "sub": user,
+        "uid": uid,
+        "stamp": stamp,
         "aud": "berth-registry",
         "iat": now,
         "nbf": now - 5,

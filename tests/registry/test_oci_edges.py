@@ -18,6 +18,7 @@ import httpx
 import jwt
 import pytest
 
+from app.registry import accounts
 from app.registry.service import Registry
 from tests.registry.oci_helpers import assert_error, sha256, upload
 from tests.support.registry import PASSWORD, RegistryServer
@@ -128,12 +129,16 @@ def test_tokens_are_for_this_service_only(server: RegistryServer) -> None:
     registry = Registry.open(server.data)
     try:
         secret = registry.auth.secret
+        with registry.db.read() as conn:
+            writer = accounts.get_user(conn, "writer")
     finally:
         registry.close()
     now = int(time.time())
     claims = {
         "iss": "berth-registry",
         "sub": "writer",
+        "uid": writer.id,
+        "stamp": writer.stamp,
         "iat": now,
         "nbf": now - 5,
         "exp": now + 300,

@@ -55,6 +55,10 @@ users = Table(
     Column("password_hash", Text, nullable=False),
     Column("is_superuser", Boolean, nullable=False, default=False),
     Column("created_at", Ms, nullable=False),
+    # A random value replaced whenever the user's credentials change (password,
+    # removal): remembered logins and bearer tokens carry the stamp they were made
+    # under and stop working on every node once it differs (app.registry.auth).
+    Column("credential_stamp", String(32), nullable=False, server_default=""),
 )
 
 workspaces = Table(
