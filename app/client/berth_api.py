@@ -15,7 +15,7 @@ short lists (workspaces, projects, repositories).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -217,10 +217,17 @@ class Image:
     last_push: datetime | None
     workspace: str = ""
     permission: Permission | None = None
+    # Deletes through the id send it (If-Match), so a stale id never reaches
+    # another image; the server's documented form is "<id>:<full name>".
+    etag: str = ""
 
     @property
     def repository_path(self) -> str:
         return f"{self.workspace}/{self.repository}"
+
+    @property
+    def precondition(self) -> str:
+        return self.etag or f'"{self.id}:{self.full_name}"'
 
     @classmethod
     def parse(cls, body: Any) -> Image:
@@ -241,6 +248,7 @@ class Image:
             last_push=_time(f.body.get("last_push")),
             workspace=f.opt_text("workspace") or full_name.split("/")[0],
             permission=_perm(permission) if permission is not None else None,
+            etag=f.opt_text("etag") or "",
         )
 
 
@@ -376,7 +384,7 @@ class ManifestDetail:
 @dataclass(frozen=True, slots=True)
 class TagDeleteResult:
     tag: str
-    status: str  # "deleted" | "not_found" | "error"
+    status: str  # "deleted" | "not_found" | "changed" (moved to another digest) | "error"
     message: str
 
     @property
@@ -555,8 +563,10 @@ class BerthApi:
         response = await send(self.http, "GET", API + path, what=what, params=clean)
         return json_object(response, what=what)
 
-    async def _post(self, path: str, what: str, body: Any) -> dict[str, Any]:
-        response = await send(self.http, "POST", API + path, what=what, json=body)
+    async def _post(
+        self, path: str, what: str, body: Any, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        response = await send(self.http, "POST", API + path, what=what, json=body, headers=headers)
         return json_object(response, what=what)
 
     @staticmethod
@@ -686,25 +696,46 @@ class BerthApi:
         return ManifestDetail.parse(body)
 
     # deleting -------------------------------------------------------------------
-    async def delete_image(self, image_id: int, *, name: str = "the image") -> None:
-        await send(self.http, "DELETE", f"{API}/images/{image_id}", what=f"Deleting {name}")
-
-    async def delete_tag(self, image_id: int, tag: str) -> None:
+    async def delete_image(self, image: Image) -> None:
+        """Delete ``image`` (admin), only if its id still names that image."""
         await send(
             self.http,
             "DELETE",
-            f"{API}/images/{image_id}/tags/{_q(tag)}",
-            what=f"Deleting tag {tag}",
+            f"{API}/images/{image.id}",
+            what=f"Deleting {image.full_name}",
+            headers={"If-Match": image.precondition},
         )
 
-    async def delete_tags(self, image_id: int, tags: Sequence[str]) -> BulkDeleteResult:
-        """One bulk request (at most :data:`BULK_DELETE_MAX` tags); per-tag outcomes."""
+    async def delete_tag(self, image: Image, tag: str, *, digest: str | None = None) -> None:
+        """Delete one tag; with ``digest``, only if the tag is still on it."""
+        await send(
+            self.http,
+            "DELETE",
+            f"{API}/images/{image.id}/tags/{_q(tag)}",
+            what=f"Deleting tag {tag}",
+            headers={"If-Match": image.precondition},
+            params={"digest": digest} if digest is not None else None,
+        )
+
+    async def delete_tags(
+        self, image: Image, tags: Sequence[str], *, expected: Mapping[str, str] | None = None
+    ) -> BulkDeleteResult:
+        """One bulk request (at most :data:`BULK_DELETE_MAX` tags); per-tag outcomes.
+        A tag in ``expected`` is deleted only if still on that digest (else its
+        outcome is "changed")."""
         if len(tags) > BULK_DELETE_MAX:
             raise ValueError(f"at most {BULK_DELETE_MAX} tags per request")
         if not tags:
             return BulkDeleteResult((), 0)  # nothing to ask (the server refuses an empty list)
+        expected = expected or {}
+        items: list[Any] = [
+            {"name": t, "digest": expected[t]} if t in expected else t for t in tags
+        ]
         body = await self._post(
-            f"/images/{image_id}/tags/delete", f"Deleting {len(tags)} tags", {"tags": list(tags)}
+            f"/images/{image.id}/tags/delete",
+            f"Deleting {len(tags)} tags",
+            {"tags": items},
+            headers={"If-Match": image.precondition},
         )
         f = _Fields(body, "bulk delete")
         results = []

@@ -11,6 +11,8 @@ one of these, with a sentence fit to show an admin::
         │                           ``.required`` / ``.repository`` say what is missing
         ├── NotFound                404: gone (perhaps deleted meanwhile) or never there
         ├── Conflict                409
+        ├── Stale                   412: the image or tag changed since it was
+        │                           listed (a precondition failed); refresh
         ├── Unsupported             the registry does not offer this (405, 501)
         │   ├── TagDeleteUnsupported    deletes only by digest (Distribution 2.8
         │   │                           answers 400 to a tag delete)
@@ -78,6 +80,10 @@ class Conflict(ServerError):
     pass
 
 
+class Stale(ServerError):
+    pass
+
+
 class Unsupported(ServerError):
     pass
 
@@ -103,6 +109,8 @@ def for_status(status: int) -> type[ServerError]:
         return NotFound
     if status == 409:
         return Conflict
+    if status == 412:
+        return Stale
     if status in (405, 501):
         return Unsupported
     if status == 429 or status >= 500:

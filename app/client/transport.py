@@ -228,6 +228,7 @@ _STATUS_WORDS = {
     404: "has no such thing (perhaps it was deleted meanwhile)",
     405: "does not allow this operation",
     409: "reported a conflict",
+    412: "has changed since it was listed; nothing was deleted",
     429: "is rate-limiting requests; try again later",
     500: "failed with an internal error",
     502: "is unreachable behind its proxy (bad gateway)",

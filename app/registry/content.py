@@ -500,7 +500,14 @@ def put_manifest(
         usage.refresh_image(conn, image.id)
     conn.execute(update(s.images).where(s.images.c.id == image.id).values(last_push_at=now))
     change.events.append(
-        {"type": "pushed", "image_id": image.id, "tag": tag, "digest": digest, "actor": actor}
+        {
+            "type": "pushed",
+            "image_id": image.id,
+            "repository_id": image.repository_id,
+            "tag": tag,
+            "digest": digest,
+            "actor": actor,
+        }
     )
     return change
 
@@ -535,6 +542,19 @@ def image_label(conn: Connection, image: Image) -> str:
     ).first()
     assert row is not None
     return f"{row[0]}/{row[1]}/{image.name}"
+
+
+def tag_digests(conn: Connection, image: Image, names: Sequence[str]) -> dict[str, str]:
+    """The digest each of ``names`` is on now (absent: no such tag), rows locked as
+    :func:`delete_tags` locks them, so the answer holds until the transaction ends."""
+    rows = conn.execute(
+        select(s.tags.c.name, s.manifests.c.digest)
+        .join(s.manifests, s.manifests.c.id == s.tags.c.manifest_id)
+        .where(s.tags.c.image_id == image.id, s.tags.c.name.in_(sorted(set(names))))
+        .order_by(s.tags.c.name)
+        .with_for_update(of=s.tags)
+    ).all()
+    return {r.name: r.digest for r in rows}
 
 
 def delete_tags(
@@ -581,6 +601,7 @@ def delete_tags(
             {
                 "type": "tag_deleted",
                 "image_id": image.id,
+                "repository_id": image.repository_id,
                 "tags": [r.name for r in rows],
                 "actor": actor,
             }
@@ -637,6 +658,7 @@ def delete_manifest(
         {
             "type": "manifest_deleted",
             "image_id": image.id,
+            "repository_id": image.repository_id,
             "digest": digest,
             "tags": tag_names,
             "actor": actor,
@@ -716,7 +738,13 @@ def delete_image(
         now,
     )
     change.events.append(
-        {"type": "image_deleted", "image_id": image.id, "name": label, "actor": actor}
+        {
+            "type": "image_deleted",
+            "image_id": image.id,
+            "repository_id": image.repository_id,
+            "name": label,
+            "actor": actor,
+        }
     )
     return change
 

@@ -9,7 +9,7 @@ and the window hides or disables what depends on it. No Qt here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -122,7 +122,13 @@ class Backend(Protocol):
     async def delete_impact(
         self, ws: str, *, tags: Sequence[tuple[Image, str]] = (), images: Sequence[Image] = ()
     ) -> DeleteImpact | None: ...
-    async def delete_tags(self, image: Image, tags: Sequence[str]) -> list[TagDeleteResult]: ...
+    async def delete_tags(
+        self, image: Image, tags: Sequence[str], expected: Mapping[str, str] | None = None
+    ) -> list[TagDeleteResult]:
+        """Delete ``tags``; one in ``expected`` only while it is on that digest (where
+        the registry can promise it)."""
+        ...
+
     async def delete_image(self, image: Image) -> None: ...
     def pull_reference(
         self, image: Image, tag: str | None = None, digest: str | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import httpx
 
@@ -90,12 +90,14 @@ class BerthBackend:
             ws, tags=[(i.id, t) for i, t in tags], images=[i.id for i in images]
         )
 
-    async def delete_tags(self, image: Image, tags: Sequence[str]) -> list[TagDeleteResult]:
-        result = await self.api.delete_tags(image.id, tags)
+    async def delete_tags(
+        self, image: Image, tags: Sequence[str], expected: Mapping[str, str] | None = None
+    ) -> list[TagDeleteResult]:
+        result = await self.api.delete_tags(image, tags, expected=expected)
         return list(result.results)
 
     async def delete_image(self, image: Image) -> None:
-        await self.api.delete_image(image.id, name=image.full_name)
+        await self.api.delete_image(image)
 
     def pull_reference(
         self, image: Image, tag: str | None = None, digest: str | None = None

@@ -11,7 +11,7 @@ reason.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from app.client.berth_api import DeleteImpact, Image, StayingTags, Tag, TagDeleteResult
@@ -126,10 +126,13 @@ class BulkDelete:
         chunk: int | None = None,
         on_progress: Callable[[int, int], None] = lambda _d, _t: None,
         on_chunk: Callable[[list[str]], None] = lambda _names: None,
+        expected: Mapping[str, str] | None = None,
     ) -> None:
         self.backend = backend
         self.image = image
         self.tags = list(tags)
+        # The digests the user saw: a tag pushed again since is left alone.
+        self.expected = dict(expected or {})
         self.chunk = max(1, chunk or backend.bulk_chunk)
         self.on_progress = on_progress
         self.on_chunk = on_chunk
@@ -155,7 +158,9 @@ class BulkDelete:
                 break
             chunk = self.tags[start : start + self.chunk]
             try:
-                results = await self.backend.delete_tags(self.image, chunk)
+                results = await self.backend.delete_tags(
+                    self.image, chunk, {t: self.expected[t] for t in chunk if t in self.expected}
+                )
             except ClientError as exc:
                 outcome.stopped_by = exc
                 outcome.failed.extend((t, exc.message) for t in self.tags[start:])

@@ -885,6 +885,7 @@ class MainWindow(QMainWindow):
             plan.names,
             on_progress=self.browse.bulk.advance,
             on_chunk=lambda names: self.tags_removed(image, names),
+            expected={t.name: t.digest for t in plan.tags},
         )
         await self.run_bulk(backend, image, job)
 

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import httpx
@@ -620,9 +620,13 @@ class OciBackend:
                 results.append(TagDeleteResult(f"{name}@{child}", "error", exc.message))
         return results
 
-    async def delete_tags(self, image: Image, tags: Sequence[str]) -> list[TagDeleteResult]:
+    async def delete_tags(
+        self, image: Image, tags: Sequence[str], expected: Mapping[str, str] | None = None
+    ) -> list[TagDeleteResult]:
         """Delete exactly ``tags``, the safe way where there is a choice (other tags
-        on their digests stay); the window confirms the plan before running it."""
+        on their digests stay); the window confirms the plan before running it.
+        The OCI API has no conditional delete, so ``expected`` cannot be promised:
+        the plan resolves each tag's digest just before it deletes."""
         prepared = await self.prepare_tag_delete(image, tags)
         ways = prepared.deletion.ways
         steps = ways[next(w for w in (TAG, PLACEHOLDER, DIGEST) if w in ways)]

@@ -271,9 +271,12 @@ def berth_round(
         with httpx.Client(base_url=server.url, auth=("bench", PASSWORD), timeout=60) as c:
             started = time.perf_counter()
             # One request, as the console's bulk delete sends it.
+            image_id = gone[0].image + 1
+            etag = c.get(f"/api/v1/images/{image_id}").headers["ETag"]
             r = c.post(
-                f"/api/v1/images/{gone[0].image + 1}/tags/delete",
+                f"/api/v1/images/{image_id}/tags/delete",
                 json={"tags": [e.tag for e in gone]},
+                headers={"If-Match": etag},
             )
             assert r.status_code == 200, r.text
             assert r.json()["deleted"] == DELETED

@@ -40,6 +40,20 @@ from tests.client.test_transport import run
 
 URL = "https://berth.test"
 HOST = "berth.test"
+# An image as a listing gave it: deletes through its id send its ETag.
+IMAGE7 = Image(
+    id=7,
+    name="f",
+    full_name="acme/web/f",
+    repository="web",
+    project="",
+    tag_count=3,
+    size=0,
+    exclusive_size=0,
+    last_push=None,
+    workspace="acme",
+    etag='"7:acme/web/f"',
+)
 
 Route = Callable[[httpx.Request], httpx.Response]
 
@@ -147,7 +161,7 @@ def test_403_names_the_missing_permission_and_where() -> None:
     server = FakeBerth()
     server.on("DELETE", "/images/7/tags/v1", error(403, "FORBIDDEN", denied.message, denied.detail))
     with pytest.raises(PermissionDenied) as caught:
-        call(server, lambda api: api.delete_tag(7, "v1"))
+        call(server, lambda api: api.delete_tag(IMAGE7, "v1"))
     assert caught.value.status == 403
     assert caught.value.required == "write"
     assert caught.value.repository == "acme/web"
@@ -305,7 +319,7 @@ def test_a_refused_connection_and_timeouts() -> None:
     # A delete whose answer never came: the caller is told it timed out waiting (the
     # tags may or may not be gone; the window lists them again).
     with pytest.raises(ConnectionFailed, match="Deleting 2 tags: timed out waiting for an answer"):
-        call(server, lambda api: api.delete_tags(7, ["a", "b"]))
+        call(server, lambda api: api.delete_tags(IMAGE7, ["a", "b"]))
     assert len(server.requests) == 2  # no retry of a delete behind the caller's back
 
 
@@ -384,7 +398,7 @@ def test_names_in_paths_are_quoted() -> None:
     )  # fmt: skip
 
     async def scenario(api: BerthApi) -> None:
-        await api.delete_tag(7, "v1.0_rc-1")
+        await api.delete_tag(IMAGE7, "v1.0_rc-1")
         detail = await api.manifest(7, "sha256:" + "0" * 64)
         assert detail.layers == ()
 
@@ -419,7 +433,7 @@ def test_bulk_delete_sends_exactly_the_tags_and_reports_each() -> None:
     server.on(
         "POST", "/images/7/tags/delete", bulk_route({"gone"}, {"bad name": "not a valid tag name"})
     )
-    result = call(server, lambda api: api.delete_tags(7, ["v1", "gone", "bad name", "v2"]))
+    result = call(server, lambda api: api.delete_tags(IMAGE7, ["v1", "gone", "bad name", "v2"]))
     assert json.loads(server.requests[0].content) == {"tags": ["v1", "gone", "bad name", "v2"]}
     assert [(r.tag, r.status, r.ok) for r in result.results] == [
         ("v1", "deleted", True),
@@ -436,12 +450,12 @@ def test_bulk_delete_size_limit_and_an_empty_list_send_nothing() -> None:
     server.on("POST", "/images/7/tags/delete", bulk_route())
     too_many = [f"t{i}" for i in range(BULK_DELETE_MAX + 1)]
     with pytest.raises(ValueError, match=f"at most {BULK_DELETE_MAX} tags"):
-        call(server, lambda api: api.delete_tags(7, too_many))
-    empty = call(server, lambda api: api.delete_tags(7, []))
+        call(server, lambda api: api.delete_tags(IMAGE7, too_many))
+    empty = call(server, lambda api: api.delete_tags(IMAGE7, []))
     assert empty.results == ()
     assert empty.deleted == 0
     assert server.requests == []
-    full = call(server, lambda api: api.delete_tags(7, too_many[:BULK_DELETE_MAX]))
+    full = call(server, lambda api: api.delete_tags(IMAGE7, too_many[:BULK_DELETE_MAX]))
     assert full.deleted == BULK_DELETE_MAX
     assert len(server.requests) == 1
 
@@ -562,9 +576,9 @@ def test_nothing_is_deleted_without_a_delete_call() -> None:
     assert json.loads(impact.content) == {"tags": [{"image_id": 7, "tag": "v1"}], "images": [7]}
 
     async def delete(api: BerthApi) -> None:
-        await api.delete_tag(7, "v1")
-        await api.delete_tags(7, ["v2", "v3"])
-        await api.delete_image(7, name="acme/web/f")
+        await api.delete_tag(IMAGE7, "v1")
+        await api.delete_tags(IMAGE7, ["v2", "v3"])
+        await api.delete_image(IMAGE7)
 
     call(server, delete)
     assert server.writes == [
@@ -572,6 +586,9 @@ def test_nothing_is_deleted_without_a_delete_call() -> None:
         "POST /api/v1/images/7/tags/delete",
         "DELETE /api/v1/images/7",
     ]
+    # Each names the image it means, so a stale id never reaches another image.
+    deletes = [r for r in server.requests if r.method in ("DELETE", "POST")][-3:]
+    assert [r.headers.get("If-Match") for r in deletes] == ['"7:acme/web/f"'] * 3
 
 
 def test_every_error_is_a_client_error() -> None:

@@ -59,7 +59,7 @@ def test_events_arrive_as_the_server_sends_them(registry: RegistryServer) -> Non
             assert pushed.data["tag"] == "v1"
             image_id = pushed.data["image_id"]
             async with connect(registry, "root") as root:
-                await root.delete_tag(image_id, "v1")
+                await root.delete_tag(await root.image(image_id), "v1")
             deleted = await next_of(events, "tag_deleted")
             assert deleted.data["image_id"] == image_id
             assert int(deleted.id or 0) > int(pushed.id or 0)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support import oci
-from tests.support.api import api
+from tests.support.api import api, as_listed
 from tests.support.gc_checks import (
     Metadata,
     exclusive_bytes,
@@ -168,7 +168,7 @@ def test_image_delete_through_the_management_api(scene: Scene, tmp_path: Path) -
     with api(scene.server, "admin") as c:
         items = c.get("/workspaces/acme/images", params={"q": "app"}).json()["items"]
         (image_id,) = [i["id"] for i in items if i["full_name"] == APP]
-        assert c.delete(f"/images/{image_id}").status_code == 204
+        assert c.delete(f"/images/{image_id}", headers=as_listed(c, image_id)).status_code == 204
         gone = _app_images(scene)
         expected = _pending_is_exclusive(scene, gone)
         assert c.get(f"/images/{image_id}").status_code == 404

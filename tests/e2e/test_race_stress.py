@@ -176,7 +176,12 @@ class Worker:
             ).json()["items"]
             for item in found:
                 if item["full_name"] == name:
-                    r = self.call("DELETE", f"/images/{item['id']}", client=self.api)
+                    r = self.call(
+                        "DELETE",
+                        f"/images/{item['id']}",
+                        client=self.api,
+                        headers={"If-Match": item["etag"]},
+                    )
                     if r.status_code == 204:
                         self.tally.add("image delete (management API)")
             return

@@ -47,6 +47,13 @@ def config(registry: RegistryServer) -> str:
 # them. Empty means the first page.
 "query.cursor" = ""
 
+# Deletes through an image id name the image they mean (If-Match): a well-formed ETag of
+# another image is refused with 412, a missing one with 428 (RFC 6585).
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]
+[checks.missing_required_header]
+expected-statuses = ["400", "401", "403", "406", "415", "422", "428"]
+
 # Deleting the image every other operation reads would starve them of data.
 [[operations]]
 include-name = "DELETE /api/v1/images/{{image_id}}"

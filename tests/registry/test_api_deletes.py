@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 
 from tests.support import oci
-from tests.support.api import Content, api, push_content
+from tests.support.api import Content, api, as_listed, push_content
 from tests.support.registry import RegistryServer
 
 
@@ -35,17 +35,18 @@ def test_delete_one_tag_keeps_its_digest_for_other_tags(
         # The index's children were pushed by digest: they are queued already.
         queued = c.get("/workspaces/acme/gc").json()["queued_manifests"]
     with api(registry, "writer") as c:
-        assert c.delete(f"/images/{fe}/tags/v2").status_code == 204
+        assert c.delete(f"/images/{fe}/tags/v2", headers=as_listed(c, fe)).status_code == 204
         assert pull_status(registry, "acme/web/frontend", "v2") == 404
         assert pull_status(registry, "acme/web/frontend", "latest") == 200
         assert pull_status(registry, "acme/web/frontend", v2.digest) == 200
         tags = {t["name"]: t for t in c.get(f"/images/{fe}/tags").json()["items"]}
         assert list(tags) == ["latest", "v1"]
         assert tags["latest"]["other_tags"] == []
-        again = c.delete(f"/images/{fe}/tags/v2")
+        again = c.delete(f"/images/{fe}/tags/v2", headers=as_listed(c, fe))
         assert again.status_code == 404
         assert again.json()["error"]["code"] == "NOT_FOUND"
-        assert c.delete(f"/images/{fe}/tags/not..valid").status_code == 404
+        missing = c.delete(f"/images/{fe}/tags/not..valid", headers=as_listed(c, fe))
+        assert missing.status_code == 404
     with api(registry, "wsadmin") as c:
         gc = c.get("/workspaces/acme/gc").json()
         assert gc["queued_manifests"] == queued + 1
@@ -67,7 +68,11 @@ def test_bulk_delete_reports_each_tag(registry: RegistryServer, content: Content
     with api(registry) as c:
         queued = c.get("/workspaces/acme/gc").json()["queued_manifests"]
     with api(registry, "writer") as c:
-        r = c.post(f"/images/{fe}/tags/delete", json={"tags": ["v1", "nope", "bad tag!", "latest"]})
+        r = c.post(
+            f"/images/{fe}/tags/delete",
+            json={"tags": ["v1", "nope", "bad tag!", "latest"]},
+            headers=as_listed(c, fe),
+        )
         assert r.status_code == 200
         body = r.json()
         assert body["deleted"] == 2
@@ -79,10 +84,12 @@ def test_bulk_delete_reports_each_tag(registry: RegistryServer, content: Content
         ]
         assert [t["name"] for t in c.get(f"/images/{fe}/tags").json()["items"]] == ["v2"]
         assert pull_status(registry, "acme/web/frontend", "v1") == 404
-        too_many = c.post(f"/images/{fe}/tags/delete", json={"tags": ["x"] * 1001})
+        listed = as_listed(c, fe)
+        too_many = c.post(f"/images/{fe}/tags/delete", json={"tags": ["x"] * 1001}, headers=listed)
         assert too_many.status_code == 400
         assert too_many.json()["error"]["code"] == "INVALID_ARGUMENT"
-        assert c.post(f"/images/{fe}/tags/delete", json={"tags": []}).status_code == 400
+        empty = c.post(f"/images/{fe}/tags/delete", json={"tags": []}, headers=listed)
+        assert empty.status_code == 400
     with api(registry, "wsadmin") as c:
         gc = c.get("/workspaces/acme/gc").json()
         # v1's manifest, and v2's (which the tag v2 still holds) are queued for review.
@@ -100,10 +107,11 @@ def test_delete_image_removes_everything_at_once(
     multi = content.tagged["acme/api/worker"]["multi"]
     with api(registry, "wsadmin") as c:
         before = c.get("/workspaces/acme/storage").json()
-        assert c.delete(f"/images/{worker}").status_code == 204
+        listed = as_listed(c, worker)
+        assert c.delete(f"/images/{worker}", headers=listed).status_code == 204
         assert c.get(f"/images/{worker}").status_code == 404
         assert c.get(f"/images/{worker}/tags").status_code == 404
-        assert c.delete(f"/images/{worker}").status_code == 404
+        assert c.delete(f"/images/{worker}", headers=listed).status_code == 404
         for ref in ("1.0", "multi", multi.digest, multi.children[1].digest):
             assert pull_status(registry, "acme/api/worker", ref) == 404
         after = c.get("/workspaces/acme/storage").json()
@@ -137,7 +145,7 @@ def test_a_locked_store_answers_503_busy(registry: RegistryServer, content: Cont
     try:
         db.execute("BEGIN IMMEDIATE")  # hold the write lock, as a stuck writer would
         with api(registry, "writer") as c:
-            r = c.delete(f"/images/{fe}/tags/v1")
+            r = c.delete(f"/images/{fe}/tags/v1", headers={"If-Match": "*"})
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "BUSY"
         assert r.headers["retry-after"] == "1"
@@ -145,4 +153,4 @@ def test_a_locked_store_answers_503_busy(registry: RegistryServer, content: Cont
         db.execute("ROLLBACK")
         db.close()
     with api(registry, "writer") as c:
-        assert c.delete(f"/images/{fe}/tags/v1").status_code == 204
+        assert c.delete(f"/images/{fe}/tags/v1", headers=as_listed(c, fe)).status_code == 204

@@ -3,79 +3,16 @@ stream ends cleanly when the client leaves or the server stops."""
 
 from __future__ import annotations
 
-import contextlib
-import json
-import queue
 import signal
-import socket
-import threading
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support import oci
-from tests.support.api import Content, api, push_content
-from tests.support.registry import PASSWORD, RegistryServer
-
-END = {"type": "<end of stream>"}
-
-
-class Stream:
-    """Reads a workspace's event stream in a thread; events arrive on ``events``."""
-
-    def __init__(self, server: RegistryServer, user: str, workspace: str = "acme") -> None:
-        self.events: queue.Queue[dict[str, Any]] = queue.Queue()
-        self.opened = threading.Event()
-        self.status: int | None = None
-        self.socket: socket.socket | None = None
-        self.client = httpx.Client(
-            base_url=server.url + "/api/v1",
-            auth=httpx.BasicAuth(user, PASSWORD),
-            timeout=httpx.Timeout(30, read=120),
-        )
-        self.thread = threading.Thread(target=self._read, args=(workspace,), daemon=True)
-        self.thread.start()
-        assert self.opened.wait(60)
-
-    def _read(self, workspace: str) -> None:
-        try:
-            with self.client.stream("GET", f"/workspaces/{workspace}/events") as r:
-                self.socket = r.extensions["network_stream"].get_extra_info("socket")
-                self.status = r.status_code
-                self.opened.set()
-                kind, data = None, None
-                for line in r.iter_lines():
-                    if line.startswith("event: "):
-                        kind = line[len("event: ") :]
-                    elif line.startswith("data: "):
-                        data = json.loads(line[len("data: ") :])
-                    elif line == "" and kind is not None and data is not None:
-                        assert data["type"] == kind
-                        self.events.put(data)
-                        kind, data = None, None
-        except httpx.HTTPError:
-            pass  # the test closed the client
-        finally:
-            self.opened.set()
-            self.events.put(END)
-
-    def until(self, kind: str) -> list[dict[str, Any]]:
-        """Events up to and including the first of ``kind``."""
-        seen = []
-        while True:
-            event = self.events.get(timeout=60)
-            seen.append(event)
-            if event["type"] in (kind, END["type"]):
-                return seen
-
-    def close(self) -> None:
-        """Hang up, as a client that goes away does (the reader thread ends at once)."""
-        if self.socket is not None:
-            with contextlib.suppress(OSError):
-                self.socket.shutdown(socket.SHUT_RDWR)
-        self.thread.join(30)
-        self.client.close()
+from tests.support.api import Content, api, as_listed, push_content
+from tests.support.event_stream import END, Stream
+from tests.support.registry import RegistryServer
 
 
 @pytest.fixture
@@ -92,11 +29,12 @@ def test_events_reach_who_may_read_them(registry: RegistryServer, content: Conte
             oci.push(c, "acme/web/frontend", content.tagged["acme/web/frontend"]["v1"], "new")
             oci.push(c, "acme/api/worker", content.tagged["acme/api/worker"]["1.0"], "new")
         with api(registry) as c:
-            assert c.delete(f"/images/{content.ids['acme/api/worker']}/tags/1.0").status_code == 204
-            assert (
-                c.delete(f"/images/{content.ids['acme/web/frontend']}/tags/v1").status_code == 204
-            )
-            assert c.delete(f"/images/{content.ids['acme/web/backend']}").status_code == 204
+            for image, tag in (("acme/api/worker", "1.0"), ("acme/web/frontend", "v1")):
+                image_id = content.ids[image]
+                r = c.delete(f"/images/{image_id}/tags/{tag}", headers=as_listed(c, image_id))
+                assert r.status_code == 204
+            backend = content.ids["acme/web/backend"]
+            assert c.delete(f"/images/{backend}", headers=as_listed(c, backend)).status_code == 204
             assert c.post("/workspaces/acme/gc/run").status_code == 200
 
         def summary(events: list[dict[str, Any]]) -> list[tuple[str, Any]]:
@@ -147,9 +85,9 @@ def test_a_client_leaving_does_not_disturb_the_server(
     stream = Stream(registry, "reader")
     try:
         with api(registry) as c:
-            assert (
-                c.delete(f"/images/{content.ids['acme/web/frontend']}/tags/v1").status_code == 204
-            )
+            frontend = content.ids["acme/web/frontend"]
+            r = c.delete(f"/images/{frontend}/tags/v1", headers=as_listed(c, frontend))
+            assert r.status_code == 204
         assert [e["type"] for e in stream.until("tag_deleted")] == ["tag_deleted"]
     finally:
         stream.close()

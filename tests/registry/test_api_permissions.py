@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.support import oci
-from tests.support.api import Content, api, push_content
+from tests.support.api import Content, api, as_listed, push_content
 from tests.support.registry import PASSWORD, RegistryServer, standard_registry
 
 USERS = ("reader", "writer", "admin", "wsadmin", "outsider", "root")
@@ -47,6 +47,12 @@ class World:
             return int(
                 c.get("/workspaces/acme/images", params={"q": name}).json()["items"][0]["id"]
             )
+
+    def etag(self, image_id: int) -> dict[str, str]:
+        """The If-Match a delete through ``image_id`` sends (read as root: the
+        callers under test may not be able to read the image)."""
+        with api(self.server) as c:
+            return as_listed(c, image_id)
 
     def fresh_member(self) -> str:
         with api(self.server) as c:
@@ -115,16 +121,26 @@ CASES: dict[str, tuple[Call, dict[str, int], str | None]] = {
         None,
     ),
     "delete tag": (
-        lambda c, w: c.delete(f"/images/{w.frontend}/tags/{w.fresh_tag()}"),
+        lambda c, w: c.delete(
+            f"/images/{w.frontend}/tags/{w.fresh_tag()}", headers=w.etag(w.frontend)
+        ),
         DELETE_TAG,
         "write",
     ),
     "bulk delete tags": (
-        lambda c, w: c.post(f"/images/{w.frontend}/tags/delete", json={"tags": [w.fresh_tag()]}),
+        lambda c, w: c.post(
+            f"/images/{w.frontend}/tags/delete",
+            json={"tags": [w.fresh_tag()]},
+            headers=w.etag(w.frontend),
+        ),
         BULK,
         "write",
     ),
-    "delete image": (lambda c, w: c.delete(f"/images/{w.fresh_image()}"), DELETE_IMAGE, "admin"),
+    "delete image": (
+        lambda c, w: (lambda i: c.delete(f"/images/{i}", headers=w.etag(i)))(w.fresh_image()),
+        DELETE_IMAGE,
+        "admin",
+    ),
     "storage": (lambda c, w: c.get("/workspaces/acme/storage"), READ, None),
     "shared layers": (lambda c, w: c.get("/workspaces/acme/storage/shared-layers"), READ, None),
     "history": (lambda c, w: c.get("/workspaces/acme/storage/history"), READ, None),
@@ -224,14 +240,15 @@ def test_other_workspaces_content_is_invisible(world: World) -> None:
     with api(world.server, "wsadmin") as c:
         assert c.get(f"/images/{cli}").status_code == 404
         assert c.get(f"/images/{cli}/tags").status_code == 404
-        assert c.delete(f"/images/{cli}").status_code == 404
+        assert c.delete(f"/images/{cli}", headers={"If-Match": "*"}).status_code == 404
         r = c.post("/workspaces/acme/storage/delete-impact", json={"images": [cli], "tags": []})
         assert r.status_code == 404
     with api(world.server, "reader") as c:
         worker = world.content.ids["acme/api/worker"]
         # Same workspace, but no grant on acme/api.
         assert c.get(f"/images/{worker}").status_code == 404
-        assert c.delete(f"/images/{worker}/tags/1.0").status_code == 404
+        r = c.delete(f"/images/{worker}/tags/1.0", headers={"If-Match": "*"})
+        assert r.status_code == 404
         layers = c.get("/workspaces/acme/storage/shared-layers").json()["items"]
         assert all(
             not i["full_name"].startswith("acme/api/") for layer in layers for i in layer["images"]

@@ -141,7 +141,9 @@ def test_users_hold_each_permission_level(server: RegistryServer, seeded: tuple[
             repos = {r["slug"]: r["permission"] for r in every(c, "/workspaces/acme/repositories")}
             assert repos.get("web-app" if user != "dave" else "auth") == permission, user
     with api(server, "carol", creds["carol"]) as c:
-        r = c.delete(f"/images/{frontend['id']}/tags/latest")
+        r = c.delete(
+            f"/images/{frontend['id']}/tags/latest", headers={"If-Match": frontend["etag"]}
+        )
         assert r.status_code == 403
         assert r.json()["error"]["detail"] == {"required": "write", "repository": "acme/web-app"}
     with api(server, "erin", creds["erin"]) as c:

@@ -22,8 +22,9 @@ from tests.support.inprocess import Store
 
 
 def _shape(engine: Engine) -> set[tuple[str, ...]]:
-    """Tables with their columns, and indexes with the table, columns and expressions
-    they cover, as SQLite reports them."""
+    """Tables with their columns, foreign keys (with their ON DELETE) and whether
+    their ids autoincrement, and indexes with the table, columns and expressions they
+    cover, as SQLite reports them."""
     shape: set[tuple[str, ...]] = set()
     with engine.connect() as conn:
         objects = conn.execute(
@@ -37,6 +38,13 @@ def _shape(engine: Engine) -> set[tuple[str, ...]]:
             if kind == "table":
                 columns = conn.execute(text(f"PRAGMA table_info('{name}')")).all()
                 shape.add(("table", name, *(f"{c.name} {c.type} {c.notnull}" for c in columns)))
+                for fk in conn.execute(text(f"PRAGMA foreign_key_list('{name}')")):
+                    shape.add(("fk", name, fk[3], fk.table, fk.to, fk.on_delete))
+                sql = conn.execute(
+                    text("SELECT sql FROM sqlite_master WHERE name = :n"), {"n": name}
+                ).scalar_one()
+                if "AUTOINCREMENT" in sql:
+                    shape.add(("autoincrement", name))
             else:
                 keys = conn.execute(text(f"PRAGMA index_xinfo('{name}')")).all()
                 # cid -2 is an expression: its text is not reported, its place is.
@@ -53,6 +61,8 @@ def test_migration_builds_the_declared_schema(tmp_path: Path) -> None:
     try:
         ours, theirs = _shape(migrated.engine), _shape(declared)
         assert ("index", "ix_tags_image_lower_name", "tags", "image_id", "<expr>", "name") in ours
+        assert ("autoincrement", "images") in ours
+        assert ("fk", "manifests", "image_id", "images", "id", "RESTRICT") in ours
         assert ours == theirs
     finally:
         migrated.dispose()

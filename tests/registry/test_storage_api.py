@@ -15,7 +15,7 @@ import pytest
 
 from app.core.storage import delete_impact
 from tests.support import oci
-from tests.support.api import Content, api, push_content
+from tests.support.api import Content, api, as_listed, push_content
 from tests.support.registry import RegistryServer, standard_registry
 
 Tag = tuple[str, str]  # (image full name, tag)
@@ -274,8 +274,8 @@ def test_delete_impact_is_what_gc_frees(registry_factory: Callable[..., Registry
         assert impact["freed"] > 0
         before = c.get("/workspaces/acme/storage").json()
         objects_before = stored_objects(server.data)
-        assert c.delete(f"/images/{fe}/tags/v1").status_code == 204
-        assert c.delete(f"/images/{worker}").status_code == 204
+        assert c.delete(f"/images/{fe}/tags/v1", headers=as_listed(c, fe)).status_code == 204
+        assert c.delete(f"/images/{worker}", headers=as_listed(c, worker)).status_code == 204
         pending = c.get("/workspaces/acme/storage").json()
         assert pending["pending"] == impact["freed"]
         status = c.get("/workspaces/acme/gc").json()

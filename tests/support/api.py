@@ -58,3 +58,11 @@ def push_content(server: RegistryServer, layer_size: int = 20_000) -> Content:
             for item in c.get(f"/workspaces/{ws}/images").json()["items"]:
                 content.ids[item["full_name"]] = item["id"]
     return content
+
+
+def as_listed(c: httpx.Client, image_id: int) -> dict[str, str]:
+    """The If-Match header a delete through ``image_id`` sends: the image's ETag, as
+    ``GET /images/{id}`` answers it now (what a client got from its listing)."""
+    r = c.get(f"/images/{image_id}")
+    assert r.status_code == 200, r.text
+    return {"If-Match": r.headers["ETag"]}

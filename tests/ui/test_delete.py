@@ -166,10 +166,10 @@ def test_bulk_delete_interrupted_by_the_server_going_away(
     real_delete = window.backend.delete_tags
     calls = 0
 
-    async def delete_then_crash(image: Any, names: Any) -> Any:
+    async def delete_then_crash(image: Any, names: Any, *rest: Any) -> Any:
         nonlocal calls
         calls += 1
-        result = await real_delete(image, names)
+        result = await real_delete(image, names, *rest)
         if calls == 1:
             server.kill()  # the registry dies after answering the first chunk
         return result

@@ -28,7 +28,7 @@ from app.ui.shared_layers_model import DIGEST, IMAGES, SIZE
 from app.ui.storage_charts import run_text
 from app.ui.storage_view import StorageView
 from app.ui.table_model import ObjectRole
-from tests.support.api import Content, api, push_content
+from tests.support.api import Content, api, as_listed, push_content
 from tests.support.registry import RegistryServer
 from tests.ui.conftest import WindowFactory, wait_idle
 
@@ -231,7 +231,10 @@ def test_a_tag_delete_raises_pending_by_its_exclusive_bytes_and_run_gc_now_frees
     # Someone else deletes a tag (over the API, not in this window).
     with api(server, "root") as c:
         frontend = content.ids["acme/web/frontend"]
-        assert c.delete(f"/images/{frontend}/tags/v1").status_code == 204
+        assert (
+            c.delete(f"/images/{frontend}/tags/v1", headers=as_listed(c, frontend)).status_code
+            == 204
+        )
     # The event stream, not a poll, brings the new figures.
     qtbot.waitUntil(lambda: view.summary.pending.bytes == freed, timeout=WAIT_MS)
     wait_idle(qtbot, window)  # the GC status and history land after the figures
@@ -311,7 +314,8 @@ def test_the_gc_worker_frees_a_deleted_image_and_the_view_follows(
     window.views.setCurrentWidget(window.browse)
     refreshes, events = view.refreshes, view.events_seen
     with api(server, "root") as c:
-        assert c.delete(f"/images/{content.ids[BACKEND]}").status_code == 204
+        backend = content.ids[BACKEND]
+        assert c.delete(f"/images/{backend}", headers=as_listed(c, backend)).status_code == 204
 
     def freed_by_new_runs() -> int:
         assert view.history is not None
@@ -375,7 +379,8 @@ def test_declining_the_confirmation_runs_nothing(
 ) -> None:
     server, content = pushed(registry_factory, review_delay=300)
     with api(server, "root") as c:
-        c.delete(f"/images/{content.ids['acme/web/frontend']}/tags/v1")
+        frontend = content.ids["acme/web/frontend"]
+        c.delete(f"/images/{frontend}/tags/v1", headers=as_listed(c, frontend))
     window = make_window(server, user="wsadmin")
     view = open_storage(window, qtbot)
     pending = view.summary.pending.bytes
@@ -469,7 +474,10 @@ def test_the_toolbar_shows_pending_gc_while_the_browse_tab_is_open(
 
     with api(server, "root") as c:
         frontend = content.ids["acme/web/frontend"]
-        assert c.delete(f"/images/{frontend}/tags/v1").status_code == 204
+        assert (
+            c.delete(f"/images/{frontend}/tags/v1", headers=as_listed(c, frontend)).status_code
+            == 204
+        )
     qtbot.waitUntil(lambda: indicator.pending == freed, timeout=WAIT_MS)
     assert indicator.text() == f"GC: {format_bytes(freed)} pending"
     assert f"{freed:,} bytes in acme" in indicator.toolTip()

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from app.core.permissions import Permission
+from app.registry.api.preconditions import MISSING_MESSAGE
 from app.registry.db.engine import Busy
 from app.registry.errors import RegistryError
 
@@ -29,6 +30,8 @@ CODES = {
     404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
+    412: "PRECONDITION_FAILED",
+    428: "PRECONDITION_REQUIRED",
     503: "BUSY",
 }
 RETRY_AFTER_S = 1
@@ -92,6 +95,9 @@ async def _busy(request: Request, exc: Exception) -> Response:
 
 async def _invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if any(tuple(e.get("loc", ())) == ("header", "if-match") for e in exc.errors()):
+        # RFC 6585: the request lacks the precondition this operation insists on.
+        return error_response(428, MISSING_MESSAGE, {"required": "If-Match"})
     problems = [
         {"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
         for e in exc.errors()

@@ -18,11 +18,9 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
 
 from app.registry.api.context import Authenticated, readable_in, workspace_access
 from app.registry.api.errors import documented
-from app.registry.db import schema as s
 from app.registry.events import sse_frame
 from app.registry.service import Registry
 
@@ -60,30 +58,27 @@ def end_streams(app: object) -> None:
 
 
 class _Visibility:
-    """Which events a caller may see; repositories of images looked up once each."""
+    """Which events a caller may see.
+
+    Every event about an image names its repository (set where the event is made,
+    in the write's transaction), so nothing is looked up or cached here: a cache of
+    image id -> repository would outlive the image, and its id must never vouch for
+    a newer image's events. Events without a repository concern the whole workspace
+    (GC runs); an image event that lacks one is withheld rather than guessed at.
+    """
+
+    WORKSPACE_WIDE = frozenset({"gc_run"})
 
     def __init__(self, reg: Registry, readable: set[int] | None) -> None:
         self.reg = reg
         self.readable = readable
-        self.repository_of: dict[int, int | None] = {}
 
-    def _lookup(self, image_id: int) -> int | None:
-        with self.reg.db.read() as conn:
-            return conn.execute(
-                select(s.images.c.repository_id).where(s.images.c.id == image_id)
-            ).scalar()
-
-    async def allows(self, event: dict[str, Any]) -> bool:
+    def allows(self, event: dict[str, Any]) -> bool:
         if self.readable is None:
             return True
         repository_id = event.get("repository_id")
-        image_id = event.get("image_id")
-        if repository_id is None and isinstance(image_id, int):
-            if image_id not in self.repository_of:
-                self.repository_of[image_id] = await self.reg.run(self._lookup, image_id)
-            repository_id = self.repository_of[image_id]
-        elif repository_id is None:
-            return True  # workspace-wide (a GC run)
+        if repository_id is None:
+            return event.get("type") in self.WORKSPACE_WIDE
         return repository_id in self.readable
 
 
@@ -107,7 +102,7 @@ async def _frames(
                 continue
             if event is _END:
                 break
-            if await visibility.allows(event):
+            if visibility.allows(event):
                 yield sse_frame(event)
     finally:
         reg.events.unsubscribe(workspace_id, queue)

@@ -26,6 +26,7 @@ from app.registry.api.context import (
 from app.registry.api.errors import documented, repository_forbidden
 from app.registry.api.models import ImageDetail, ImageItem
 from app.registry.api.paging import DEFAULT_LIMIT, Cursor, Limit, Page, keyset_page, parse_sort
+from app.registry.api.preconditions import IfMatch, image_etag, require_image_match
 from app.registry.api.publish import publish_change
 from app.registry.api.times import iso_or_none
 from app.registry.db import schema as s
@@ -84,10 +85,12 @@ def _select(measures: dict[str, ColumnElement[Any]]) -> Select[Any]:
 
 
 def _item(row: Any) -> ImageItem:
+    full_name = f"{row.workspace}/{row.repository}/{row.name}"
     return ImageItem(
         id=row.id,
         name=row.name,
-        full_name=f"{row.workspace}/{row.repository}/{row.name}",
+        full_name=full_name,
+        etag=image_etag(row.id, full_name),
         repository=row.repository,
         project=row.project,
         tag_count=row.tag_count,
@@ -172,28 +175,33 @@ def image_detail(conn: Connection, access: ImageAccess) -> ImageDetail:
 
 
 @router.get("/images/{image_id}", response_model=ImageDetail, summary="One image")
-def get_image(caller: Authenticated, image_id: ImageId) -> ImageDetail:
+def get_image(caller: Authenticated, image_id: ImageId, response: Response) -> ImageDetail:
     with caller.registry.db.read() as conn:
-        return image_detail(conn, image_access(conn, caller.user, image_id))
+        detail = image_detail(conn, image_access(conn, caller.user, image_id))
+    response.headers["ETag"] = detail.etag
+    return detail
 
 
 @router.delete(
     "/images/{image_id}",
     status_code=204,
     response_class=Response,
-    responses=documented(403),
+    responses=documented(403, 412, 428),
     summary="Delete an image with all its tags and manifests (admin); blobs wait for GC",
 )
-def delete_image(caller: Authenticated, image_id: ImageId) -> Response:
+def delete_image(caller: Authenticated, image_id: ImageId, if_match: IfMatch) -> Response:
     reg = caller.registry
     with reg.db.read() as conn:
         access = image_access(conn, caller.user, image_id)
     if access.permission < Permission.ADMIN:
         raise repository_forbidden(Permission.ADMIN, access.repository_label, "delete an image")
     with reg.db.write() as conn:
+        # Checked again where the delete happens: the image may have gone meanwhile.
         image = content.image_by_id(conn, image_id)
         if image is None:
             raise NotFound(f"no image {image_id}", detail={"image_id": image_id})
+        label = content.image_label(conn, image)
+        require_image_match(if_match, image.id, label, "delete an image")
         change = content.delete_image(conn, image, reg.timing, now_ms(), caller.name)
     publish_change(reg, access, change)
     return Response(status_code=204)

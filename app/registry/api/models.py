@@ -88,6 +88,9 @@ class ImageItem(BaseModel):
     id: int
     name: str
     full_name: str
+    etag: str = Field(
+        description="the image's entity tag: deletes through this id send it as If-Match"
+    )
     repository: str
     project: str
     tag_count: NonNegative
@@ -115,13 +118,23 @@ class TagItem(BaseModel):
     other_tag_count: NonNegative = Field(description="how many other tags share the digest")
 
 
+class TagExpected(Request):
+    name: str
+    digest: str = Field(description="the digest the caller saw the tag on")
+
+
 class TagsDelete(Request):
-    tags: list[str] = Field(min_length=1, max_length=1000)
+    tags: list[str | TagExpected] = Field(
+        min_length=1,
+        max_length=1000,
+        description="tag names, or {name, digest}: a tag that has moved to another "
+        "digest since is left alone (status 'changed')",
+    )
 
 
 class TagResult(BaseModel):
     tag: str
-    status: Literal["deleted", "not_found", "error"]
+    status: Literal["deleted", "not_found", "changed", "error"]
     message: str
 
 

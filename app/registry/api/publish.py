@@ -9,8 +9,5 @@ from app.registry.service import Registry
 
 def publish_change(reg: Registry, access: ImageAccess, change: Change) -> None:
     for event in change.events:
-        # Streams show an event only to callers who may read the repository, which
-        # they cannot look up once the image is gone.
-        event.setdefault("repository_id", access.repository.id)
         reg.events.publish(access.image.workspace_id, event)
     reg.wake_gc()

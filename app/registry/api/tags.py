@@ -21,7 +21,7 @@ from app.core.permissions import Permission
 from app.registry import content
 from app.registry.api.context import Authenticated, ImageAccess, ImageId, image_access
 from app.registry.api.errors import documented, repository_forbidden
-from app.registry.api.models import TagItem, TagResult, TagsDelete, TagsDeleted
+from app.registry.api.models import TagExpected, TagItem, TagResult, TagsDelete, TagsDeleted
 from app.registry.api.paging import (
     DEFAULT_LIMIT,
     Cursor,
@@ -31,6 +31,7 @@ from app.registry.api.paging import (
     keyset_page,
     parse_sort,
 )
+from app.registry.api.preconditions import IfMatch, PreconditionFailed, require_image_match
 from app.registry.api.publish import publish_change
 from app.registry.api.times import iso, normalized
 from app.registry.db import schema as s
@@ -159,31 +160,71 @@ def _writable(caller: Authenticated, image_id: int, doing: str) -> ImageAccess:
     return access
 
 
-def _delete(caller: Authenticated, access: ImageAccess, names: list[str]) -> list[str]:
+def _delete(
+    caller: Authenticated,
+    access: ImageAccess,
+    if_match: str,
+    names: list[str],
+    expected: dict[str, str],
+) -> tuple[list[str], dict[str, str]]:
+    """Delete ``names`` of the image the precondition names; tags that moved away
+    from their ``expected`` digest stay. Returns (deleted, {changed tag: its digest})."""
     reg = caller.registry
     with reg.db.write() as conn:
         image = content.image_by_id(conn, access.image.id)
         if image is None:
             raise NotFound(f"no image {access.image.id}", detail={"image_id": access.image.id})
-        deleted, _missing, change = content.delete_tags(
-            conn, image, names, reg.timing, now_ms(), caller.name
-        )
-    publish_change(reg, access, change)
-    return deleted
+        require_image_match(if_match, image.id, content.image_label(conn, image), "delete tags")
+        changed: dict[str, str] = {}
+        if expected:
+            now_on = content.tag_digests(conn, image, sorted(expected))
+            changed = {
+                name: now_on[name]
+                for name, digest in expected.items()
+                if name in now_on and now_on[name] != digest
+            }
+        wanted = [name for name in names if name not in changed]
+        deleted: list[str] = []
+        change = None
+        if wanted:
+            deleted, _missing, change = content.delete_tags(
+                conn, image, wanted, reg.timing, now_ms(), caller.name
+            )
+    if change is not None:
+        publish_change(reg, access, change)
+    return deleted, changed
 
 
 @router.delete(
     "/images/{image_id}/tags/{tag}",
     status_code=204,
     response_class=Response,
-    responses=documented(403),
+    responses=documented(403, 412, 428),
     summary="Delete one tag (write); its manifest and blobs wait for GC",
 )
-def delete_tag(caller: Authenticated, image_id: ImageId, tag: str) -> Response:
+def delete_tag(
+    caller: Authenticated,
+    image_id: ImageId,
+    tag: str,
+    if_match: IfMatch,
+    digest: Annotated[
+        str | None,
+        Query(max_length=200, description="delete only if the tag is still on this digest"),
+    ] = None,
+) -> Response:
     access = _writable(caller, image_id, "delete a tag")
     if not is_valid_tag(tag):
         raise NotFound(f"no tag {tag!r}", detail={"tag": tag})
-    if not _delete(caller, access, [tag]):
+    deleted, changed = _delete(
+        caller, access, if_match, [tag], {tag: digest} if digest is not None else {}
+    )
+    if tag in changed:
+        raise PreconditionFailed(
+            f"tag {tag!r} has moved to {changed[tag]} since it was listed on {digest}; "
+            "it was not deleted",
+            detail={"tag": tag, "digest": changed[tag], "expected": digest},
+        )
+    if not deleted:
         raise NotFound(f"no tag {tag!r}", detail={"tag": tag})
     return Response(status_code=204)
 
@@ -191,19 +232,36 @@ def delete_tag(caller: Authenticated, image_id: ImageId, tag: str) -> Response:
 @router.post(
     "/images/{image_id}/tags/delete",
     response_model=TagsDeleted,
-    responses=documented(403),
+    responses=documented(403, 412, 428),
     summary="Delete many tags of an image in one step (write), with a result per tag",
 )
-def delete_tags(caller: Authenticated, image_id: ImageId, body: TagsDelete) -> TagsDeleted:
+def delete_tags(
+    caller: Authenticated, image_id: ImageId, body: TagsDelete, if_match: IfMatch
+) -> TagsDeleted:
     access = _writable(caller, image_id, "delete tags")
-    valid = [name for name in body.tags if is_valid_tag(name)]
-    deleted = set(_delete(caller, access, valid)) if valid else set()
+    names = [item if isinstance(item, str) else item.name for item in body.tags]
+    expected = {
+        item.name: item.digest
+        for item in body.tags
+        if isinstance(item, TagExpected) and is_valid_tag(item.name)
+    }
+    valid = [name for name in names if is_valid_tag(name)]
+    deleted_list, changed = _delete(caller, access, if_match, valid, expected)
+    deleted = set(deleted_list)
     results = []
-    for name in body.tags:
+    for name in names:
         if not is_valid_tag(name):
             results.append(TagResult(tag=name, status="error", message="not a valid tag name"))
         elif name in deleted:
             results.append(TagResult(tag=name, status="deleted", message="deleted"))
+        elif name in changed:
+            results.append(
+                TagResult(
+                    tag=name,
+                    status="changed",
+                    message=f"moved to {changed[name]} since it was listed; not deleted",
+                )
+            )
         else:
             results.append(TagResult(tag=name, status="not_found", message="no such tag"))
     return TagsDeleted(results=results, deleted=len(deleted))

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.schema import SchemaItem
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -40,6 +42,25 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 Ms = BigInteger  # milliseconds since the epoch
 TagName = String(128).with_variant(String(128, collation="C"), "postgresql")
 
+
+def entity_table(name: str, *items: SchemaItem) -> Table:
+    """A table of things with a surrogate ``id``, which is never handed out twice.
+
+    Ids leave the database: the API addresses images by id, queues and caches hold
+    them, clients keep them across a refresh. A reused id would make a stale one name
+    a newer, unrelated row (an event stream showing another repository's events, a
+    delete removing someone else's image), so SQLite gets AUTOINCREMENT (plain rowids
+    reuse the highest id after a delete) and PostgreSQL an identity column.
+    """
+    return Table(
+        name,
+        metadata,
+        Column("id", Id, Identity(), primary_key=True),
+        *items,
+        sqlite_autoincrement=True,
+    )
+
+
 settings = Table(
     "settings",
     metadata,
@@ -47,10 +68,8 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
-users = Table(
+users = entity_table(
     "users",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("password_hash", Text, nullable=False),
     Column("is_superuser", Boolean, nullable=False, default=False),
@@ -61,10 +80,8 @@ users = Table(
     Column("credential_stamp", String(32), nullable=False, server_default=""),
 )
 
-workspaces = Table(
+workspaces = entity_table(
     "workspaces",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("slug", String(63), nullable=False, unique=True),
     Column("name", String(255), nullable=False),
     Column("created_at", Ms, nullable=False),
@@ -78,10 +95,8 @@ workspace_members = Table(
     Column("is_admin", Boolean, nullable=False, default=False),
 )
 
-projects = Table(
+projects = entity_table(
     "projects",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
     Column("key", String(32), nullable=False),
     Column("name", String(255), nullable=False),
@@ -89,10 +104,8 @@ projects = Table(
     UniqueConstraint("workspace_id", "key"),
 )
 
-repositories = Table(
+repositories = entity_table(
     "repositories",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
     Column("project_id", Id, ForeignKey("projects.id", ondelete="RESTRICT"), nullable=False),
     Column("slug", String(63), nullable=False),
@@ -112,10 +125,8 @@ grants = Table(
 )
 Index("ix_grants_user", grants.c.user_id)
 
-images = Table(
+images = entity_table(
     "images",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("repository_id", Id, ForeignKey("repositories.id", ondelete="RESTRICT"), nullable=False),
     Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="RESTRICT"), nullable=False),
     Column("name", String(255), nullable=False),  # the <image> part, may contain '/'
@@ -126,10 +137,8 @@ images = Table(
 Index("ix_images_workspace", images.c.workspace_id)
 
 # One row per stored object: content-addressed, deduplicated per workspace.
-blobs = Table(
+blobs = entity_table(
     "blobs",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="RESTRICT"), nullable=False),
     Column("digest", String(200), nullable=False),
     Column("size", BigInteger, nullable=False),
@@ -157,10 +166,8 @@ image_blobs = Table(
 )
 Index("ix_image_blobs_blob", image_blobs.c.blob_id)
 
-manifests = Table(
+manifests = entity_table(
     "manifests",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="RESTRICT"), nullable=False),
     Column("image_id", Id, ForeignKey("images.id", ondelete="RESTRICT"), nullable=False),
     Column("digest", String(200), nullable=False),
@@ -199,10 +206,8 @@ manifest_children = Table(
 )
 Index("ix_manifest_children_child", manifest_children.c.child_id)
 
-tags = Table(
+tags = entity_table(
     "tags",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("image_id", Id, ForeignKey("images.id", ondelete="RESTRICT"), nullable=False),
     # Byte order on PostgreSQL too (SQLite compares bytes already): tag order and the
     # keyset cursors then agree on both dialects, and the index below serves both.
@@ -269,10 +274,8 @@ gc_blob_reviews = Table(
 )
 Index("ix_gc_blob_reviews_due", gc_blob_reviews.c.review_after)
 
-gc_runs = Table(
+gc_runs = entity_table(
     "gc_runs",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
     Column("triggers", String(255), nullable=False),  # comma-separated events
     Column("started_at", Ms, nullable=False),
@@ -283,10 +286,8 @@ gc_runs = Table(
 )
 Index("ix_gc_runs_workspace", gc_runs.c.workspace_id, gc_runs.c.started_at)
 
-storage_samples = Table(
+storage_samples = entity_table(
     "storage_samples",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
     Column("at", Ms, nullable=False),
     Column("stored", BigInteger, nullable=False),
@@ -295,10 +296,8 @@ storage_samples = Table(
 )
 Index("ix_storage_samples_workspace", storage_samples.c.workspace_id, storage_samples.c.at)
 
-audit_log = Table(
+audit_log = entity_table(
     "audit_log",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=True),
     Column("at", Ms, nullable=False),
     Column("actor", String(64), nullable=True),  # user name; NULL for the GC
