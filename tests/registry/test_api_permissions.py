@@ -144,6 +144,7 @@ CASES: dict[str, tuple[Call, dict[str, int], str | None]] = {
     "storage": (lambda c, w: c.get("/workspaces/acme/storage"), READ, None),
     "shared layers": (lambda c, w: c.get("/workspaces/acme/storage/shared-layers"), READ, None),
     "history": (lambda c, w: c.get("/workspaces/acme/storage/history"), READ, None),
+    "storage overview": (lambda c, w: c.get("/workspaces/acme/storage/overview"), READ, None),
     "delete impact": (
         lambda c, w: c.post(
             "/workspaces/acme/storage/delete-impact",

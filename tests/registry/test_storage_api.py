@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,6 +118,62 @@ def test_storage_figures_equal_the_sums_of_what_was_pushed(world: World) -> None
     cli = content.blobs_of("globex/tools/cli", "v1")
     assert globex["stored"] == sum(cli.values())
     assert globex["shared"] == 0
+
+
+def test_storage_overview_is_the_three_answers_at_once(world: World) -> None:
+    """The overview holds what storage, gc and storage/history answer, for what the
+    caller may read (reader: read on acme/web only)."""
+    for user in ("wsadmin", "reader"):
+        with api(world.server, user) as c:
+            overview = c.get("/workspaces/acme/storage/overview")
+            assert overview.status_code == 200, overview.text
+            assert overview.json() == {
+                "storage": c.get("/workspaces/acme/storage").json(),
+                "gc": c.get("/workspaces/acme/gc").json(),
+                "history": c.get("/workspaces/acme/storage/history").json(),
+            }
+    repositories = overview.json()["storage"]["repositories"]
+    assert [r["slug"] for r in repositories] == ["web"]
+
+
+def test_storage_overview_never_pairs_figures_with_a_run_they_predate(
+    registry_factory: Callable[..., RegistryServer],
+) -> None:
+    """Overviews read while GC runs: one that lists the run shows the figures after it."""
+    server = registry_factory(review_delay=3600)
+    content = push_content(server)
+    server.upload_grace = 0  # pushed under the grace; now GC may free at once
+    server.restart()
+    fe = content.ids["acme/web/frontend"]
+    answers: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def read_overviews() -> None:
+        with api(server, "wsadmin") as c:
+            while not stop.is_set():
+                answers.append(c.get("/workspaces/acme/storage/overview").json())
+
+    with api(server, "wsadmin") as c:
+        assert c.delete(f"/images/{fe}/tags/v1").status_code == 204
+        before = c.get("/workspaces/acme/storage").json()
+        assert before["pending"] > 0
+        reader = threading.Thread(target=read_overviews)
+        reader.start()
+        try:
+            run = c.post("/workspaces/acme/gc/run").json()
+        finally:
+            stop.set()
+            reader.join()
+        last = c.get("/workspaces/acme/storage/overview").json()
+    assert run["bytes_freed"] == before["pending"]
+    for answer in [*answers, last]:
+        figures, status = answer["storage"], answer["gc"]
+        assert status["pending_bytes"] == figures["pending"]
+        if run["id"] in [r["id"] for r in status["recent_runs"]]:
+            assert figures["pending"] == 0
+            assert figures["stored"] == before["stored"] - run["bytes_freed"]
+            assert run["id"] in [r["id"] for r in answer["history"]["gc_runs"]]
+    assert last["gc"]["recent_runs"][0] == run
 
 
 def test_shared_layers(world: World) -> None:

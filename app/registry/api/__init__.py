@@ -76,6 +76,10 @@ GET    /workspaces/{ws}/storage/history[?since=ISO]
                                     {samples: [{at, stored, referenced, pending}],
                                     gc_runs: [gc run]}  (oldest first; at most 1000
                                     samples, thinned evenly, the newest kept)
+GET    /workspaces/{ws}/storage/overview
+                                    {storage, gc, history}: the three answers above and
+                                    below (storage, gc, storage/history), read in one
+                                    transaction: figures and GC status of one moment
 POST   /workspaces/{ws}/storage/delete-impact
                                     body {tags: [{image_id, tag}], images: [id]}
                                     {freed, kept, freed_blobs, kept_blobs, tags,

@@ -21,6 +21,7 @@ from app.registry.api.models import GcRun, GcStatus, History, Sample
 from app.registry.api.times import iso, iso_or_none, parse_iso
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
+from app.registry.service import Registry
 
 router = APIRouter(responses=documented(400, 401, 404, 503))
 
@@ -65,13 +66,16 @@ def _queue(conn: Connection, workspace_id: int, now: int, table: Any) -> tuple[i
 @router.get("/workspaces/{ws}/gc", response_model=GcStatus, summary="Garbage collection status")
 def gc_status(caller: Authenticated, ws: str) -> GcStatus:
     reg = caller.registry
-    now = now_ms()
     with reg.db.read() as conn:
         access = workspace_access(conn, caller.user, ws)
-        manifests = _queue(conn, access.id, now, s.gc_manifest_reviews)
-        blobs = _queue(conn, access.id, now, s.gc_blob_reviews)
-        pending = storage.totals(conn, access.id).pending
-        runs = _runs(conn, access.id, None, RECENT_RUNS)
+        return read_gc_status(conn, reg, access.id, now_ms())
+
+
+def read_gc_status(conn: Connection, reg: Registry, workspace_id: int, now: int) -> GcStatus:
+    manifests = _queue(conn, workspace_id, now, s.gc_manifest_reviews)
+    blobs = _queue(conn, workspace_id, now, s.gc_blob_reviews)
+    pending = storage.totals(conn, workspace_id).pending
+    runs = _runs(conn, workspace_id, None, RECENT_RUNS)
     upcoming = [t for t in (manifests[2], blobs[2]) if t is not None]
     return GcStatus(
         queued_manifests=manifests[0],
@@ -123,14 +127,18 @@ def history(
         since_ms = parse_iso(since) if since is not None else None
     except (ValueError, OverflowError):
         raise InvalidArgument(f"since: {since!r} is not an ISO 8601 time") from None
-    c = s.storage_samples.c
     with caller.registry.db.read() as conn:
         access = workspace_access(conn, caller.user, ws)
-        q = select(c.at, c.stored, c.referenced, c.pending).where(c.workspace_id == access.id)
-        if since_ms is not None:
-            q = q.where(c.at >= since_ms)
-        rows = conn.execute(q.order_by(c.at, c.id)).all()
-        runs = _runs(conn, access.id, since_ms, MAX_RUNS)
+        return read_history(conn, access.id, since_ms)
+
+
+def read_history(conn: Connection, workspace_id: int, since_ms: int | None = None) -> History:
+    c = s.storage_samples.c
+    q = select(c.at, c.stored, c.referenced, c.pending).where(c.workspace_id == workspace_id)
+    if since_ms is not None:
+        q = q.where(c.at >= since_ms)
+    rows = conn.execute(q.order_by(c.at, c.id)).all()
+    runs = _runs(conn, workspace_id, since_ms, MAX_RUNS)
     # A chart needs no more points than it has pixels; keep the newest point exactly.
     if len(rows) > MAX_SAMPLES:
         step = len(rows) / MAX_SAMPLES

@@ -288,6 +288,15 @@ class GcStatus(BaseModel):
     recent_runs: list[GcRun]
 
 
+class StorageOverview(BaseModel):
+    """What the storage view shows, read at one moment: the figures beside the GC
+    status and history they belong with (three requests could straddle a GC run)."""
+
+    storage: Storage
+    gc: GcStatus
+    history: History
+
+
 class AuditEntry(BaseModel):
     id: int
     at: IsoTime

@@ -40,22 +40,26 @@ i = s.images.c
 def get_storage(caller: Authenticated, ws: str) -> Storage:
     with caller.registry.db.read() as conn:
         access = workspace_access(conn, caller.user, ws)
-        readable = readable_in(conn, caller.user, access)
-        totals = storage.totals(conn, access.id)
-        per_repo = storage.repository_bytes(conn, access.id)
-        repos = conn.execute(
-            select(s.repositories.c.id, s.repositories.c.slug, s.projects.c.key)
-            .join(s.projects, s.projects.c.id == s.repositories.c.project_id)
-            .where(s.repositories.c.workspace_id == access.id)
-            .order_by(s.repositories.c.slug)
+        return storage_figures(conn, readable_in(conn, caller.user, access), access.id)
+
+
+def storage_figures(conn: Connection, readable: set[int] | None, workspace_id: int) -> Storage:
+    """The workspace's figures, and the repositories among ``readable`` (None: all)."""
+    totals = storage.totals(conn, workspace_id)
+    per_repo = storage.repository_bytes(conn, workspace_id)
+    repos = conn.execute(
+        select(s.repositories.c.id, s.repositories.c.slug, s.projects.c.key)
+        .join(s.projects, s.projects.c.id == s.repositories.c.project_id)
+        .where(s.repositories.c.workspace_id == workspace_id)
+        .order_by(s.repositories.c.slug)
+    ).all()
+    image_counts: dict[int, int] = dict(
+        conn.execute(
+            select(i.repository_id, func.count())
+            .where(i.workspace_id == workspace_id)
+            .group_by(i.repository_id)
         ).all()
-        image_counts: dict[int, int] = dict(
-            conn.execute(
-                select(i.repository_id, func.count())
-                .where(i.workspace_id == access.id)
-                .group_by(i.repository_id)
-            ).all()
-        )
+    )
     empty = storage.RepositoryBytes(0, 0)
     return Storage(
         stored=totals.stored,
