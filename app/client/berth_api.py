@@ -502,6 +502,72 @@ class GcStatus:
     recent_runs: tuple[GcRun, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class StorageOverview:
+    """Figures, GC status and history the server read at one moment."""
+
+    storage: Storage
+    gc: GcStatus
+    history: StorageHistory
+
+
+def _storage(body: Any) -> Storage:
+    f = _Fields(body, "storage")
+    repos = []
+    for item in f.items("repositories"):
+        g = _Fields(item, "storage.repositories")
+        repos.append(
+            RepositoryStorage(
+                g.text("slug"),
+                g.opt_text("project") or "",
+                g.opt_num("exclusive"),
+                g.opt_num("shared"),
+                g.opt_num("image_count"),
+            )
+        )
+    return Storage(
+        stored=f.opt_num("stored"),
+        referenced=f.opt_num("referenced"),
+        shared=f.opt_num("shared"),
+        pending=f.opt_num("pending"),
+        logical=f.opt_num("logical"),
+        saving=f.opt_num("saving"),
+        blob_count=f.opt_num("blob_count"),
+        repositories=tuple(repos),
+    )
+
+
+def _history(body: Any) -> StorageHistory:
+    f = _Fields(body, "storage history")
+    samples = []
+    for item in f.items("samples"):
+        g = _Fields(item, "sample")
+        samples.append(
+            StorageSample(
+                _time(g.body.get("at")),
+                g.opt_num("stored"),
+                g.opt_num("referenced"),
+                g.opt_num("pending"),
+            )
+        )
+    return StorageHistory(tuple(samples), tuple(GcRun.parse(r) for r in f.items("gc_runs")))
+
+
+def _gc_status(body: Any) -> GcStatus:
+    f = _Fields(body, "gc status")
+    return GcStatus(
+        queued_manifests=f.opt_num("queued_manifests"),
+        queued_blobs=f.opt_num("queued_blobs"),
+        due_manifests=f.opt_num("due_manifests"),
+        due_blobs=f.opt_num("due_blobs"),
+        pending_bytes=f.opt_num("pending_bytes"),
+        next_review_at=_time(f.body.get("next_review_at")),
+        review_delay_s=f.opt_seconds("review_delay_s"),
+        upload_grace_s=f.opt_seconds("upload_grace_s"),
+        recent_runs=tuple(GcRun.parse(r) for r in f.items("recent_runs")),
+    )
+
+
 def _page(body: dict[str, Any], parse: Callable[[Any], T]) -> Page[T]:
     f = _Fields(body, "list")
     items = [parse(item) for item in f.items("items")]
@@ -781,28 +847,17 @@ class BerthApi:
 
     # storage and gc -------------------------------------------------------------
     async def storage(self, ws: str) -> Storage:
-        f = _Fields(await self._get(f"/workspaces/{_q(ws)}/storage", f"Storage of {ws}"), "storage")
-        repos = []
-        for item in f.items("repositories"):
-            g = _Fields(item, "storage.repositories")
-            repos.append(
-                RepositoryStorage(
-                    g.text("slug"),
-                    g.opt_text("project") or "",
-                    g.opt_num("exclusive"),
-                    g.opt_num("shared"),
-                    g.opt_num("image_count"),
-                )
-            )
-        return Storage(
-            stored=f.opt_num("stored"),
-            referenced=f.opt_num("referenced"),
-            shared=f.opt_num("shared"),
-            pending=f.opt_num("pending"),
-            logical=f.opt_num("logical"),
-            saving=f.opt_num("saving"),
-            blob_count=f.opt_num("blob_count"),
-            repositories=tuple(repos),
+        return _storage(await self._get(f"/workspaces/{_q(ws)}/storage", f"Storage of {ws}"))
+
+    async def storage_overview(self, ws: str) -> StorageOverview:
+        """Storage figures, GC status and history read in one transaction: what is
+        shown together is one moment (no GC run between the figures and the status)."""
+        body = await self._get(f"/workspaces/{_q(ws)}/storage/overview", f"Storage of {ws}")
+        f = _Fields(body, "storage overview")
+        return StorageOverview(
+            _storage(f.body.get("storage")),
+            _gc_status(f.body.get("gc")),
+            _history(f.body.get("history")),
         )
 
     async def shared_layers(
@@ -837,34 +892,10 @@ class BerthApi:
             f"Storage history of {ws}",
             {"since": since.isoformat() if since else None},
         )
-        f = _Fields(body, "storage history")
-        samples = []
-        for item in f.items("samples"):
-            g = _Fields(item, "sample")
-            samples.append(
-                StorageSample(
-                    _time(g.body.get("at")),
-                    g.opt_num("stored"),
-                    g.opt_num("referenced"),
-                    g.opt_num("pending"),
-                )
-            )
-        return StorageHistory(tuple(samples), tuple(GcRun.parse(r) for r in f.items("gc_runs")))
+        return _history(body)
 
     async def gc_status(self, ws: str) -> GcStatus:
-        body = await self._get(f"/workspaces/{_q(ws)}/gc", f"GC status of {ws}")
-        f = _Fields(body, "gc status")
-        return GcStatus(
-            queued_manifests=f.opt_num("queued_manifests"),
-            queued_blobs=f.opt_num("queued_blobs"),
-            due_manifests=f.opt_num("due_manifests"),
-            due_blobs=f.opt_num("due_blobs"),
-            pending_bytes=f.opt_num("pending_bytes"),
-            next_review_at=_time(f.body.get("next_review_at")),
-            review_delay_s=f.opt_seconds("review_delay_s"),
-            upload_grace_s=f.opt_seconds("upload_grace_s"),
-            recent_runs=tuple(GcRun.parse(r) for r in f.items("recent_runs")),
-        )
+        return _gc_status(await self._get(f"/workspaces/{_q(ws)}/gc", f"GC status of {ws}"))
 
     async def run_gc(self, ws: str) -> GcRun:
         return GcRun.parse(

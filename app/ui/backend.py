@@ -16,7 +16,6 @@ from typing import Protocol, runtime_checkable
 from app.client.berth_api import (
     DeleteImpact,
     GcRun,
-    GcStatus,
     Image,
     ManifestDetail,
     Page,
@@ -24,7 +23,7 @@ from app.client.berth_api import (
     Repository,
     SharedLayer,
     Storage,
-    StorageHistory,
+    StorageOverview,
     Tag,
     TagDeleteResult,
     Workspace,
@@ -146,8 +145,7 @@ class StorageSource(Protocol):
     async def shared_layers(
         self, ws: str, *, repository: str | None, sort: str | None, limit: int, cursor: str | None
     ) -> Page[SharedLayer]: ...
-    async def storage_history(self, ws: str) -> StorageHistory: ...
-    async def gc_status(self, ws: str) -> GcStatus: ...
+    async def storage_overview(self, ws: str) -> StorageOverview: ...
     async def run_gc(self, ws: str) -> GcRun: ...
     def events(
         self,

@@ -10,7 +10,6 @@ from app.client.berth_api import (
     BerthApi,
     DeleteImpact,
     GcRun,
-    GcStatus,
     Image,
     ManifestDetail,
     Page,
@@ -18,7 +17,7 @@ from app.client.berth_api import (
     Repository,
     SharedLayer,
     Storage,
-    StorageHistory,
+    StorageOverview,
     Tag,
     TagDeleteResult,
     Workspace,
@@ -117,11 +116,8 @@ class BerthBackend:
             ws, repository=repository, sort=sort, limit=limit, cursor=cursor
         )
 
-    async def storage_history(self, ws: str) -> StorageHistory:
-        return await self.api.storage_history(ws)
-
-    async def gc_status(self, ws: str) -> GcStatus:
-        return await self.api.gc_status(ws)
+    async def storage_overview(self, ws: str) -> StorageOverview:
+        return await self.api.storage_overview(ws)
 
     async def run_gc(self, ws: str) -> GcRun:
         return await self.api.run_gc(ws)

@@ -93,6 +93,7 @@ class StorageView(QWidget):
         self._refreshing = False
         self._dirty = False
         self._last_start = 0.0
+        self._ran: GcRun | None = None  # run GC now's answer, shown with its overview
         self._build()
 
     # === layout ====================================================================
@@ -224,6 +225,7 @@ class StorageView(QWidget):
         ):
             self.ops.cancel(name)
         self._refreshing = self._dirty = False
+        self._ran = None
         self.stale = True
         self.stream_opens = 0
         self.storage = self.gc = self.history = None
@@ -267,7 +269,9 @@ class StorageView(QWidget):
         )
 
     def refresh_headline(self) -> None:
-        """Read only the storage figures (cheap), for the toolbar while hidden."""
+        """Read only the storage figures (cheap), for the toolbar while hidden. The
+        view keeps showing its last overview: these figures are of another moment
+        than its GC panel and history (it refreshes whole when shown)."""
         backend, workspace, generation = self.backend, self.workspace, self._generation
         if backend is None or workspace is None:
             return
@@ -275,7 +279,7 @@ class StorageView(QWidget):
         async def load() -> None:
             storage = await backend.storage(workspace)
             if generation == self._generation:
-                self._show_storage(storage)
+                self.figuresChanged.emit(workspace, storage)
 
         self.ops.run(load(), name="storage-headline", background=True, on_error=lambda _e: True)
 
@@ -301,25 +305,19 @@ class StorageView(QWidget):
         self._timer.start(int(max(DEBOUNCE_MS, MIN_INTERVAL_MS - since)))
 
     async def _load(self, backend: StorageSource, workspace: str, generation: int) -> None:
-        """The headline figures first, shown as soon as they land; then the GC status
-        and the history together, and the shared layers. A busy server answers
-        requests asked at once later each (measured: tests/benchmarks), so what
-        answers most questions is asked alone."""
+        """The figures, GC status and history of one moment (one request, read by the
+        server in one transaction: a GC run never falls between the figures and the
+        GC panel), shown together; then the shared layers."""
         try:
-            storage = await backend.storage(workspace)
-            if generation != self._generation:
-                return
-            self._show_storage(storage)
-            self._load_layers()
-            gc, history = await asyncio.gather(
-                backend.gc_status(workspace), backend.storage_history(workspace)
-            )
+            overview = await backend.storage_overview(workspace)
         finally:
             if generation == self._generation:
                 self._refreshing = False
         if generation != self._generation:
             return
-        self._show_gc(gc, history)
+        self._show_storage(overview.storage)
+        self._show_gc(overview.gc, overview.history)
+        self._load_layers()
         if self._dirty:
             self.schedule_refresh()
 
@@ -355,6 +353,10 @@ class StorageView(QWidget):
         now = StorageSample(None, storage.stored, storage.referenced, storage.pending)
         self.history_chart.show_history(history, now)
         self.gc_panel.show_status(gc)
+        ran = self._ran
+        if ran is not None and any(r.id == ran.id for r in gc.recent_runs):
+            self._ran = None
+            self.gc_panel.show_run(ran)
         self.updated.setText(f"updated {time.strftime('%H:%M:%S')}")
         self.refreshes += 1
         self.refreshed.emit()
@@ -437,7 +439,8 @@ class StorageView(QWidget):
             if generation == self._generation:
                 self.gc_panel.set_permission(self.admin, workspace)
         if generation == self._generation:
-            self.gc_panel.show_run(run)
+            # Said with the overview that holds the run, not beside older figures.
+            self._ran = run
             self.refresh()
         return run
 

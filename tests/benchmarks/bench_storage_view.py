@@ -233,6 +233,9 @@ def test_the_server_side_of_the_view(server: RegistryServer) -> None:
         "storage": "/workspaces/acme/storage",
         "gc status": "/workspaces/acme/gc",
         "history": "/workspaces/acme/storage/history",
+        "overview (the three in one transaction: what the view asks)": (
+            "/workspaces/acme/storage/overview"
+        ),
         "shared layers (first page)": "/workspaces/acme/storage/shared-layers?limit=200",
         "shared layers of one repository": (
             "/workspaces/acme/storage/shared-layers?limit=200&repository=repo07"

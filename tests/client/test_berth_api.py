@@ -266,6 +266,45 @@ def test_malformed_details_are_protocol_errors_not_crashes() -> None:
         call(server, lambda api: api.gc_status("acme"))
 
 
+def test_the_storage_overview_is_read_as_one_answer() -> None:
+    """One request gives the figures, GC status and history; a part missing or of the
+    wrong shape is a ProtocolError naming it."""
+    server = FakeBerth()
+    run = {"id": 3, "triggers": ["manual"], "started_at": "2026-01-02T03:04:05Z",
+           "bytes_freed": 40}  # fmt: skip
+    server.on(
+        "GET",
+        "/workspaces/acme/storage/overview",
+        httpx.Response(
+            200,
+            json={
+                "storage": {"stored": 100, "pending": 0, "repositories": [{"slug": "web"}]},
+                "gc": {"pending_bytes": 0, "review_delay_s": 300, "recent_runs": [run]},
+                "history": {
+                    "samples": [{"at": "2026-01-02T03:04:06Z", "stored": 100}],
+                    "gc_runs": [run],
+                },
+            },
+        ),
+    )
+    overview = call(server, lambda api: api.storage_overview("acme"))
+    assert [r.url.path for r in server.requests] == ["/api/v1/workspaces/acme/storage/overview"]
+    assert (overview.storage.stored, overview.storage.pending) == (100, 0)
+    assert [r.slug for r in overview.storage.repositories] == ["web"]
+    assert overview.gc.review_delay_s == 300
+    assert [r.bytes_freed for r in overview.gc.recent_runs] == [40]
+    assert overview.history.gc_runs == overview.gc.recent_runs
+    assert [s.stored for s in overview.history.samples] == [100]
+    for body, complaint in (
+        ({"storage": {}, "history": {}}, "gc status: expected a JSON object"),
+        ({"storage": [], "gc": {}, "history": {}}, "storage: expected a JSON object"),
+        ([], "JSON that is not an object"),
+    ):
+        server.on("GET", "/workspaces/acme/storage/overview", httpx.Response(200, json=body))
+        with pytest.raises(ProtocolError, match=complaint):
+            call(server, lambda api: api.storage_overview("acme"))
+
+
 def test_delete_impact_reads_the_tags_that_go_and_stay() -> None:
     server = FakeBerth()
     answer = {
