@@ -154,7 +154,7 @@ def test_storage_overview_never_pairs_figures_with_a_run_they_predate(
                 answers.append(c.get("/workspaces/acme/storage/overview").json())
 
     with api(server, "wsadmin") as c:
-        assert c.delete(f"/images/{fe}/tags/v1").status_code == 204
+        assert c.delete(f"/images/{fe}/tags/v1", headers=as_listed(c, fe)).status_code == 204
         before = c.get("/workspaces/acme/storage").json()
         assert before["pending"] > 0
         reader = threading.Thread(target=read_overviews)

@@ -19,7 +19,7 @@ from pytestqt.qtbot import QtBot
 from app.ui.main_window import MainWindow
 from app.ui.storage_view import StorageView
 from tests.support import gui
-from tests.support.api import api, push_content
+from tests.support.api import api, as_listed, push_content
 from tests.support.proxy import Proxy
 from tests.support.registry import RegistryServer
 from tests.ui.flows.conftest import WAIT_MS, Launch
@@ -71,7 +71,8 @@ def scene(
     server.upload_grace = 0  # pushed under the grace; now GC may free at once
     server.restart()
     with api(server, "wsadmin") as c:
-        assert c.delete(f"/images/{content.ids['acme/web/frontend']}/tags/v1").status_code == 204
+        fe = content.ids["acme/web/frontend"]
+        assert c.delete(f"/images/{fe}/tags/v1", headers=as_listed(c, fe)).status_code == 204
         before = c.get("/workspaces/acme/storage").json()
         assert before["pending"] > 0
         assert c.get("/workspaces/acme/gc").json()["recent_runs"] == []
