@@ -7,6 +7,11 @@ successful check is remembered for a minute under a keyed hash of the password
 every use compares with the store's: a password changed or a user removed through
 any node ends what this node remembers at the next request.
 
+Failed checks are rate-limited per user name and per client address with an
+exponential back-off kept in the store (:mod:`app.registry.throttle`), and at most
+``HASH_SLOTS`` argon2 checks run at once per process (64 MiB each): a flood of bad
+passwords costs a bounded amount of memory and CPU, then nothing at all.
+
 Bearer tokens are HS256 JWTs signed with a secret kept in the metadata store (so
 every node of a cluster shares it). A token names the user and, per repository, the
 actions granted: the intersection of what was requested and what the user holds.
@@ -21,6 +26,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import os
 import secrets
 import threading
 import time
@@ -32,14 +38,19 @@ from sqlalchemy import Connection, insert, select
 
 from app.core.names import ImageName, InvalidName
 from app.core.permissions import Permission, allowed_actions
-from app.registry import accounts
+from app.registry import accounts, throttle
 from app.registry.accounts import User
 from app.registry.db import schema as s
-from app.registry.db.engine import Database
+from app.registry.db.engine import Busy, Database, now_ms
 
 TOKEN_TTL_S = 300
 CACHE_TTL_S = 60.0
 SERVICE = "berth-registry"
+# Concurrent argon2 checks per process (each holds 64 MiB while it runs; more than
+# the cores buys no throughput), and how long a check may wait for a slot before the
+# request is answered 503 "busy, retry".
+HASH_SLOTS = max(1, min(4, os.cpu_count() or 1))
+HASH_WAIT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,9 @@ class Authenticator:
     secret: bytes
     _cache: dict[tuple[str, bytes], tuple[User, float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _hashing: threading.BoundedSemaphore = field(
+        default_factory=lambda: threading.BoundedSemaphore(HASH_SLOTS)
+    )
 
     @classmethod
     def load(cls, db: Database) -> Authenticator:
@@ -103,7 +117,10 @@ class Authenticator:
         return cls(db, bytes.fromhex(secret))
 
     # Basic -------------------------------------------------------------------
-    def check_password(self, name: str, password: str) -> User | None:
+    def check_password(self, name: str, password: str, address: str = "") -> User | None:
+        """The user whose password this is, or None. Raises LoginThrottled while the
+        name or the address ``address`` (the client's) is backing off, and Busy when
+        no hashing slot frees up in time."""
         key = (name, hmac.new(self.secret, password.encode(), hashlib.sha256).digest())
         now = time.monotonic()
         with self._lock:
@@ -115,22 +132,40 @@ class Authenticator:
                 return current  # fresh: a superuser flag changed meanwhile counts too
             with self._lock:
                 self._cache.pop(key, None)
+        attempt = throttle.Attempt(name, address)
         with self.db.read() as conn:
+            standing = throttle.standing(conn, attempt, now_ms())
             found = accounts.user_password_hash(conn, name)
-        if found is None:
-            # Spend the same effort as a real check so timing does not reveal users.
-            accounts.verify_password(_dummy_hash(), password)
+        if standing.wait_ms > 0:
+            retry = -(-standing.wait_ms // 1000)
+            raise throttle.LoginThrottled(
+                f"too many failed sign-ins for this user or from this address; retry in {retry} s",
+                headers={"Retry-After": str(retry)},
+            )
+        # A user that does not exist costs the same check, so timing does not tell.
+        user, pw_hash = found if found is not None else (None, _dummy_hash())
+        if not self._verify(pw_hash, password) or user is None:
+            with self.db.write() as conn:
+                throttle.record_failure(conn, attempt, now_ms())
             return None
-        user, pw_hash = found
-        if not accounts.verify_password(pw_hash, password):
-            return None
+        if throttle.needs_refresh(standing, now_ms()):
+            with self.db.write() as conn:
+                throttle.record_success(conn, user.id, attempt, now_ms())
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key] = (user, now + CACHE_TTL_S)
         return user
 
-    def from_basic(self, header_value: str) -> User | None:
+    def _verify(self, pw_hash: str, password: str) -> bool:
+        if not self._hashing.acquire(timeout=HASH_WAIT_S):
+            raise Busy("every password-check slot stayed taken")
+        try:
+            return accounts.verify_password(pw_hash, password)
+        finally:
+            self._hashing.release()
+
+    def from_basic(self, header_value: str, address: str = "") -> User | None:
         try:
             raw = base64.b64decode(header_value, validate=True).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
@@ -138,7 +173,7 @@ class Authenticator:
         name, sep, password = raw.partition(":")
         if not sep:
             return None
-        return self.check_password(name, password)
+        return self.check_password(name, password, address)
 
     # Bearer ------------------------------------------------------------------
     def issue_token(
@@ -229,20 +264,34 @@ class Authenticator:
                 api = True
         return Identity(user, access, api)
 
-    def authenticate(self, authorization: str | None) -> Identity | None:
+    def authenticate(self, authorization: str | None, address: str = "") -> Identity | None:
+        """Who the Authorization header says is calling; ``address`` is the client's
+        (for the failed-login back-off)."""
         if not authorization:
             return None
         scheme, _, value = authorization.partition(" ")
         scheme = scheme.lower()
         value = value.strip()
         if scheme == "basic":
-            user = self.from_basic(value)
+            user = self.from_basic(value, address)
             return Identity(user) if user is not None else None
         if scheme == "bearer":
             return self.from_bearer(value)
         return None
 
 
+_dummy_lock = threading.Lock()
+
+
 @functools.cache
 def _dummy_hash() -> str:
+    # Made once, under a lock: a first wave of unknown names must not build one
+    # 64 MiB hash each at the same time (functools.cache does not wait for a call
+    # already under way).
+    with _dummy_lock:
+        return _made_dummy_hash()
+
+
+@functools.cache
+def _made_dummy_hash() -> str:
     return accounts.hash_password(secrets.token_hex(8))

@@ -1,12 +1,12 @@
 """Background chores of a serve process that are not garbage collection: expiring
-stale upload sessions and their partial files."""
+stale upload sessions and their partial files, forgetting old sign-in failures."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 
-from app.registry import uploads
+from app.registry import throttle, uploads
 from app.registry.db.engine import Busy, now_ms
 from app.registry.service import Registry
 
@@ -39,10 +39,17 @@ def expire_uploads(reg: Registry, ttl_ms: int = UPLOAD_TTL_MS) -> int:
     return len(stale)
 
 
+def prune_logins(reg: Registry) -> None:
+    """Forget old sign-in failures and addresses (app.registry.throttle)."""
+    with reg.db.write() as conn:
+        throttle.prune(conn, now_ms())
+
+
 async def run(reg: Registry) -> None:
     while True:
         try:
             await reg.run(expire_uploads, reg)
+            await reg.run(prune_logins, reg)
         except Busy:
             pass
         except Exception:  # keep the loop alive; the next round retries

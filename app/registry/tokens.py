@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from app.registry.auth import SERVICE, parse_scopes
 from app.registry.db.engine import Busy
 from app.registry.errors import RegistryError, Unauthorized
+from app.registry.oci.access import client_address
 from app.registry.oci.router import busy_response, error_response
 from app.registry.service import Registry
 
@@ -47,14 +48,14 @@ async def token(request: Request) -> Response:
             if form.get("grant_type") != "password":
                 raise RegistryError("only grant_type=password is supported", code="UNSUPPORTED")
             name, password = str(form.get("username", "")), str(form.get("password", ""))
-            user = await reg.run(reg.auth.check_password, name, password)
+            user = await reg.run(reg.auth.check_password, name, password, client_address(request))
             scopes = parse_scopes([str(v) for v in form.getlist("scope")])
             service = str(form.get("service") or SERVICE)
         else:
             header = request.headers.get("authorization", "")
             scheme, _, value = header.partition(" ")
             user = (
-                await reg.run(reg.auth.from_basic, value.strip())
+                await reg.run(reg.auth.from_basic, value.strip(), client_address(request))
                 if scheme.lower() == "basic"
                 else None
             )

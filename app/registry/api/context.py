@@ -25,7 +25,7 @@ from app.registry.auth import Identity
 from app.registry.content import Image
 from app.registry.db import schema as s
 from app.registry.errors import NotFound, Unauthorized
-from app.registry.oci.access import challenge
+from app.registry.oci.access import challenge, client_address
 from app.registry.service import Registry
 
 API_SCOPE = "api:berth:*"
@@ -72,7 +72,7 @@ def caller(
     # A sync dependency: FastAPI runs it in a worker thread, where argon2 may block.
     reg: Registry = request.app.state.registry
     header = request.headers.get("authorization")
-    identity = reg.auth.authenticate(header) if header else None
+    identity = reg.auth.authenticate(header, client_address(request)) if header else None
     if identity is None:
         raise Unauthorized(
             "authentication required" if header is None else "invalid credentials",

@@ -80,6 +80,29 @@ users = entity_table(
     Column("credential_stamp", String(32), nullable=False, server_default=""),
 )
 
+# Failed sign-ins per key ("user:<name>" or "addr:<client address>"), shared by every
+# node: the back-off of app.registry.throttle.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(80), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_at", Ms, nullable=False),
+    Column("blocked_until", Ms, nullable=False),
+)
+Index("ix_login_failures_last", login_failures.c.last_at)
+
+# Where each user last signed in successfully: those addresses are not locked out by
+# failures that others cause (app.registry.throttle).
+login_addresses = Table(
+    "login_addresses",
+    metadata,
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("address", String(64), primary_key=True),
+    Column("last_success_at", Ms, nullable=False),
+)
+Index("ix_login_addresses_last", login_addresses.c.last_success_at)
+
 workspaces = entity_table(
     "workspaces",
     Column("slug", String(63), nullable=False, unique=True),

@@ -46,10 +46,17 @@ def challenge(
     return {"WWW-Authenticate": value}
 
 
+def client_address(request: Request) -> str:
+    """The client's address: the peer's, or the one a trusted proxy forwarded
+    (uvicorn trusts X-Forwarded-For from FORWARDED_ALLOW_IPS, by default this host)."""
+    return request.client.host if request.client is not None else ""
+
+
 async def identify(request: Request, scope: str | None = None) -> Identity:
     reg = registry_of(request)
     header = request.headers.get("authorization")
-    identity = await reg.run(reg.auth.authenticate, header) if header else None
+    address = client_address(request)
+    identity = await reg.run(reg.auth.authenticate, header, address) if header else None
     if identity is None:
         raise _unauthenticated(request, scope, header)
     return identity
@@ -76,11 +83,11 @@ class Target:
 
 
 def _lookup(
-    reg: Registry, header: str | None, name: ImageName | None
+    reg: Registry, header: str | None, address: str, name: ImageName | None
 ) -> tuple[Identity | None, Repository | None, Permission]:
     """Who is calling and what they hold on ``name``: one trip to a worker thread,
     as every request makes it."""
-    identity = reg.auth.authenticate(header) if header else None
+    identity = reg.auth.authenticate(header, address) if header else None
     if identity is None or name is None:
         return identity, None, Permission.NONE
     with reg.db.read() as conn:
@@ -100,7 +107,7 @@ async def authorize(request: Request, raw_name: str, need: Permission, action: s
         name, invalid = None, exc
     reg = registry_of(request)
     header = request.headers.get("authorization")
-    identity, repo, perm = await reg.run(_lookup, reg, header, name)
+    identity, repo, perm = await reg.run(_lookup, reg, header, client_address(request), name)
     if identity is None:  # credentials come first, even before the name's syntax
         raise _unauthenticated(request, scope, header)
     if name is None:
