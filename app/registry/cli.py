@@ -73,6 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=5000, help="0 picks a free port")
     serve.add_argument("--gc-review-delay", type=_seconds, default=300.0, metavar="SECONDS")
     serve.add_argument("--gc-upload-grace", type=_seconds, default=3600.0, metavar="SECONDS")
+    serve.add_argument(
+        "--pull-flush-interval",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often pull times noted in memory are written (default 5; "
+        "a crash loses at most this much of them)",
+    )
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
     serve.add_argument(
@@ -324,6 +332,7 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException:
         sock.close()
         raise
+    registry.pull_flush_s = max(args.pull_flush_interval, 0.05)
     serve(registry, ServeOptions(args.host, args.port, args.tls_cert, args.tls_key), sock)
     return 0
 

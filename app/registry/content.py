@@ -67,6 +67,7 @@ class StoredManifest:
     media_type: str
     payload: bytes
     subject_digest: str | None
+    tag_id: int | None = None  # the tag it was fetched by
 
 
 @dataclass(slots=True)
@@ -263,12 +264,12 @@ def get_manifest(
     conn: Connection, image: Image, reference: str, *, by_digest: bool
 ) -> StoredManifest:
     if by_digest:
-        q = select(*_MANIFEST_COLS).where(
+        q = select(*_MANIFEST_COLS, literal(None).label("tag_id")).where(
             s.manifests.c.image_id == image.id, s.manifests.c.digest == reference
         )
     else:
         q = (
-            select(*_MANIFEST_COLS)
+            select(*_MANIFEST_COLS, s.tags.c.id.label("tag_id"))
             .join(s.tags, s.tags.c.manifest_id == s.manifests.c.id)
             .where(s.tags.c.image_id == image.id, s.tags.c.name == reference)
         )
@@ -278,7 +279,7 @@ def get_manifest(
             f"manifest {reference} is not known to this image", detail={"reference": reference}
         )
     return StoredManifest(
-        row.id, row.digest, row.media_type, bytes(row.payload), row.subject_digest
+        row.id, row.digest, row.media_type, bytes(row.payload), row.subject_digest, row.tag_id
     )
 
 
@@ -471,10 +472,11 @@ def put_manifest(
             )
             tags_changed = True
         elif old.manifest_id != manifest_id:
+            # The tag's pulls were of its old manifest: they start again.
             conn.execute(
                 update(s.tags)
                 .where(s.tags.c.id == old.id)
-                .values(manifest_id=manifest_id, pushed_at=now, **sort_keys)
+                .values(manifest_id=manifest_id, pushed_at=now, last_pulled_at=None, **sort_keys)
             )
             reviews.queue_manifests(
                 conn,

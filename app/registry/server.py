@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from app import __version__
-from app.registry import housekeeping
+from app.registry import housekeeping, pulls
 from app.registry.api.events import end_streams
 from app.registry.api.mount import mount as mount_api
 from app.registry.gc_worker import GcWorker
@@ -35,6 +35,9 @@ def create_app(registry: Registry) -> FastAPI:
         tasks = [
             asyncio.create_task(housekeeping.run(registry), name="housekeeping"),
             asyncio.create_task(worker.run(), name="gc"),
+            asyncio.create_task(
+                pulls.run(registry.db, registry.pulls, registry.pull_flush_s), name="pulls"
+            ),
         ]
         try:
             yield

@@ -18,6 +18,7 @@ from app.registry.blobstore import FileBlobStore
 from app.registry.content import Timing
 from app.registry.db.engine import Database, sqlite_url
 from app.registry.events import EventBus
+from app.registry.pulls import FLUSH_S, PullLog
 from app.registry.uploads import UploadStates
 
 T = TypeVar("T")
@@ -33,6 +34,9 @@ class Registry:
     events: EventBus = field(default_factory=EventBus)
     uploads: UploadStates = field(default_factory=UploadStates)
     challenge: str = "bearer"  # which WWW-Authenticate scheme /v2/ offers
+    # Manifest pulls noted in memory, written every pull_flush_s (app.registry.pulls).
+    pulls: PullLog = field(default_factory=PullLog)
+    pull_flush_s: float = FLUSH_S
     # Set by the GC worker so "run now" and event triggers can wake it early.
     wake_gc: Callable[[], None] = lambda: None
 

@@ -48,7 +48,10 @@ DELETE /images/{id}                 204; admin on the repository. Removes the im
 GET    /images/{id}/tags[?q=TEXT&sort=&limit=&cursor=]
                                     items: {name, digest, media_type, size, platforms:
                                     [str], created, pushed_at, other_tags: [str] (at
-                                    most 20), other_tag_count: int}
+                                    most 20), other_tag_count: int, last_pulled (by
+                                    this tag's name), digest_last_pulled (its digest
+                                    by any reference); pulls are written in batches,
+                                    every few seconds (app.registry.pulls)}
                                     sort: name (default), pushed_at, size, created
                                     (fast with 100,000 tags: keyset pagination)
 DELETE /images/{id}/tags/{tag}      204; write on the repository

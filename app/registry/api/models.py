@@ -116,6 +116,14 @@ class TagItem(BaseModel):
         description="other tags of this image on the same digest (at most 20, sorted)"
     )
     other_tag_count: NonNegative = Field(description="how many other tags share the digest")
+    last_pulled: IsoTime | None = Field(
+        None, description="last pull (manifest GET/HEAD) by this tag's name since it was "
+        "pushed on its digest; null: none seen"
+    )  # fmt: skip
+    digest_last_pulled: IsoTime | None = Field(
+        None, description="last pull of its digest by any reference (this tag, another tag "
+        "or the digest itself)"
+    )  # fmt: skip
 
 
 class TagExpected(Request):

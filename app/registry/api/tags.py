@@ -33,7 +33,7 @@ from app.registry.api.paging import (
 )
 from app.registry.api.preconditions import IfMatch, PreconditionFailed, require_image_match
 from app.registry.api.publish import publish_change
-from app.registry.api.times import iso, normalized
+from app.registry.api.times import iso, iso_or_none, normalized
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
 from app.registry.errors import NotFound
@@ -114,6 +114,8 @@ def list_tags(
                 m.total_size,
                 m.platforms,
                 m.created,
+                t.last_pulled_at,
+                m.last_pulled_at.label("digest_last_pulled_at"),
                 key[0].label("sort_value"),
             )
             .select_from(s.tags)
@@ -147,6 +149,8 @@ def list_tags(
                 pushed_at=iso(r.pushed_at),
                 other_tags=[n for n in names if n != r.name][:OTHER_TAGS_SHOWN],
                 other_tag_count=max(count - 1, 0),
+                last_pulled=iso_or_none(r.last_pulled_at),
+                digest_last_pulled=iso_or_none(r.digest_last_pulled_at),
             )
         )
     return json_response(Page[TagItem](items=items, next_cursor=next_cursor, total=total))

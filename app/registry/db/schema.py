@@ -206,6 +206,8 @@ manifests = entity_table(
     Column("annotations", Text, nullable=True),  # JSON, for the referrers API
     Column("created_at", Ms, nullable=False),
     Column("touched_at", Ms, nullable=False),
+    # Last GET/HEAD by any reference, written in batches (app.registry.pulls).
+    Column("last_pulled_at", Ms, nullable=True),
     UniqueConstraint("image_id", "digest"),
 )
 Index("ix_manifests_subject", manifests.c.image_id, manifests.c.subject_digest)
@@ -242,6 +244,9 @@ tags = entity_table(
     # is then a range of an index below, not a join and a sort of every tag per page.
     Column("manifest_size", BigInteger, nullable=False),
     Column("manifest_created", String(64), nullable=False),
+    # Last GET/HEAD by this name while on manifest_id (cleared when the tag moves),
+    # written in batches (app.registry.pulls).
+    Column("last_pulled_at", Ms, nullable=True),
     UniqueConstraint("image_id", "name"),
 )
 Index("ix_tags_manifest", tags.c.manifest_id)

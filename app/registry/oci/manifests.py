@@ -72,7 +72,9 @@ async def get_manifest(request: Request, name: str, reference: str) -> Response:
             m = content.get_manifest(conn, image, reference, by_digest=_is_digest(reference))
             # A HEAD or GET protects the manifest for the upload grace, like a blob check.
             content.touch_manifest(conn, m.id, now)
-            return m
+        # Noted in memory only; written in batches (app.registry.pulls).
+        reg.pulls.record(m.id, m.tag_id, now)
+        return m
 
     m = await reg.run(work)
     headers = {
