@@ -1,7 +1,9 @@
 """``berth``: the desktop app's entry point.
 
 With no saved connection (or with ``--demo``) it starts the embedded registry and
-connects to it; otherwise it reconnects to the last connection used.
+connects to it; otherwise it reconnects to the last connection used. SIGTERM and
+SIGINT close the window as its close button does (app/ui/quit_signals.py); the exit
+status is then 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.ui import exception_dialog
     from app.ui.app_icon import DESKTOP_ID, app_icon
     from app.ui.main_window import MainWindow
+    from app.ui.quit_signals import QuitOnSignals
     from app.ui.settings import Settings
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -88,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings(QSettings("berth", "Berth-demo")) if args.demo else Settings()
     store = CredentialStore()
     window = MainWindow(settings, store)
+    # From here on, SIGTERM and SIGINT close the window as its close button does.
+    signals = QuitOnSignals(window)
     smoke = None
     if args.smoke_test:
         from app.ui.smoke import SmokeTest
@@ -108,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with loop:
         loop.run_until_complete(quitting.wait())
+    signals.uninstall()
+    if signals.received is not None:
+        return signals.exit_status
     return smoke.exit_status if smoke is not None else 0
 
 
