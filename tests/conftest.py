@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from tests.support.processes import children_of
 from tests.support.registry import RegistryServer, standard_registry
+from tests.support.seaweedfs import SeaweedS3
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +61,21 @@ def registry_factory(tmp_path: Path) -> Iterator[object]:
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweed() -> Iterator[SeaweedS3]:
+    """One S3-compatible object store (SeaweedFS) for every test that needs one, each
+    in buckets of its own (``bucket`` fixture). Started on first use."""
+    store = SeaweedS3()
+    try:
+        yield store
+    finally:
+        store.stop()
+
+
+@pytest.fixture
+def bucket(seaweed: SeaweedS3, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty bucket for this test."""
+    name = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40]
+    return seaweed.create_bucket(f"t-{name.strip('-')}-{uuid.uuid4().hex[:8]}")

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import __version__
 from app.core.permissions import Permission
 from app.registry import accounts
+from app.registry.blobstore import StoreUnavailable
 from app.registry.content import Timing
 from app.registry.db import schema
 from app.registry.db.engine import Busy, holds_schema, sqlite_url
@@ -59,6 +60,17 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in --data)")
 
 
+def _add_blob_store(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--blob-store",
+        metavar="URL",
+        help="where blobs are stored: file:///path (default: --data) or s3://BUCKET[/PREFIX] "
+        "(endpoint, region and credentials from the standard AWS environment: "
+        "AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or "
+        "the shared AWS config files)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="berth-registry", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"berth-registry {__version__}")
@@ -69,6 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the registry")
     _add_data(serve)
+    _add_blob_store(serve)
+    serve.add_argument(
+        "--redirect-blobs",
+        action="store_true",
+        help="answer blob GETs with a redirect to a presigned URL of the object store",
+    )
+    serve.add_argument(
+        "--upload-ttl",
+        type=_seconds,
+        default=86400.0,
+        metavar="SECONDS",
+        help="end upload sessions idle this long, and abort their multipart uploads "
+        "(default 86400)",
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=_port, default=5000, help="0 picks a free port")
     serve.add_argument("--gc-review-delay", type=_seconds, default=300.0, metavar="SECONDS")
@@ -241,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_admin(args)
     except RegistryError as exc:
         return _fail(exc.message)
-    except ValueError as exc:
+    except (ValueError, StoreUnavailable) as exc:
         return _fail(str(exc))
     except Busy:
         return _fail("the registry is busy; try again", status=1)
@@ -327,12 +353,18 @@ def _serve(args: argparse.Namespace) -> int:
         ) from None
     try:
         registry = _open(
-            args.data, database_url=args.database_url, timing=timing, challenge=args.auth_challenge
+            args.data,
+            database_url=args.database_url,
+            timing=timing,
+            challenge=args.auth_challenge,
+            blob_store=args.blob_store,
+            redirect_blobs=args.redirect_blobs,
         )
     except BaseException:
         sock.close()
         raise
     registry.pull_flush_s = max(args.pull_flush_interval, 0.05)
+    registry.upload_ttl_ms = int(args.upload_ttl * 1000)
     serve(registry, ServeOptions(args.host, args.port, args.tls_cert, args.tls_key), sock)
     return 0
 
@@ -343,6 +375,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _maintenance_parsers(sub: SubParsers) -> None:
     gc = sub.add_parser("gc", help="collect garbage: review queued manifests and blobs")
     _add_data(gc)
+    _add_blob_store(gc)
     gc.add_argument(
         "--once", action="store_true", help="run one pass and exit (default: run until stopped)"
     )
@@ -366,6 +399,7 @@ def _maintenance_parsers(sub: SubParsers) -> None:
         "4 problems left, 2 usage error.",
     )
     _add_data(fsck)
+    _add_blob_store(fsck)
     fsck.add_argument("--repair", action="store_true", help="remove orphans, fix derived data")
     fsck.add_argument(
         "--verify-content", action="store_true", help="hash every object against its digest"
@@ -383,7 +417,9 @@ def _gc(args: argparse.Namespace) -> int:
     from app.registry import gc, gc_worker
 
     timing = Timing(upload_grace=int(args.gc_upload_grace * 1000))
-    registry = Registry.open(args.data, database_url=args.database_url, timing=timing)
+    registry = _open(
+        args.data, database_url=args.database_url, timing=timing, blob_store=args.blob_store
+    )
     try:
         with registry.db.read() as conn:
             only = [accounts.workspace_id(conn, args.workspace)] if args.workspace else None
@@ -408,7 +444,7 @@ def _gc(args: argparse.Namespace) -> int:
 def _fsck(args: argparse.Namespace) -> int:
     from app.registry import fsck
 
-    registry = Registry.open(args.data, database_url=args.database_url)
+    registry = _open(args.data, database_url=args.database_url, blob_store=args.blob_store)
     try:
         report = fsck.check(
             registry,
@@ -440,6 +476,7 @@ def _demo_parser(sub: SubParsers) -> None:
         "demo", help="seed an empty data directory with demo workspaces, images and users"
     )
     _add_data(parser)
+    _add_blob_store(parser)
     demo.add_arguments(parser)
 
 

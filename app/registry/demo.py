@@ -362,9 +362,7 @@ class Seeder:
         if not held:
             # Straight to the object's key, without the upload path's fsyncs: a seed
             # cut short is thrown away, not recovered.
-            path = self.reg.store.object_path(image.workspace_id, digest, generation)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
+            self.reg.store.put_object(image.workspace_id, digest, generation, data)
         kept = False
         try:
             with self.reg.db.write() as conn:
@@ -376,9 +374,9 @@ class Seeder:
                 self.reg.store.delete_object(image.workspace_id, digest, generation)
 
     def _read_config(self, blob: Blob) -> bytes | None:
-        path = self.reg.store.object_path(blob.workspace_id, blob.digest, blob.generation)
-        with open(path, "rb") as f:
-            return f.read(content.MAX_CONFIG_READ)
+        return self.reg.store.read_bytes(
+            blob.workspace_id, blob.digest, blob.generation, content.MAX_CONFIG_READ
+        )
 
     def manifest(
         self, image: Image, payload: bytes, media_type: str, tag: str | None, now: int, actor: str
@@ -805,7 +803,9 @@ def main(args: argparse.Namespace) -> int:
         password = sys.stdin.readline().rstrip("\r\n")
     if not 1 <= args.days <= 3650:
         raise RegistryError("--days must be between 1 and 3650", code="INVALID_ARGUMENT")
-    reg = Registry.open(data, database_url=args.database_url, timing=Timing())
+    reg = Registry.open(
+        data, database_url=args.database_url, timing=Timing(), blob_store=args.blob_store
+    )
     try:
         state = already_seeded(reg)
         if state is True:

@@ -24,21 +24,20 @@ anything that looks wrong is re-checked before it is reported.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from sqlalchemy import Connection, and_, delete, exists, insert, select, update
 
-from app.core.digests import Digest, DigestError, new_hasher
+from app.core.digests import Digest, DigestError
 from app.core.manifests import ManifestError, parse_manifest
 from app.registry import reviews, usage
+from app.registry.blobstore import PAGE, StoredObject, Stray
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
 from app.registry.service import Registry
 
 ORPHAN_MIN_AGE_MS = 15 * 60 * 1000
-HASH_CHUNK = 1 << 20
 # The event recorded on reviews fsck queues for garbage nothing had queued.
 FSCK_EVENT = "fsck"
 
@@ -107,72 +106,28 @@ class Report:
 # the blob store ----------------------------------------------------------------
 
 
+def _rows_of(conn: Connection, objects: list[StoredObject]) -> dict[tuple[int, str], _Row]:
+    """The blob rows of a page of objects, by (workspace, generation)."""
+    b = s.blobs.c
+    found: dict[tuple[int, str], _Row] = {}
+    generations = sorted({o.generation for o in objects})
+    for start in range(0, len(generations), 500):
+        for r in conn.execute(
+            select(b.id, b.workspace_id, b.digest, b.generation, b.size).where(
+                b.generation.in_(generations[start : start + 500])
+            )
+        ):
+            found[(int(r.workspace_id), str(r.generation))] = _Row(
+                int(r.id), str(r.digest), int(r.size)
+            )
+    return found
+
+
 @dataclass(frozen=True, slots=True)
-class _Object:
-    workspace_id: int
+class _Row:
+    id: int
     digest: str
-    generation: str
-    path: Path
     size: int
-    changed_ms: int  # latest of mtime and ctime: a rename into place sets ctime
-
-
-def _walk_objects(root: Path, report: Report) -> Iterator[_Object]:
-    """Every object under ``blobs/<ws>/<alg>/<hh>/<hex>/<generation>``; anything
-    else there is reported as a stray entry."""
-    if not root.is_dir():
-        return
-    for ws_dir in sorted(root.iterdir()):
-        if not (ws_dir.is_dir() and ws_dir.name.isdigit()):
-            report.add("stray", f"unexpected entry {ws_dir}")
-            continue
-        for alg_dir in sorted(ws_dir.iterdir()):
-            for prefix in sorted(alg_dir.iterdir()) if alg_dir.is_dir() else [alg_dir]:
-                for hex_dir in sorted(prefix.iterdir()) if prefix.is_dir() else [prefix]:
-                    digest = f"{alg_dir.name}:{hex_dir.name}"
-                    try:
-                        valid = hex_dir.is_dir() and Digest.parse(digest).hex[:2] == prefix.name
-                    except DigestError:
-                        valid = False
-                    if not valid:
-                        report.add("stray", f"unexpected entry {hex_dir}")
-                        continue
-                    for gen in sorted(hex_dir.iterdir()):
-                        try:
-                            st = gen.stat()
-                        except FileNotFoundError:
-                            continue  # removed meanwhile (the GC)
-                        if not gen.is_file():
-                            report.add("stray", f"unexpected entry {gen}")
-                            continue
-                        changed = int(max(st.st_mtime, st.st_ctime) * 1000)
-                        yield _Object(int(ws_dir.name), digest, gen.name, gen, st.st_size, changed)
-
-
-def _hash_file(path: Path, algorithm: str) -> str | None:
-    hasher = new_hasher(algorithm)
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(HASH_CHUNK):
-                hasher.update(chunk)
-    except FileNotFoundError:
-        return None
-    return hasher.hexdigest()
-
-
-def _remove_orphan(obj: _Object) -> bool:
-    try:
-        obj.path.unlink()
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    for parent in (obj.path.parent, obj.path.parent.parent):
-        try:
-            parent.rmdir()
-        except OSError:
-            break
-    return True
 
 
 def _check_store(
@@ -184,53 +139,57 @@ def _check_store(
     orphan_min_age_ms: int,
     now: int,
 ) -> None:
-    # Objects first, rows second: an upload renames its object into place before its
-    # row commits, so this order never sees a row without its object by that race.
-    objects = list(_walk_objects(reg.store.objects, report))
-    report.objects = len(objects)
-    with reg.db.read() as conn:
-        rows = {
-            (r.workspace_id, r.digest, r.generation): (r.id, int(r.size))
-            for r in conn.execute(
-                select(
-                    s.blobs.c.id,
-                    s.blobs.c.workspace_id,
-                    s.blobs.c.digest,
-                    s.blobs.c.generation,
-                    s.blobs.c.size,
-                )
-            )
-        }
-    report.blobs = len(rows)
-    on_disk = {(o.workspace_id, o.digest, o.generation): o for o in objects}
-
-    for key, obj in sorted(on_disk.items()):
-        row = rows.get(key)
-        if row is None:
-            age = now - obj.changed_ms
-            if age < orphan_min_age_ms:
-                report.notes.append(
-                    f"young orphan {obj.path} ({obj.size} bytes, {age // 1000} s old): "
-                    "left alone, it may be an upload committing now"
-                )
+    """Compare the store with the blob rows a page of objects at a time (object
+    storage lists a thousand keys per request), then look for rows whose object
+    was not listed."""
+    # Objects first, rows second: an upload stores its object before its row
+    # commits, so this order never sees a row without its object by that race.
+    listed: set[tuple[int, str]] = set()
+    for page in reg.store.object_pages():
+        objects = [o for o in page if isinstance(o, StoredObject)]
+        for stray in (o for o in page if isinstance(o, Stray)):
+            report.add("stray", f"unexpected entry {stray.where}")
+        report.objects += len(objects)
+        with reg.db.read() as conn:
+            rows = _rows_of(conn, objects)
+        for obj in objects:
+            key = (obj.workspace_id, obj.generation)
+            listed.add(key)
+            row = rows.get(key)
+            if row is None or (obj.digest is not None and obj.digest != row.digest):
+                _orphan(reg, report, obj, repair=repair, min_age_ms=orphan_min_age_ms, now=now)
                 continue
-            problem = report.add("orphan", f"object {obj.path} ({obj.size} bytes) has no blob row")
-            if repair:
-                problem.repaired = _remove_orphan(obj)
-            continue
-        _blob_id, size = row
-        if obj.size != size:
-            report.add(
-                "corrupt",
-                f"object {obj.path} has {obj.size} bytes, its blob row says {size}",
-            )
-        elif verify_content:
-            algorithm, hexpart = obj.digest.split(":", 1)
-            got = _hash_file(obj.path, algorithm)
-            if got is not None and got != hexpart:
-                report.add("corrupt", f"object {obj.path} hashes to {algorithm}:{got}")
+            if obj.size != row.size:
+                report.add(
+                    "corrupt",
+                    f"object {obj.path} has {obj.size} bytes, its blob row says {row.size}",
+                )
+            elif verify_content:
+                algorithm, hexpart = row.digest.split(":", 1)
+                got = reg.store.hash_object(obj.workspace_id, row.digest, obj.generation, algorithm)
+                if got is not None and got != hexpart:
+                    report.add("corrupt", f"object {obj.path} hashes to {algorithm}:{got}")
 
-    missing = [key for key in rows if key not in on_disk]
+    b = s.blobs.c
+    missing: list[tuple[int, str, str]] = []
+    last = 0
+    while True:
+        with reg.db.read() as conn:
+            batch = conn.execute(
+                select(b.id, b.workspace_id, b.digest, b.generation)
+                .where(b.id > last)
+                .order_by(b.id)
+                .limit(PAGE)
+            ).all()
+        if not batch:
+            break
+        last = int(batch[-1].id)
+        report.blobs += len(batch)
+        missing += [
+            (int(r.workspace_id), str(r.digest), str(r.generation))
+            for r in batch
+            if (int(r.workspace_id), str(r.generation)) not in listed
+        ]
     if missing:
         # Re-check each: an upload may have committed, or the GC deleted, meanwhile.
         with reg.db.read() as conn:
@@ -238,10 +197,8 @@ def _check_store(
                 if reg.store.exists(ws, digest, generation):
                     continue
                 still = conn.execute(
-                    select(s.blobs.c.id).where(
-                        s.blobs.c.workspace_id == ws,
-                        s.blobs.c.digest == digest,
-                        s.blobs.c.generation == generation,
+                    select(b.id).where(
+                        b.workspace_id == ws, b.digest == digest, b.generation == generation
                     )
                 ).first()
                 if still is not None:
@@ -250,6 +207,21 @@ def _check_store(
                         f"blob {digest} of workspace {ws} (generation {generation}) "
                         "has no stored object",
                     )
+
+
+def _orphan(
+    reg: Registry, report: Report, obj: StoredObject, *, repair: bool, min_age_ms: int, now: int
+) -> None:
+    age = now - obj.changed_ms
+    if age < min_age_ms:
+        report.notes.append(
+            f"young orphan {obj.path} ({obj.size} bytes, {age // 1000} s old): "
+            "left alone, it may be an upload committing now"
+        )
+        return
+    problem = report.add("orphan", f"object {obj.path} ({obj.size} bytes) has no blob row")
+    if repair:
+        problem.repaired = reg.store.remove_orphan(obj)
 
 
 # references --------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from app.registry.auth import Authenticator
-from app.registry.blobstore import FileBlobStore
+from app.registry.blobstore import BlobStore, FileBlobStore, open_blob_store
 from app.registry.content import Timing
 from app.registry.db.engine import Database, sqlite_url
 from app.registry.events import EventBus
@@ -28,7 +28,7 @@ T = TypeVar("T")
 class Registry:
     data_dir: Path
     db: Database
-    store: FileBlobStore
+    store: BlobStore
     auth: Authenticator
     timing: Timing
     events: EventBus = field(default_factory=EventBus)
@@ -37,6 +37,10 @@ class Registry:
     # Manifest pulls noted in memory, written every pull_flush_s (app.registry.pulls).
     pulls: PullLog = field(default_factory=PullLog)
     pull_flush_s: float = FLUSH_S
+    # Blob GETs answer with a redirect to a presigned URL of the object store.
+    redirect_blobs: bool = False
+    # Upload sessions idle this long are ended by the housekeeping.
+    upload_ttl_ms: int = 24 * 3600 * 1000
     # Set by the GC worker so "run now" and event triggers can wake it early.
     wake_gc: Callable[[], None] = lambda: None
 
@@ -48,17 +52,31 @@ class Registry:
         database_url: str | None = None,
         timing: Timing | None = None,
         challenge: str = "bearer",
+        blob_store: str | None = None,
+        redirect_blobs: bool = False,
     ) -> Registry:
+        """Open (and migrate) the registry. ``blob_store`` is a ``--blob-store`` URL
+        (default: the data directory); an object store is checked before anything
+        else is touched (``StoreUnavailable``, ``ValueError``)."""
+        store = open_blob_store(blob_store, data_dir)
+        if redirect_blobs and isinstance(store, FileBlobStore):
+            raise ValueError("--redirect-blobs needs an object store (--blob-store s3://...)")
         data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(database_url or sqlite_url(data_dir))
-        db.migrate()
+        try:
+            db.migrate()
+            auth = Authenticator.load(db)
+        except BaseException:
+            db.dispose()
+            raise
         return cls(
             data_dir=data_dir,
             db=db,
-            store=FileBlobStore(data_dir),
-            auth=Authenticator.load(db),
+            store=store,
+            auth=auth,
             timing=timing or Timing(),
             challenge=challenge,
+            redirect_blobs=redirect_blobs,
         )
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:

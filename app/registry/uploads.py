@@ -2,7 +2,9 @@
 
 Hashing the bytes as they arrive saves reading a whole layer again at the final
 PUT. The running hash lives in this process only; after a restart, or when a
-session's chunks reach another node, the hash is rebuilt from the upload file.
+session's chunks reach another node, the hash is rebuilt from the upload file
+(filesystem store) or from the finished object (object storage, whose uploads keep
+their multipart state here: :class:`S3State`, ``upload_parts``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
@@ -74,11 +77,61 @@ def rehash(path: Path, algorithm: str, acknowledged: int | None = None) -> tuple
 
 
 @dataclass(frozen=True, slots=True)
+class S3State:
+    """Where an upload to object storage stands (see app.registry.oci.s3_uploads)."""
+
+    generation: str | None
+    multipart_id: str | None
+    staged: int
+    version: int
+    next_part: int
+
+
+@dataclass(frozen=True, slots=True)
 class Session:
     id: str
     image_id: int
     workspace_id: int
     size: int
+    s3: S3State
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    number: int
+    etag: str
+    size: int
+
+
+_c = s.upload_sessions.c
+_SESSION_COLUMNS = (
+    _c.id,
+    _c.image_id,
+    _c.workspace_id,
+    _c.size,
+    _c.generation,
+    _c.multipart_id,
+    _c.staged,
+    _c.version,
+    _c.next_part,
+)
+
+
+def _session(row: Any) -> Session:
+    m = row._mapping
+    return Session(
+        str(m["id"]),
+        int(m["image_id"]),
+        int(m["workspace_id"]),
+        int(m["size"]),
+        S3State(
+            m["generation"],
+            m["multipart_id"],
+            int(m["staged"]),
+            int(m["version"]),
+            int(m["next_part"]),
+        ),
+    )
 
 
 def create_session(conn: Connection, image_id: int, workspace_id: int, now: int) -> str:
@@ -96,16 +149,10 @@ def create_session(conn: Connection, image_id: int, workspace_id: int, now: int)
     return session_id
 
 
-def get_session(conn: Connection, session_id: str) -> Session | None:
-    row = conn.execute(
-        select(
-            s.upload_sessions.c.id,
-            s.upload_sessions.c.image_id,
-            s.upload_sessions.c.workspace_id,
-            s.upload_sessions.c.size,
-        ).where(s.upload_sessions.c.id == session_id)
-    ).first()
-    return Session(*row) if row is not None else None
+def get_session(conn: Connection, session_id: str, *, lock: bool = False) -> Session | None:
+    q = select(*_SESSION_COLUMNS).where(_c.id == session_id)
+    row = conn.execute(q.with_for_update() if lock else q).first()
+    return _session(row) if row is not None else None
 
 
 def record_progress(conn: Connection, session_id: str, size: int, now: int) -> bool:
@@ -130,3 +177,95 @@ def expired_sessions(conn: Connection, before: int) -> list[str]:
             select(s.upload_sessions.c.id).where(s.upload_sessions.c.updated_at < before)
         ).scalars()
     )
+
+
+# object storage ---------------------------------------------------------------
+
+
+def expired_s3_sessions(conn: Connection, before: int) -> list[Session]:
+    """Sessions idle since before ``before``, locked (skipping any another node is
+    ending right now)."""
+    rows = conn.execute(
+        select(*_SESSION_COLUMNS)
+        .where(_c.updated_at < before)
+        .order_by(_c.id)
+        .with_for_update(skip_locked=True)
+    )
+    return [_session(r) for r in rows]
+
+
+def begin_multipart(conn: Connection, session_id: str, generation: str, multipart_id: str) -> bool:
+    """Record the session's multipart upload; False if another node began one first."""
+    result = conn.execute(
+        update(s.upload_sessions)
+        .where(_c.id == session_id, _c.multipart_id.is_(None))
+        .values(generation=generation, multipart_id=multipart_id)
+    )
+    return result.rowcount == 1
+
+
+def reserve_part(conn: Connection, session_id: str) -> int | None:
+    """A part number no other chunk of the session will use (None: the session is
+    gone). Numbers a chunk reserved but never recorded are simply left out of the
+    finished object."""
+    return conn.execute(
+        update(s.upload_sessions)
+        .where(_c.id == session_id)
+        .values(next_part=_c.next_part + 1)
+        .returning(_c.next_part - 1)
+    ).scalar()
+
+
+def land_chunk(
+    conn: Connection,
+    session: Session,
+    size: int,
+    staged: int,
+    parts: list[Part],
+    now: int,
+) -> bool:
+    """Record a chunk that landed, if the session is still at the version the chunk
+    started from (False: another chunk landed first, this one does not count)."""
+    result = conn.execute(
+        update(s.upload_sessions)
+        .where(_c.id == session.id, _c.version == session.s3.version)
+        .values(size=size, staged=staged, version=_c.version + 1, updated_at=now)
+    )
+    if result.rowcount != 1:
+        return False
+    if parts:
+        conn.execute(
+            insert(s.upload_parts),
+            [
+                {"session_id": session.id, "part_number": p.number, "etag": p.etag, "size": p.size}
+                for p in parts
+            ],
+        )
+    return True
+
+
+def parts_of(conn: Connection, session_id: str) -> list[Part]:
+    p = s.upload_parts.c
+    return [
+        Part(int(r.part_number), str(r.etag), int(r.size))
+        for r in conn.execute(
+            select(p.part_number, p.etag, p.size)
+            .where(p.session_id == session_id)
+            .order_by(p.part_number)
+        )
+    ]
+
+
+def multipart_ids(conn: Connection) -> set[str]:
+    """The multipart uploads sessions still hold."""
+    return {
+        str(v)
+        for v in conn.execute(select(_c.multipart_id).where(_c.multipart_id.is_not(None))).scalars()
+    }
+
+
+def session_ids(conn: Connection, candidates: list[str]) -> set[str]:
+    """Which of ``candidates`` are live sessions."""
+    if not candidates:
+        return set()
+    return set(conn.execute(select(_c.id).where(_c.id.in_(candidates))).scalars())

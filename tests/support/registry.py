@@ -44,6 +44,8 @@ class RegistryServer:
     upload_grace: float = 3600.0
     extra_args: list[str] = field(default_factory=list)
     database_url: str | None = None  # default: SQLite in data
+    blob_store: str | None = None  # default: the data directory
+    env: dict[str, str] = field(default_factory=dict)  # e.g. the AWS environment
     process: ServerProcess | None = None
 
     def start(self) -> RegistryServer:
@@ -60,8 +62,10 @@ class RegistryServer:
                 "--gc-upload-grace",
                 str(self.upload_grace),
                 *(["--database-url", self.database_url] if self.database_url else []),
+                *(["--blob-store", self.blob_store] if self.blob_store else []),
                 *self.extra_args,
-            ]
+            ],
+            env=self.env,
         )
         return self
 

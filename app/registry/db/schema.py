@@ -178,6 +178,8 @@ blobs = entity_table(
 # Storage figures read sizes by reference count: one covering index scan per workspace
 # (app.registry.storage), and the shared blobs (image_refs > 1) without a scan.
 Index("ix_blobs_workspace_refs", blobs.c.workspace_id, blobs.c.image_refs, blobs.c.size)
+# Object storage keys objects by generation alone: fsck finds a listed object's row.
+Index("ix_blobs_generation", blobs.c.generation)
 
 # A blob is visible under an image only when linked to it (upload, mount or manifest).
 image_blobs = Table(
@@ -276,8 +278,34 @@ upload_sessions = Table(
     Column("size", BigInteger, nullable=False, default=0),
     Column("created_at", Ms, nullable=False),
     Column("updated_at", Ms, nullable=False),
+    # Object storage only (app.registry.oci.s3_uploads): the state every node needs
+    # to take the upload's next chunk. The multipart upload, once begun, writes
+    # the object under this generation's key.
+    Column("generation", String(36), nullable=True),
+    Column("multipart_id", Text, nullable=True),
+    # Bytes past the last part, staged as an object of their own (S3 refuses parts
+    # under 5 MiB but the last); its key holds the version that wrote it.
+    Column("staged", BigInteger, nullable=False, server_default="0"),
+    # Bumped by every chunk that lands: a chunk commits only on the version it read.
+    Column("version", Integer, nullable=False, server_default="0"),
+    Column("next_part", Integer, nullable=False, server_default="1"),
 )
 Index("ix_upload_sessions_image", upload_sessions.c.image_id)
+
+# The multipart upload's parts that landed (object storage only).
+upload_parts = Table(
+    "upload_parts",
+    metadata,
+    Column(
+        "session_id",
+        String(36),
+        ForeignKey("upload_sessions.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("part_number", Integer, primary_key=True),
+    Column("etag", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
 
 # GC review queues: one row per item, upserted so review_after only moves forward.
 gc_manifest_reviews = Table(

@@ -3,9 +3,7 @@ streamed), with cross-repository mount inside a workspace."""
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 from starlette.requests import Request
@@ -15,7 +13,7 @@ from app.core.digests import Digest, DigestError, Hasher
 from app.core.names import ImageName, InvalidName
 from app.core.permissions import Permission
 from app.registry import accounts, content, uploads
-from app.registry.blobstore import start_writeback
+from app.registry.blobstore import FileBlobStore, ObjectGone, start_writeback
 from app.registry.content import Blob, Image
 from app.registry.db.engine import now_ms
 from app.registry.errors import (
@@ -29,7 +27,6 @@ from app.registry.errors import (
 from app.registry.oci.access import Target, authorize, registry_of
 from app.registry.service import Registry
 
-READ_CHUNK = 2 << 20
 WRITEBACK_STEP = 8 << 20
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CONTENT_RANGE_RE = re.compile(r"^(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
@@ -83,43 +80,6 @@ def _parse_range(header: str, size: int) -> tuple[int, int]:
     return start, min(end, size - 1)
 
 
-async def _file_chunks(fd: int, start: int, length: int) -> AsyncIterator[bytes | memoryview]:
-    from starlette.concurrency import run_in_threadpool
-
-    try:
-        pos, remaining = start, length
-        while remaining > 0:
-            size = min(READ_CHUNK, remaining)
-            chunk: bytes | memoryview | None = _read_cached(fd, size, pos)
-            if chunk is None:
-                # Not in the page cache: wait for the disk in a worker thread.
-                chunk = await run_in_threadpool(os.pread, fd, size, pos)
-                if not chunk:
-                    break
-            pos += len(chunk)
-            remaining -= len(chunk)
-            yield chunk
-    finally:
-        os.close(fd)
-
-
-_RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
-
-
-def _read_cached(fd: int, size: int, pos: int) -> memoryview | None:
-    """What of the range the page cache holds, read without blocking (Linux
-    preadv2 RWF_NOWAIT), or None. Hot layers then stream without a thread hop per
-    chunk, which is most of the cost of serving them from Python."""
-    if _RWF_NOWAIT is None:
-        return None
-    buf = bytearray(size)
-    try:
-        n = os.preadv(fd, [buf], pos, _RWF_NOWAIT)
-    except OSError:  # EAGAIN: not cached; EOPNOTSUPP: a filesystem without it
-        return None
-    return memoryview(buf)[:n] if n > 0 else None
-
-
 async def get_blob(request: Request, name: str, digest_text: str) -> Response:
     target = await authorize(request, name, Permission.READ, "pull")
     digest = parse_digest(digest_text)
@@ -142,13 +102,25 @@ async def get_blob(request: Request, name: str, digest_text: str) -> Response:
     headers["Content-Length"] = str(length)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
-    path = reg.store.object_path(blob.workspace_id, blob.digest, blob.generation)
-    # Open before answering: once open, a concurrent GC unlink cannot cut the stream.
+    url = (
+        await reg.run(reg.store.presigned_get, blob.workspace_id, blob.digest, blob.generation)
+        if reg.redirect_blobs
+        else None
+    )
+    if url is not None:
+        # Distribution's s3 driver does the same: the bytes come from the object
+        # store, not through this node (the client sends its Range there again).
+        return Response(
+            status_code=307,
+            headers={"Location": url, "Docker-Content-Digest": blob.digest, "Content-Length": "0"},
+        )
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        reader = await reg.run(
+            reg.store.open_reader, blob.workspace_id, blob.digest, blob.generation, start, length
+        )
+    except ObjectGone:
         raise BlobUnknown(f"blob {blob.digest} is gone", detail={"digest": blob.digest}) from None
-    return StreamingResponse(_file_chunks(fd, start, length), status_code=status, headers=headers)
+    return StreamingResponse(reader.chunks(), status_code=status, headers=headers)
 
 
 async def delete_blob(request: Request, name: str, digest_text: str) -> Response:
@@ -179,14 +151,50 @@ def _upload_headers(name: str, session_id: str, size: int) -> dict[str, str]:
     }
 
 
+def _files(reg: Registry) -> FileBlobStore | None:
+    """The filesystem store, or None for object storage (app.registry.s3_uploads)."""
+    return reg.store if isinstance(reg.store, FileBlobStore) else None
+
+
 def _start_session(reg: Registry, target: Target) -> str:
     now = now_ms()
     with reg.db.write() as conn:
         image = content.ensure_image(conn, target.repo, target.name.image, now)
         session_id = uploads.create_session(conn, image.id, image.workspace_id, now)
-    reg.store.create_upload(session_id)
+    files = _files(reg)
+    if files is not None:
+        files.create_upload(session_id)
     reg.uploads.start(session_id)
     return session_id
+
+
+def _created(name: str, digest: Digest) -> Response:
+    return Response(
+        status_code=201,
+        headers={
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": str(digest),
+            "Content-Length": "0",
+        },
+    )
+
+
+async def _s3_finish(
+    reg: Registry,
+    request: Request,
+    target: Target,
+    name: str,
+    session: uploads.Session,
+    content_range: str | None,
+    digest: Digest,
+) -> Response:
+    from app.registry import s3_uploads
+
+    expected_len = _expected_length(request, content_range, session.size)
+    await s3_uploads.finish(
+        reg, session, request.stream(), expected_len, digest, target.repo, target.name.image
+    )
+    return _created(name, digest)
 
 
 def _try_mount(reg: Registry, target: Target, digest: str, source: str) -> bool:
@@ -220,14 +228,7 @@ async def start_upload(request: Request, name: str) -> Response:
         source = params.get("from")
         mounted = bool(source) and await reg.run(_try_mount, reg, target, str(digest), source)
         if mounted:
-            return Response(
-                status_code=201,
-                headers={
-                    "Location": f"/v2/{name}/blobs/{digest}",
-                    "Docker-Content-Digest": str(digest),
-                    "Content-Length": "0",
-                },
-            )
+            return _created(name, digest)
     monolithic = params.get("digest") if mount is None else None
     # Check the digest before anything is created: a bad one leaves no session behind.
     expected = parse_digest(monolithic) if monolithic is not None else None
@@ -237,6 +238,9 @@ async def start_upload(request: Request, name: str) -> Response:
     state = reg.uploads.get(session_id)
     async with state.lock:
         try:
+            if _files(reg) is None:
+                session = await reg.run(_session_for, reg, target, session_id)
+                return await _s3_finish(reg, request, target, name, session, None, expected)
             await _append(reg, session_id, request, content_range=None)
             return await _finish(reg, target, name, session_id, expected)
         except Exception:
@@ -273,9 +277,38 @@ def _recover(reg: Registry, session_id: str, algorithm: str) -> tuple[Hasher, in
     if session is None:
         raise BlobUploadUnknown(f"upload {session_id} is not known", detail={"uuid": session_id})
     try:
-        return uploads.rehash(reg.store.upload_path(session_id), algorithm, session.size)
+        files = _files(reg)
+        assert files is not None
+        return uploads.rehash(files.upload_path(session_id), algorithm, session.size)
     except FileNotFoundError:
         raise BlobUploadUnknown(f"upload {session_id} has no data") from None
+
+
+def _expected_length(request: Request, content_range: str | None, offset: int) -> int | None:
+    """The chunk's length from its Content-Range, which must continue the upload at
+    ``offset`` (None: no Content-Range, the body is the chunk)."""
+    if content_range is None:
+        return None
+    match = _CONTENT_RANGE_RE.fullmatch(content_range.strip())
+    if match is None:
+        raise RangeInvalid(
+            f"malformed Content-Range {content_range!r}",
+            headers={"Range": f"0-{max(offset - 1, 0)}"},
+        )
+    start, end = int(match.group(1)), int(match.group(2))
+    if start != offset or end < start:
+        raise RangeInvalid(
+            f"chunk {start}-{end} does not continue the upload at offset {offset}",
+            headers={"Range": f"0-{max(offset - 1, 0)}"},
+        )
+    expected_len = end - start + 1
+    length_header = request.headers.get("content-length")
+    if length_header is not None and int(length_header) != expected_len:
+        raise RangeInvalid(
+            "Content-Length does not match Content-Range",
+            headers={"Range": f"0-{max(offset - 1, 0)}"},
+        )
+    return expected_len
 
 
 async def _append(
@@ -284,32 +317,10 @@ async def _append(
     """Append the request body to the upload; the caller holds the session lock."""
     offset = await _current_offset(reg, session_id)
     state = reg.uploads.get(session_id)
-    expected_len: int | None = None
-    if content_range is not None:
-        match = _CONTENT_RANGE_RE.fullmatch(content_range.strip())
-        if match is None:
-            raise RangeInvalid(
-                f"malformed Content-Range {content_range!r}",
-                headers={"Range": f"0-{max(offset - 1, 0)}"},
-            )
-        start, end = int(match.group(1)), int(match.group(2))
-        if start != offset or end < start:
-            raise RangeInvalid(
-                f"chunk {start}-{end} does not continue the upload at offset {offset}",
-                headers={"Range": f"0-{max(offset - 1, 0)}"},
-            )
-        expected_len = end - start + 1
-    length_header = request.headers.get("content-length")
-    if (
-        expected_len is not None
-        and length_header is not None
-        and int(length_header) != expected_len
-    ):
-        raise RangeInvalid(
-            "Content-Length does not match Content-Range",
-            headers={"Range": f"0-{max(offset - 1, 0)}"},
-        )
-    path: Path = reg.store.upload_path(session_id)
+    expected_len = _expected_length(request, content_range, offset)
+    files = _files(reg)
+    assert files is not None
+    path: Path = files.upload_path(session_id)
     written = 0
     kicked = offset
     # Append in the event loop: page-cache writes are fast, and the hash keeps up.
@@ -367,8 +378,20 @@ async def patch_upload(request: Request, name: str, session_id: str) -> Response
     reg = registry_of(request)
     await reg.run(_session_for, reg, target, session_id)
     state = reg.uploads.get(session_id)
+    content_range = request.headers.get("content-range")
     async with state.lock:
-        size = await _append(reg, session_id, request, request.headers.get("content-range"))
+        if _files(reg) is None:
+            from app.registry import s3_uploads
+
+            # Read after the lock: a chunk this node just took may have moved it on.
+            session = await reg.run(_session_for, reg, target, session_id)
+            expected_len = _expected_length(request, content_range, session.size)
+            chunk = await s3_uploads.receive(
+                reg, session, request.stream(), expected_len, final=False
+            )
+            size = await reg.run(s3_uploads.land, reg, chunk)
+        else:
+            size = await _append(reg, session_id, request, content_range)
     headers = _upload_headers(name, session_id, size)
     return Response(status_code=202, headers=headers)
 
@@ -376,7 +399,10 @@ async def patch_upload(request: Request, name: str, session_id: str) -> Response
 async def upload_status(request: Request, name: str, session_id: str) -> Response:
     target = await authorize(request, name, Permission.WRITE, "push")
     reg = registry_of(request)
-    await reg.run(_session_for, reg, target, session_id)
+    session = await reg.run(_session_for, reg, target, session_id)
+    if _files(reg) is None:
+        # Only what landed counts: a chunk still streaming has not.
+        return Response(status_code=204, headers=_upload_headers(name, session_id, session.size))
     state = reg.uploads.get(session_id)
     async with state.lock:
         size = await _current_offset(reg, session_id)
@@ -395,9 +421,15 @@ async def cancel_upload(request: Request, name: str, session_id: str) -> Respons
 
 
 def _end(reg: Registry, session_id: str) -> None:
+    files = _files(reg)
+    if files is None:
+        from app.registry import s3_uploads
+
+        s3_uploads.cancel(reg, session_id)
+        return
     with reg.db.write() as conn:
         uploads.end_session(conn, session_id)
-    reg.store.discard_upload(session_id)
+    files.discard_upload(session_id)
     reg.uploads.drop(session_id)
 
 
@@ -410,8 +442,12 @@ async def put_upload(request: Request, name: str, session_id: str) -> Response:
         raise DigestInvalid("the digest query parameter is required to complete an upload")
     digest = parse_digest(digest_text)
     state = reg.uploads.get(session_id)
+    content_range = request.headers.get("content-range")
     async with state.lock:
-        await _append(reg, session_id, request, request.headers.get("content-range"))
+        if _files(reg) is None:
+            session = await reg.run(_session_for, reg, target, session_id)
+            return await _s3_finish(reg, request, target, name, session, content_range, digest)
+        await _append(reg, session_id, request, content_range)
         return await _finish(reg, target, name, session_id, digest)
 
 
@@ -419,7 +455,9 @@ async def _finish(
     reg: Registry, target: Target, name: str, session_id: str, digest: Digest
 ) -> Response:
     state = reg.uploads.get(session_id)
-    path = reg.store.upload_path(session_id)
+    files = _files(reg)
+    assert files is not None
+    path = files.upload_path(session_id)
     if state.algorithm != digest.algorithm or state.offset < 0:
         try:
             state.hasher, state.offset = await reg.run(uploads.rehash, path, digest.algorithm)
@@ -433,14 +471,7 @@ async def _finish(
         )
     size = state.offset
     await reg.run(_commit, reg, target, session_id, str(digest), size)
-    return Response(
-        status_code=201,
-        headers={
-            "Location": f"/v2/{name}/blobs/{digest}",
-            "Docker-Content-Digest": str(digest),
-            "Content-Length": "0",
-        },
-    )
+    return _created(name, digest)
 
 
 def _commit(reg: Registry, target: Target, session_id: str, digest: str, size: int) -> None:
@@ -448,9 +479,11 @@ def _commit(reg: Registry, target: Target, session_id: str, digest: str, size: i
 
     generation = new_generation()
     workspace_id = target.repo.workspace_id
+    files = _files(reg)
+    assert files is not None
     cancelled = BlobUploadUnknown(f"upload {session_id} was cancelled", detail={"uuid": session_id})
     try:
-        reg.store.commit_upload(session_id, workspace_id, digest, generation)
+        files.commit_upload(session_id, workspace_id, digest, generation)
     except FileNotFoundError:
         raise cancelled from None
     reg.uploads.drop(session_id)

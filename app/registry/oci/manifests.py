@@ -17,6 +17,7 @@ from app.core.manifests import Manifest, ManifestError, parse_manifest
 from app.core.names import InvalidName, validate_tag
 from app.core.permissions import Permission
 from app.registry import accounts, content
+from app.registry.blobstore import StoreUnavailable
 from app.registry.content import Blob, Change
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
@@ -126,12 +127,12 @@ async def put_manifest(request: Request, name: str, reference: str) -> Response:
         tag = reference
 
     def read_config(blob: Blob) -> bytes | None:
-        path = reg.store.object_path(blob.workspace_id, blob.digest, blob.generation)
         try:
-            with open(path, "rb") as f:
-                return f.read(content.MAX_CONFIG_READ)
-        except OSError:
-            return None
+            return reg.store.read_bytes(
+                blob.workspace_id, blob.digest, blob.generation, content.MAX_CONFIG_READ
+            )
+        except StoreUnavailable:
+            return None  # the manifest goes in without its config's summary
 
     def work() -> Change:
         now = now_ms()

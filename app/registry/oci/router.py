@@ -20,6 +20,7 @@ from starlette.routing import Route, request_response
 from starlette.types import Receive, Scope, Send
 
 from app.core.permissions import Permission
+from app.registry.blobstore import StoreUnavailable
 from app.registry.db.engine import Busy
 from app.registry.errors import (
     BlobUploadUnknown,
@@ -117,6 +118,16 @@ def _oci_errors(
             return Response(status_code=400)
         except Busy:
             return busy_response()
+        except StoreUnavailable:
+            log.exception("%s %s: the blob store failed", request.method, request.url.path)
+            return error_response(
+                RegistryError(
+                    "the blob store is unavailable; retry shortly",
+                    status=503,
+                    code="UNAVAILABLE",
+                    headers={"Retry-After": "5"},
+                )
+            )
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
             return error_response(

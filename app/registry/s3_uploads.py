@@ -1,0 +1,370 @@
+"""Chunked uploads to object storage, continued by whichever node a chunk reaches.
+
+An upload is an S3 multipart upload whose state lives in the database
+(``upload_sessions`` and ``upload_parts``), never in a node's memory, so the PATCHes
+of one upload may land on different nodes and its final PUT on a third:
+
+* A chunk streams into parts of :func:`~app.registry.s3store.part_size` bytes,
+  uploaded as they fill (two in flight). The multipart upload begins with the
+  first full part and writes straight to the object's final key, which names the
+  workspace and a fresh generation but not the digest (still unknown then; see
+  :mod:`app.registry.s3store`), so completing it copies nothing; an upload that
+  never fills a part is one PUT at the end.
+* Bytes past the last part are *staged* as an object of their own
+  (``uploads/<session>/<version>``): S3 refuses parts under 5 MiB except the last,
+  and a chunk may be any size. The next chunk reads them back first.
+* A chunk *lands* only if the session is still at the version it started from
+  (compare-and-set in one statement); then its parts and the new offset are
+  recorded. Part numbers are reserved one by one from the session row, so two
+  chunks racing on one session (a confused client, a retry through another node)
+  never share a part: the loser's parts are simply never listed in the finished
+  object, and it answers 416.
+* The final PUT uploads what is left as the last part, completes the multipart
+  upload and verifies the digest before the blob row commits: from the running
+  hash when this node saw every byte, otherwise by reading the object back.
+  A mismatch deletes the object; nothing was ever visible.
+
+Abandoned uploads cost money on S3: the housekeeping ends sessions idle past the
+upload TTL, aborts their multipart uploads and deletes their staged bytes, and
+aborts multipart uploads and staged objects no session holds (a node killed
+between beginning one and recording it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from app.core.digests import Digest
+from app.registry import content, uploads
+from app.registry.accounts import Repository
+from app.registry.blobstore import StoreUnavailable, new_generation
+from app.registry.db.engine import now_ms
+from app.registry.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from app.registry.s3store import MAX_PARTS, MIN_PART, S3BlobStore, part_size
+from app.registry.service import Registry
+from app.registry.uploads import Part, Session
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = 2  # parts uploading while the next one fills
+
+
+def _store(reg: Registry) -> S3BlobStore:
+    assert isinstance(reg.store, S3BlobStore)
+    return reg.store
+
+
+def _unknown(session_id: str) -> BlobUploadUnknown:
+    return BlobUploadUnknown(f"upload {session_id} is not known", detail={"uuid": session_id})
+
+
+def reload(reg: Registry, session_id: str) -> Session:
+    with reg.db.read() as conn:
+        session = uploads.get_session(conn, session_id)
+    if session is None:
+        raise _unknown(session_id)
+    return session
+
+
+@dataclass
+class _Chunk:
+    """What one request added: parts uploaded, bytes past them, and the hash."""
+
+    session: Session
+    rest: bytearray
+    written: int = 0
+    parts: list[Part] = field(default_factory=list)
+    multipart: tuple[str, str] | None = None  # (generation, upload id)
+    hashing: bool = False
+
+    @property
+    def offset(self) -> int:
+        return self.session.size + self.written
+
+
+def _begin_multipart(reg: Registry, session: Session) -> tuple[str, str]:
+    """The session's multipart upload, begun here if no node has yet."""
+    store = _store(reg)
+    generation = new_generation()
+    key = store.key(session.workspace_id, "", generation)
+    upload_id = store.create_multipart(key)
+    with reg.db.write() as conn:
+        won = uploads.begin_multipart(conn, session.id, generation, upload_id)
+        current = uploads.get_session(conn, session.id)
+    if won:
+        return generation, upload_id
+    store.abort_multipart(key, upload_id)
+    if current is None or current.s3.multipart_id is None or current.s3.generation is None:
+        raise _unknown(session.id)
+    return current.s3.generation, current.s3.multipart_id
+
+
+def _reserve(reg: Registry, session_id: str) -> int:
+    with reg.db.write() as conn:
+        number = uploads.reserve_part(conn, session_id)
+    if number is None:
+        raise _unknown(session_id)
+    if number > MAX_PARTS:
+        raise SizeInvalid("the upload is too large for the object store (10,000 parts)")
+    return int(number)
+
+
+def _upload_part(reg: Registry, chunk: _Chunk, data: bytes) -> Part:
+    assert chunk.multipart is not None
+    generation, upload_id = chunk.multipart
+    number = _reserve(reg, chunk.session.id)
+    key = _store(reg).key(chunk.session.workspace_id, "", generation)
+    etag = _store(reg).upload_part(key, upload_id, number, data)
+    return Part(number, etag, len(data))
+
+
+async def receive(
+    reg: Registry,
+    session: Session,
+    body: AsyncIterator[bytes],
+    expected_len: int | None,
+    *,
+    final: bool,
+) -> _Chunk:
+    """Stream a request body into the session's multipart upload. Nothing is
+    recorded: :func:`land` (a PATCH) or :func:`finish` (the PUT) does that."""
+    store = _store(reg)
+    state = reg.uploads.get(session.id)
+    if session.size == 0:
+        state = reg.uploads.start(session.id)
+    chunk = _Chunk(session, bytearray(), hashing=state.offset == session.size)
+    if not chunk.hashing:
+        state.offset = -1  # the bytes so far went through another node
+    if session.s3.multipart_id is not None and session.s3.generation is not None:
+        chunk.multipart = (session.s3.generation, session.s3.multipart_id)
+    if session.s3.staged:
+        staged = await reg.run(store.get_staged, store.staged_key(session.id, session.s3.version))
+        if len(staged) != session.s3.staged:
+            raise StoreUnavailable(f"staged bytes of upload {session.id} are incomplete")
+        chunk.rest += staged
+    pending: list[asyncio.Task[Part]] = []
+    next_number = session.s3.next_part
+
+    async def cut(size: int) -> None:
+        nonlocal next_number
+        if chunk.multipart is None:
+            chunk.multipart = await reg.run(_begin_multipart, reg, session)
+        data = bytes(chunk.rest[:size])
+        del chunk.rest[:size]
+        if len(pending) >= IN_FLIGHT:
+            chunk.parts.append(await pending.pop(0))
+        pending.append(asyncio.create_task(reg.run(_upload_part, reg, chunk, data)))
+        next_number += 1
+
+    try:
+        async for data in body:
+            if not data:
+                continue
+            if chunk.hashing:
+                state.hasher.update(data)
+            chunk.rest += data
+            chunk.written += len(data)
+            while len(chunk.rest) >= part_size(next_number):
+                await cut(part_size(next_number))
+        if expected_len is not None and chunk.written != expected_len:
+            raise SizeInvalid(
+                f"chunk had {chunk.written} bytes, Content-Range promised {expected_len}"
+            )
+        if not final and len(chunk.rest) >= MIN_PART:
+            await cut(len(chunk.rest))  # big enough for a part of its own
+        while pending:
+            chunk.parts.append(await pending.pop(0))
+    except BaseException:
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(BaseException):
+                await task
+        # What this node hashed no longer matches what the session holds.
+        state.offset = -1
+        raise
+    if chunk.hashing:
+        state.offset = chunk.offset
+    return chunk
+
+
+def land(reg: Registry, chunk: _Chunk) -> int:
+    """Record a PATCH's chunk; returns the session's new offset."""
+    store = _store(reg)
+    session = chunk.session
+    new_key = store.staged_key(session.id, session.s3.version + 1)
+    if chunk.rest:
+        store.put_staged(new_key, bytes(chunk.rest))
+    with reg.db.write() as conn:
+        landed = uploads.land_chunk(
+            conn, session, chunk.offset, len(chunk.rest), chunk.parts, now_ms()
+        )
+        alive = landed or uploads.get_session(conn, session.id) is not None
+    if not landed:
+        reg.uploads.get(session.id).offset = -1
+        if chunk.rest:
+            store.delete_keys([new_key])
+        if not alive:
+            raise _unknown(session.id)
+        raise RangeInvalid(
+            f"another chunk of upload {session.id} landed first; ask for its offset",
+            headers={"Range": f"0-{max(session.size - 1, 0)}"},
+        )
+    if session.s3.staged:
+        _forget_staged(store, [store.staged_key(session.id, session.s3.version)])
+    return chunk.offset
+
+
+def _forget_staged(store: S3BlobStore, keys: list[str]) -> None:
+    """Staged bytes nothing needs any more; what a failure leaves, housekeeping takes."""
+    try:
+        store.delete_keys(keys)
+    except StoreUnavailable:
+        log.warning("could not delete staged upload bytes %s", keys)
+
+
+async def finish(
+    reg: Registry,
+    session: Session,
+    body: AsyncIterator[bytes],
+    expected_len: int | None,
+    digest: Digest,
+    repo: Repository,
+    image_name: str,
+) -> None:
+    """The final PUT: the last bytes, the object completed and verified, the blob
+    row committed. Raises DigestInvalid (the session ends) when the bytes differ."""
+    chunk = await receive(reg, session, body, expected_len, final=True)
+    store = _store(reg)
+    key, generation = await reg.run(_complete, reg, chunk, str(digest))
+    state = reg.uploads.get(session.id)
+    if chunk.hashing and state.algorithm == digest.algorithm and state.offset == chunk.offset:
+        got, size = state.hasher.hexdigest(), chunk.offset
+    else:
+        # Some bytes went through another node: read the object back.
+        got, size = await reg.run(store.hash_key, key, digest.algorithm)
+    if got != digest.hex or size != chunk.offset:
+        await reg.run(_discard_object, store, key)
+        await reg.run(cancel, reg, session.id)
+        raise DigestInvalid(
+            f"uploaded content does not match digest {digest}", detail={"digest": str(digest)}
+        )
+    await reg.run(_commit, reg, chunk, str(digest), key, generation, repo, image_name)
+
+
+def _complete(reg: Registry, chunk: _Chunk, digest: str) -> tuple[str, str]:
+    """Write what is left and complete the object: (key, generation)."""
+    store = _store(reg)
+    session = chunk.session
+    if chunk.multipart is not None:
+        with reg.db.read() as conn:
+            recorded = uploads.parts_of(conn, session.id)
+        if chunk.rest:
+            chunk.parts.append(_upload_part(reg, chunk, bytes(chunk.rest)))
+        parts = sorted(recorded + chunk.parts, key=lambda p: p.number)
+        generation, upload_id = chunk.multipart
+        key = store.key(session.workspace_id, digest, generation)
+        if parts:
+            store.complete_multipart(key, upload_id, [(p.number, p.etag) for p in parts])
+            return key, generation
+        store.abort_multipart(key, upload_id)
+    generation = new_generation()
+    key = store.key(session.workspace_id, digest, generation)
+    store.put_bytes(key, bytes(chunk.rest))
+    return key, generation
+
+
+def _discard_object(store: S3BlobStore, key: str) -> None:
+    try:
+        store.delete_keys([key])
+    except StoreUnavailable:
+        log.warning("could not delete %s; fsck --repair will", key)
+
+
+def _commit(
+    reg: Registry,
+    chunk: _Chunk,
+    digest: str,
+    key: str,
+    generation: str,
+    repo: Repository,
+    image_name: str,
+) -> None:
+    store = _store(reg)
+    session = chunk.session
+    kept = False
+    try:
+        now = now_ms()
+        with reg.db.write() as conn:
+            current = uploads.get_session(conn, session.id, lock=True)
+            if current is None:
+                raise _unknown(session.id)
+            if current.s3.version != session.s3.version:
+                raise RangeInvalid(f"another chunk of upload {session.id} landed meanwhile")
+            image = content.ensure_image(conn, repo, image_name, now)
+            _blob, kept = content.finish_upload(
+                conn, image, digest, chunk.offset, generation, reg.timing, now
+            )
+            uploads.end_session(conn, session.id)
+    finally:
+        if not kept:
+            # The workspace already held these bytes (or the commit failed): ours go.
+            _discard_object(store, key)
+    reg.uploads.drop(session.id)
+    if session.s3.staged:
+        _forget_staged(store, [store.staged_key(session.id, session.s3.version)])
+
+
+def cancel(reg: Registry, session_id: str) -> None:
+    """End a session: its row, its multipart upload, its staged bytes."""
+    with reg.db.write() as conn:
+        session = uploads.get_session(conn, session_id, lock=True)
+        if session is not None:
+            uploads.end_session(conn, session_id)
+    reg.uploads.drop(session_id)
+    if session is not None:
+        _release(_store(reg), session)
+
+
+def _release(store: S3BlobStore, session: Session) -> None:
+    if session.s3.multipart_id is not None and session.s3.generation is not None:
+        key = store.key(session.workspace_id, "", session.s3.generation)
+        try:
+            store.abort_multipart(key, session.s3.multipart_id)
+        except StoreUnavailable:
+            log.warning("could not abort multipart upload of %s; housekeeping will", session.id)
+    if session.s3.staged:
+        _forget_staged(store, [store.staged_key(session.id, session.s3.version)])
+
+
+def expire(reg: Registry, ttl_ms: int) -> int:
+    """Housekeeping: end sessions idle for longer than ``ttl_ms`` and release what
+    they held, then abort multipart uploads and delete staged bytes that no session
+    holds and that are older than the TTL. Returns how many sessions ended."""
+    store = _store(reg)
+    before = now_ms() - ttl_ms
+    with reg.db.write() as conn:
+        stale = uploads.expired_s3_sessions(conn, before)
+        for session in stale:
+            uploads.end_session(conn, session.id)
+    for session in stale:
+        reg.uploads.drop(session.id)
+        _release(store, session)
+    # Leftovers of nodes killed between an S3 call and its row.
+    open_uploads = [u for u in store.open_uploads() if u.initiated_ms < before]
+    if open_uploads:
+        with reg.db.read() as conn:
+            held = uploads.multipart_ids(conn)
+        for upload in open_uploads:
+            if upload.upload_id not in held:
+                store.abort_multipart(upload.key, upload.upload_id)
+    staged = [o for o in store.staged_objects() if o.changed_ms < before]
+    if staged:
+        with reg.db.read() as conn:
+            live = uploads.session_ids(conn, sorted({o.session_id for o in staged}))
+        _forget_staged(store, [o.key for o in staged if o.session_id not in live])
+    return len(stale)

@@ -1,0 +1,404 @@
+"""Blobs in S3-compatible object storage (SeaweedFS): uploads of every shape become
+exactly one object per blob (multipart for big ones, staged bytes for chunks under
+S3's 5 MiB part minimum), verified before they are visible; GET streams with Range
+or redirects to a presigned URL; cancelled, failed and abandoned uploads leave no
+multipart upload open and no staged bytes; a blob the GC frees leaves the bucket."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.registry.oci_helpers import assert_error, running_registry, sha256, upload
+from tests.support import oci
+from tests.support.registry import CLI, RegistryServer
+from tests.support.seaweedfs import SeaweedS3
+
+MiB = 1024 * 1024
+PREFIX = "reg"
+
+
+@pytest.fixture(scope="module")
+def s3_bucket(seaweed: SeaweedS3) -> str:
+    return seaweed.create_bucket(f"s3-blobs-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
+def node(
+    tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3, s3_bucket: str
+) -> Iterator[RegistryServer]:
+    with running_registry(
+        tmp_path_factory.mktemp("s3-blobs") / "data",
+        blob_store=f"s3://{s3_bucket}/{PREFIX}",
+        env=seaweed.env,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def writer(node: RegistryServer) -> Iterator[httpx.Client]:
+    with node.client("writer") as client:
+        yield client
+
+
+def _name() -> str:
+    return f"acme/web/img-{uuid.uuid4().hex[:8]}"
+
+
+def _objects(seaweed: SeaweedS3, bucket: str, where: str = "blobs/") -> dict[str, int]:
+    return seaweed.keys(bucket, f"{PREFIX}/{where}")
+
+
+def _quiet(seaweed: SeaweedS3, bucket: str) -> None:
+    """No upload left anything behind: no staged bytes, no open multipart upload."""
+    assert _objects(seaweed, bucket, "uploads/") == {}
+    assert seaweed.open_multipart_uploads(bucket) == []
+
+
+def _chunked(client: httpx.Client, name: str, data: bytes, sizes: list[int]) -> httpx.Response:
+    """POST, one PATCH per size (with Content-Range), then PUT with what is left."""
+    r = client.post(f"/v2/{name}/blobs/uploads/")
+    assert r.status_code == 202, r.text
+    location, offset = r.headers["Location"], 0
+    for size in sizes:
+        piece = data[offset : offset + size]
+        r = client.patch(
+            location,
+            content=piece,
+            headers={
+                "Content-Range": f"{offset}-{offset + len(piece) - 1}",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        assert r.status_code == 202, r.text
+        offset += len(piece)
+        assert r.headers["Range"] == f"0-{offset - 1}"
+        location = r.headers["Location"]
+    return client.put(location, params={"digest": sha256(data)}, content=data[offset:])
+
+
+@pytest.mark.parametrize(
+    ("total", "chunks"),
+    [
+        (0, []),  # the empty blob
+        (3000, []),  # everything in the PUT
+        (3 * MiB + 7, [MiB, MiB, MiB]),  # chunks under the 5 MiB part minimum: staged
+        (21 * MiB + 5, [6 * MiB, 2 * MiB, 10 * MiB]),  # parts, a staged tail, a last part
+        (17 * MiB, [17 * MiB]),  # one PATCH of two full parts and a remainder part
+    ],
+)
+def test_uploads_land_as_one_verified_object(
+    node: RegistryServer,
+    writer: httpx.Client,
+    seaweed: SeaweedS3,
+    s3_bucket: str,
+    total: int,
+    chunks: list[int],
+) -> None:
+    data = os.urandom(total)
+    name = _name()
+    before = _objects(seaweed, s3_bucket)
+    r = _chunked(writer, name, data, chunks)
+    assert r.status_code == 201, r.text
+    digest = sha256(data)
+    assert r.headers["Docker-Content-Digest"] == digest
+    new = {k: v for k, v in _objects(seaweed, s3_bucket).items() if k not in before}
+    assert list(new.values()) == [total], (_objects(seaweed, s3_bucket, ""), before)
+    got = writer.get(f"/v2/{name}/blobs/{digest}")
+    assert got.status_code == 200
+    assert got.content == data
+    assert got.headers["Content-Length"] == str(total)
+    _quiet(seaweed, s3_bucket)
+
+
+def test_range_reads_and_head(node: RegistryServer, writer: httpx.Client) -> None:
+    data = os.urandom(9 * MiB)
+    name = _name()
+    digest = upload(writer, name, data)
+    r = writer.get(f"/v2/{name}/blobs/{digest}", headers={"Range": "bytes=5000000-5000099"})
+    assert r.status_code == 206
+    assert r.headers["Content-Range"] == f"bytes 5000000-5000099/{len(data)}"
+    assert r.content == data[5000000:5000100]
+    r = writer.get(f"/v2/{name}/blobs/{digest}", headers={"Range": "bytes=-10"})
+    assert r.status_code == 206
+    assert r.content == data[-10:]
+    head = writer.head(f"/v2/{name}/blobs/{digest}")
+    assert head.status_code == 200
+    assert head.headers["Content-Length"] == str(len(data))
+    beyond = writer.get(f"/v2/{name}/blobs/{digest}", headers={"Range": f"bytes={len(data)}-"})
+    assert beyond.status_code == 416
+    assert beyond.headers["Content-Range"] == f"bytes */{len(data)}"
+
+
+def test_a_wrong_digest_leaves_nothing(
+    node: RegistryServer, writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
+) -> None:
+    before = _objects(seaweed, s3_bucket)
+    data = os.urandom(12 * MiB)
+    name = _name()
+    r = writer.post(f"/v2/{name}/blobs/uploads/")
+    location = r.headers["Location"]
+    r = writer.patch(location, content=data[: 9 * MiB])
+    assert r.status_code == 202
+    r = writer.put(location, params={"digest": sha256(b"other")}, content=data[9 * MiB :])
+    assert_error(r, 400, "DIGEST_INVALID")
+    assert _objects(seaweed, s3_bucket) == before
+    _quiet(seaweed, s3_bucket)
+    # The session ended with it.
+    assert_error(writer.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    # A monolithic upload with the wrong digest: the same.
+    r = writer.post(
+        f"/v2/{name}/blobs/uploads/", params={"digest": sha256(b"x")}, content=data[:1000]
+    )
+    assert_error(r, 400, "DIGEST_INVALID")
+    assert _objects(seaweed, s3_bucket) == before
+    _quiet(seaweed, s3_bucket)
+
+
+def test_out_of_order_chunk_is_refused_and_the_upload_goes_on(
+    node: RegistryServer, writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
+) -> None:
+    data = os.urandom(2 * MiB)
+    name = _name()
+    location = writer.post(f"/v2/{name}/blobs/uploads/").headers["Location"]
+    r = writer.patch(location, content=data[:MiB], headers={"Content-Range": f"0-{MiB - 1}"})
+    assert r.status_code == 202
+    r = writer.patch(location, content=data[:10], headers={"Content-Range": "5-14"})
+    assert r.status_code == 416
+    status = writer.get(location)
+    assert status.status_code == 204
+    assert status.headers["Range"] == f"0-{MiB - 1}"
+    r = writer.put(location, params={"digest": sha256(data)}, content=data[MiB:])
+    assert r.status_code == 201, r.text
+    assert writer.get(f"/v2/{name}/blobs/{sha256(data)}").content == data
+    _quiet(seaweed, s3_bucket)
+
+
+def test_cancel_aborts_the_multipart_upload(
+    node: RegistryServer, writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
+) -> None:
+    name = _name()
+    location = writer.post(f"/v2/{name}/blobs/uploads/").headers["Location"]
+    assert writer.patch(location, content=os.urandom(9 * MiB)).status_code == 202
+    assert seaweed.open_multipart_uploads(s3_bucket) != []
+    assert _objects(seaweed, s3_bucket, "uploads/") != {}  # 1 MiB past the first part
+    assert writer.delete(location).status_code == 204
+    _quiet(seaweed, s3_bucket)
+    assert_error(writer.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+
+
+def test_gc_frees_the_object(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:
+    with (
+        running_registry(
+            tmp_path / "data",
+            blob_store=f"s3://{bucket}",
+            env=seaweed.env,
+            review_delay=0,
+            upload_grace=0,
+        ) as server,
+        server.client("writer") as writer,
+    ):
+        layer = oci.random_layer(300_000, "s3-gc")
+        img = oci.image([layer])
+        oci.push(writer, "acme/web/gc", img, "v1")
+        assert sorted(seaweed.keys(bucket).values()) == sorted(b.size for b in img.blobs)
+        assert writer.delete("/v2/acme/web/gc/manifests/v1").status_code == 202
+        deadline = time.monotonic() + 60
+        while seaweed.keys(bucket) and time.monotonic() < deadline:
+            time.sleep(0.2)  # the GC worker reviews at once: no delay, no grace
+        assert seaweed.keys(bucket) == {}
+        assert writer.get(f"/v2/acme/web/gc/blobs/{layer.digest}").status_code == 404
+
+
+def test_redirected_blob_gets(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:
+    with (
+        running_registry(
+            tmp_path / "data",
+            blob_store=f"s3://{bucket}",
+            env=seaweed.env,
+            extra_args=["--redirect-blobs"],
+        ) as server,
+        server.client("writer") as c,
+    ):
+        data = os.urandom(200_000)
+        digest = upload(c, "acme/web/redirected", data)
+        r = c.get(f"/v2/acme/web/redirected/blobs/{digest}")
+        assert r.status_code == 307
+        location = r.headers["Location"]
+        assert location.startswith(seaweed.endpoint)
+        assert httpx.get(location).content == data  # signed: no credentials needed
+        ranged = httpx.get(location, headers={"Range": "bytes=100-199"})
+        assert ranged.status_code == 206
+        assert ranged.content == data[100:200]
+        # HEAD answers here, and only readers of the image get a URL.
+        assert c.head(f"/v2/acme/web/redirected/blobs/{digest}").status_code == 200
+        with server.client("outsider") as other:
+            assert other.get(f"/v2/acme/web/redirected/blobs/{digest}").status_code in (401, 403)
+
+
+def test_abandoned_uploads_are_aborted(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:
+    with (
+        running_registry(
+            tmp_path / "data",
+            blob_store=f"s3://{bucket}",
+            env=seaweed.env,
+            extra_args=["--upload-ttl", "2"],
+        ) as server,
+        server.client("writer") as c,
+    ):
+        location = c.post("/v2/acme/web/abandoned/blobs/uploads/").headers["Location"]
+        # A part and staged bytes (test_cancel_aborts_the_multipart_upload sees them).
+        assert c.patch(location, content=os.urandom(9 * MiB)).status_code == 202
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            seaweed.open_multipart_uploads(bucket) or seaweed.keys(bucket, "uploads/")
+        ):
+            time.sleep(0.2)
+        assert seaweed.open_multipart_uploads(bucket) == []
+        assert seaweed.keys(bucket, "uploads/") == {}
+        assert_error(c.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+        assert seaweed.keys(bucket, "blobs/") == {}
+
+
+def test_leftovers_of_a_killed_node_are_aborted(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str
+) -> None:
+    """A multipart upload and staged bytes that no session holds (a node killed
+    between its S3 call and its row) go once they are older than the TTL."""
+    client = seaweed.client()
+    orphan = client.create_multipart_upload(Bucket=bucket, Key=f"blobs/1/{uuid.uuid4()}")
+    client.put_object(Bucket=bucket, Key=f"uploads/{uuid.uuid4()}/3", Body=b"x" * 10)
+    with running_registry(
+        tmp_path / "data",
+        blob_store=f"s3://{bucket}",
+        env=seaweed.env,
+        extra_args=["--upload-ttl", "1"],
+    ):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            seaweed.open_multipart_uploads(bucket) or seaweed.keys(bucket, "uploads/")
+        ):
+            time.sleep(0.2)
+    assert orphan["UploadId"] not in seaweed.open_multipart_uploads(bucket)
+    assert seaweed.keys(bucket, "uploads/") == {}
+
+
+def _cli(*args: str, env: dict[str, str], stdout: bool = False) -> tuple[int, str]:
+    """Run berth-registry with only ``env``'s AWS variables: (status, stderr or stdout)."""
+    result = subprocess.run(
+        [CLI, *args],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | env,
+        timeout=600,
+        check=False,
+    )
+    return result.returncode, result.stdout + result.stderr if stdout else result.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "gc", "fsck", "demo"])
+def test_a_bucket_it_cannot_use_is_one_line_and_exit_2(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str, command: str
+) -> None:
+    extra = {"gc": ["--once"], "serve": ["--port", "0"]}.get(command, [])
+    data = ["--data", str(tmp_path / "data")]
+    maintenance = command in ("gc", "fsck")  # these need a registry to look after
+    if maintenance:
+        assert _cli("init", *data, env={})[0] == 0
+    cases = [
+        (f"s3://no-such-bucket-{uuid.uuid4().hex[:6]}", seaweed.env, "does not exist"),
+        (f"s3://{bucket}", {**seaweed.env, "AWS_SECRET_ACCESS_KEY": "wrong"}, "denied"),
+        (
+            f"s3://{bucket}",
+            {"AWS_ENDPOINT_URL": seaweed.endpoint, "AWS_REGION": "us-east-1"},
+            "no credentials",
+        ),
+    ]
+    for url, env, says in cases:
+        status, err = _cli(command, *data, "--blob-store", url, *extra, env=env)
+        assert status == 2, err
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert says in lines[0], err
+    # Nothing was made of the data directory's registry on the way.
+    assert (tmp_path / "data" / "registry.db").exists() == maintenance
+    assert seaweed.keys(bucket) == {}
+
+
+def test_uploaded_bytes_match_the_digest_in_the_bucket(
+    node: RegistryServer, writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
+) -> None:
+    """What the bucket holds under a blob's key hashes to the blob's digest."""
+    data = os.urandom(11 * MiB)
+    digest = upload(writer, _name(), data)
+    client = seaweed.client()
+    for key, size in _objects(seaweed, s3_bucket).items():
+        if size == len(data):
+            body = client.get_object(Bucket=s3_bucket, Key=key)["Body"].read()
+            assert "sha256:" + hashlib.sha256(body).hexdigest() == digest
+            return
+    raise AssertionError("object not found")
+
+
+def test_fsck_compares_bucket_and_database(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:
+    data = tmp_path / "data"
+    store = ["--blob-store", f"s3://{bucket}/p"]
+    with running_registry(data, blob_store=f"s3://{bucket}/p", env=seaweed.env) as server:
+        with server.client("writer") as c:
+            img = oci.image([oci.random_layer(40_000, "fsck-1"), oci.random_layer(9000, "fsck-2")])
+            oci.push(c, "acme/web/app", img, "v1")
+        status, out = _cli("fsck", "--data", str(data), *store, env=seaweed.env, stdout=True)
+        assert status == 0, out
+        assert "fsck: clean (3 objects, 3 blob rows" in out
+        client = seaweed.client()
+        # A leaked object (a crash between commit and delete), a stray key, a lost object.
+        leaked = f"p/blobs/1/{uuid.uuid4()}"
+        client.put_object(Bucket=bucket, Key=leaked, Body=b"leaked bytes")
+        client.put_object(Bucket=bucket, Key="p/blobs/notes.txt", Body=b"hello")
+        lost_size = img.blobs[-1].size
+        lost = next(k for k, v in seaweed.keys(bucket, "p/blobs/").items() if v == lost_size)
+        client.delete_object(Bucket=bucket, Key=lost)
+        status, out = _cli(
+            "fsck", "--data", str(data), *store, "--repair", "--orphan-min-age", "0",
+            env=seaweed.env, stdout=True,
+        )  # fmt: skip
+        assert status == 4, out
+        assert f"orphan: object {leaked} (12 bytes) has no blob row (repaired)" in out
+        assert "stray: unexpected entry s3://" in out
+        assert "notes.txt" in out
+        assert f"missing: blob {img.blobs[-1].digest} of workspace 1" in out
+        assert leaked not in seaweed.keys(bucket)
+        # A young orphan is left alone: it may be an upload committing right now.
+        client.put_object(Bucket=bucket, Key=leaked, Body=b"young")
+        client.delete_object(Bucket=bucket, Key="p/blobs/notes.txt")
+        client.put_object(Bucket=bucket, Key=lost, Body=img.blobs[-1].data)
+        status, out = _cli("fsck", "--data", str(data), *store, env=seaweed.env, stdout=True)
+        assert status == 0, out
+        assert f"note: young orphan {leaked}" in out
+        status, out = _cli(
+            "fsck", "--data", str(data), *store, "--verify-content", env=seaweed.env, stdout=True
+        )
+        assert status == 0, out
+
+
+def test_demo_seeds_into_the_bucket(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:
+    data = str(tmp_path / "demo")
+    store = ["--blob-store", f"s3://{bucket}"]
+    status, out = _cli("demo", "--data", data, *store, "--days", "7", env=seaweed.env, stdout=True)
+    assert status == 0, out
+    objects = seaweed.keys(bucket, "blobs/")
+    assert len(objects) > 20
+    assert not list((tmp_path / "demo" / "blobs").rglob("*/*/*"))  # nothing on disk
+    status, out = _cli(
+        "fsck", "--data", data, *store, "--verify-content", env=seaweed.env, stdout=True
+    )
+    assert status == 0, out
+    assert f"fsck: clean ({len(objects)} objects" in out
