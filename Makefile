@@ -8,7 +8,7 @@ DEB_PACKAGES := skopeo umoci docker-registry xvfb xauth dbus dbus-x11 gnome-keyr
 	libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-xkb1 \
 	libxcb-cursor0 libxcb-shape0 libxcb-randr0 libxcb-xinerama0 fonts-dejavu-core \
 	desktop-file-utils appstream imagemagick openssl postgresql systemd binutils \
-	at-spi2-core python3-pyatspi xdotool
+	at-spi2-core python3-pyatspi xdotool haproxy
 
 .PHONY: run demo test check deps venv clean screenshots bundle bundle-check
 

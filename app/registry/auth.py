@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 import jwt
 from sqlalchemy import Connection, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from app.core.names import ImageName, InvalidName
 from app.core.permissions import Permission, allowed_actions
@@ -107,14 +108,20 @@ class Authenticator:
 
     @classmethod
     def load(cls, db: Database) -> Authenticator:
-        with db.write() as conn:
-            secret = conn.execute(
-                select(s.settings.c.value).where(s.settings.c.key == "token_secret")
-            ).scalar()
-            if secret is None:
-                secret = secrets.token_hex(32)
-                conn.execute(insert(s.settings).values(key="token_secret", value=secret))
-        return cls(db, bytes.fromhex(secret))
+        """With the token secret every node shares: made by the first node to start."""
+        for _attempt in range(2):
+            try:
+                with db.write() as conn:
+                    secret = conn.execute(
+                        select(s.settings.c.value).where(s.settings.c.key == "token_secret")
+                    ).scalar()
+                    if secret is None:
+                        secret = secrets.token_hex(32)
+                        conn.execute(insert(s.settings).values(key="token_secret", value=secret))
+                return cls(db, bytes.fromhex(secret))
+            except IntegrityError:
+                continue  # another node made it at the same moment: read theirs
+        raise RuntimeError("could not read the token secret")
 
     # Basic -------------------------------------------------------------------
     def check_password(self, name: str, password: str, address: str = "") -> User | None:

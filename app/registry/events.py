@@ -3,6 +3,9 @@
 Writes happen in worker threads; subscribers are asyncio queues on the server's
 event loop, so publishing hops onto the loop with ``call_soon_threadsafe``. A slow
 subscriber loses its oldest events rather than holding memory without bound.
+
+With PostgreSQL, a relay (:mod:`app.registry.event_relay`) carries each event to
+the other nodes, which :meth:`EventBus.deliver` it to their own subscribers.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ import json
 import threading
 import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, Protocol
 
 QUEUE_LIMIT = 1000
+
+
+class Relay(Protocol):
+    def send(self, workspace_id: int, event: dict[str, Any]) -> None: ...
 
 
 class EventBus:
@@ -24,6 +31,7 @@ class EventBus:
         self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+        self.relay: Relay | None = None
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -39,12 +47,18 @@ class EventBus:
             self._subscribers[workspace_id].discard(queue)
 
     def publish(self, workspace_id: int, event: dict[str, Any]) -> None:
-        event = {
-            **event,
-            "id": next(self._ids),
-            "workspace_id": workspace_id,
-            "at": int(time.time() * 1000),
-        }
+        """An event of this node: to its subscribers, and through the relay to the
+        other nodes'."""
+        event = {**event, "workspace_id": workspace_id, "at": int(time.time() * 1000)}
+        relay = self.relay
+        if relay is not None:
+            relay.send(workspace_id, event)
+        self.deliver(workspace_id, event)
+
+    def deliver(self, workspace_id: int, event: dict[str, Any]) -> None:
+        """To this node's subscribers (an event of this node, or one the relay
+        brought from another), numbered in this node's sequence."""
+        event = {**event, "id": next(self._ids), "workspace_id": workspace_id}
         loop = self._loop
         if loop is None or loop.is_closed():
             return

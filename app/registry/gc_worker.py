@@ -104,6 +104,12 @@ def run_until_stopped(reg: Registry, *, workspace_ids: Iterable[int] | None = No
     """``berth-registry gc`` without ``--once``: a GC-only process (for instance on a
     node that serves no traffic) until SIGTERM or SIGINT."""
     worker = GcWorker(reg, workspace_ids=workspace_ids)
+    # Its runs reach the serve nodes' event streams through PostgreSQL.
+    relay = None
+    if not reg.db.is_sqlite:
+        from app.registry.event_relay import relay_for  # psycopg: the postgres extra
+
+        relay = relay_for(reg.db.engine, reg.events, listen=False)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -111,7 +117,13 @@ def run_until_stopped(reg: Registry, *, workspace_ids: Iterable[int] | None = No
             loop.add_signal_handler(signum, _stopper(worker, reg))
         await worker.run()
 
-    asyncio.run(main())
+    if relay is not None:
+        relay.start()
+    try:
+        asyncio.run(main())
+    finally:
+        if relay is not None:
+            relay.stop()
 
 
 def _stopper(worker: GcWorker, reg: Registry) -> Callable[[], None]:

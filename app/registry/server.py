@@ -31,6 +31,14 @@ def create_app(registry: Registry) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         registry.events.bind(asyncio.get_running_loop())
+        # Several nodes share one PostgreSQL: their events travel through it.
+        relay = None
+        if not registry.db.is_sqlite:
+            from app.registry.event_relay import relay_for  # psycopg: the postgres extra
+
+            relay = relay_for(registry.db.engine, registry.events)
+        if relay is not None:
+            relay.start()
         worker = GcWorker(registry)
         tasks = [
             asyncio.create_task(housekeeping.run(registry), name="housekeeping"),
@@ -48,6 +56,8 @@ def create_app(registry: Registry) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if relay is not None:
+                await asyncio.to_thread(relay.stop)
 
     app = FastAPI(
         title="Berth registry management API",

@@ -24,11 +24,12 @@ from tests.support.tools import require
 
 
 class Metadata:
-    """Read-only access to a registry's SQLite store while its server runs."""
+    """Read-only access to a registry's metadata store (SQLite in ``data``, or the
+    PostgreSQL database at ``database_url``) while its servers run."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, database_url: str | None = None) -> None:
         self.data = data
-        self.db = Database(sqlite_url(data))
+        self.db = Database(database_url or sqlite_url(data))
 
     def close(self) -> None:
         self.db.dispose()

@@ -26,7 +26,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -34,6 +34,8 @@ LOCK_TIMEOUT_S = 5.0
 # How long a write may wait for its turn in this process before the caller is told
 # to retry (the queue moves in milliseconds per write; this is overload).
 QUEUE_TIMEOUT_S = 10.0
+# pg_advisory_lock key held while migrating ("berth" + 1 in ASCII, as a number).
+MIGRATION_LOCK = 0x626572746831
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -187,14 +189,26 @@ class Database:
             raise
 
     def migrate(self) -> None:
-        """Bring the schema to the latest revision (run on every start)."""
+        """Bring the schema to the latest revision (run on every start). On
+        PostgreSQL the nodes of a cluster may start together: an advisory lock lets
+        one migrate while the others wait, then find nothing left to do."""
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.connect() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            if conn.in_transaction():
+            if not self.is_sqlite:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
                 conn.commit()
+            try:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                if conn.in_transaction():
+                    conn.commit()
+            finally:
+                if not self.is_sqlite:
+                    if conn.in_transaction():
+                        conn.rollback()
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                    conn.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
