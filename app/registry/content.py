@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Select, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from app.core.manifests import MAX_SIZE, Manifest, parse_image_config
@@ -198,10 +199,14 @@ def finish_upload(
     the one now stored (False: the workspace already held the digest, so the caller
     discards its copy)."""
     blob = workspace_blob(conn, image.workspace_id, digest, lock=True)
-    created = blob is None
+    created = False
     if blob is None:
-        result = conn.execute(
-            insert(s.blobs).values(
+        # Two nodes (or requests) may finish the same digest at once: the second
+        # insert waits for the first to commit, does nothing, and takes its row.
+        dialect = conn.dialect.name
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(s.blobs)
+        blob_id = conn.execute(
+            stmt.values(
                 workspace_id=image.workspace_id,
                 digest=digest,
                 size=size,
@@ -210,9 +215,16 @@ def finish_upload(
                 touched_at=now,
                 image_refs=0,
             )
-        )
-        blob = Blob(inserted_id(result), image.workspace_id, digest, size, generation)
-    else:
+            .on_conflict_do_nothing(index_elements=["workspace_id", "digest"])
+            .returning(s.blobs.c.id)
+        ).scalar()
+        if blob_id is not None:
+            created = True
+            blob = Blob(int(blob_id), image.workspace_id, digest, size, generation)
+        else:
+            blob = workspace_blob(conn, image.workspace_id, digest, lock=True)
+            assert blob is not None
+    if not created:
         touch_blob(conn, blob.id, now)
     link_blob(conn, image.id, blob.id, now)
     # An upload that no manifest ever references is collected once the grace ends.

@@ -13,6 +13,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.exc import IntegrityError
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -117,6 +118,13 @@ def _oci_errors(
             # The client hung up mid-body; the handler has already undone its write.
             return Response(status_code=400)
         except Busy:
+            return busy_response()
+        except IntegrityError:
+            # Another node (or request) wrote the same row first (a tag, a manifest):
+            # the retry finds it there.
+            log.warning(
+                "concurrent write: %s %s; asking to retry", request.method, request.url.path
+            )
             return busy_response()
         except StoreUnavailable:
             log.exception("%s %s: the blob store failed", request.method, request.url.path)
