@@ -124,7 +124,9 @@ class Cluster:
             self.database_url = self.pg.create_database("berth")
             for i in range(self.count):
                 self.nodes.append(self.node(f"node{i + 1}", seed=i == 0))
-            self.lb = HaProxy([n.host for n in self.nodes])
+            backends = [n.host for n in self.nodes]
+            # The configuration names two servers: one node stands for both.
+            self.lb = HaProxy(backends if len(backends) > 1 else backends * 2)
         except BaseException:
             self.stop()
             raise
