@@ -301,7 +301,7 @@ def test_race_stress_across_nodes(cluster: Cluster, tmp_path: Path) -> None:
     counts = dict(sorted(tally.counts.items()))
     print(f"\ncluster race stress, {STRESS_SECONDS:.0f} s: {counts}")
     print(fsck.stdout.strip().splitlines()[-1])
-    assert tally.violations == [], tally.violations
+    assert tally.violations == [], (tally.violations, cluster.logs())
     assert fsck.returncode == 0, fsck.stdout
     assert counts.get("push", 0) > 0
     assert counts.get("tag delete", 0) > 0

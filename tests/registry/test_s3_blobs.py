@@ -304,30 +304,48 @@ def _cli(*args: str, env: dict[str, str], stdout: bool = False) -> tuple[int, st
     return result.returncode, result.stdout + result.stderr if stdout else result.stderr
 
 
-@pytest.mark.parametrize("command", ["serve", "gc", "fsck", "demo"])
+@pytest.mark.parametrize(
+    ("command", "case"),
+    [
+        ("serve", "missing bucket"),
+        ("serve", "wrong secret"),
+        ("serve", "no credentials"),
+        # The other commands open the store the same way: one case each.
+        ("gc", "missing bucket"),
+        ("fsck", "wrong secret"),
+        ("demo", "no credentials"),
+    ],
+)
 def test_a_bucket_it_cannot_use_is_one_line_and_exit_2(
-    tmp_path: Path, seaweed: SeaweedS3, bucket: str, command: str
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str, command: str, case: str
 ) -> None:
+    url, env, says = {
+        "missing bucket": (
+            f"s3://no-such-bucket-{uuid.uuid4().hex[:6]}",
+            seaweed.env,
+            "does not exist",
+        ),
+        "wrong secret": (
+            f"s3://{bucket}",
+            {**seaweed.env, "AWS_SECRET_ACCESS_KEY": "wrong"},
+            "denied",
+        ),
+        "no credentials": (
+            f"s3://{bucket}",
+            {"AWS_ENDPOINT_URL": seaweed.endpoint, "AWS_REGION": "us-east-1"},
+            "no credentials",
+        ),
+    }[case]
     extra = {"gc": ["--once"], "serve": ["--port", "0"]}.get(command, [])
     data = ["--data", str(tmp_path / "data")]
     maintenance = command in ("gc", "fsck")  # these need a registry to look after
     if maintenance:
         assert _cli("init", *data, env={})[0] == 0
-    cases = [
-        (f"s3://no-such-bucket-{uuid.uuid4().hex[:6]}", seaweed.env, "does not exist"),
-        (f"s3://{bucket}", {**seaweed.env, "AWS_SECRET_ACCESS_KEY": "wrong"}, "denied"),
-        (
-            f"s3://{bucket}",
-            {"AWS_ENDPOINT_URL": seaweed.endpoint, "AWS_REGION": "us-east-1"},
-            "no credentials",
-        ),
-    ]
-    for url, env, says in cases:
-        status, err = _cli(command, *data, "--blob-store", url, *extra, env=env)
-        assert status == 2, err
-        lines = err.strip().splitlines()
-        assert len(lines) == 1, err
-        assert says in lines[0], err
+    status, err = _cli(command, *data, "--blob-store", url, *extra, env=env)
+    assert status == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert says in lines[0], err
     # Nothing was made of the data directory's registry on the way.
     assert (tmp_path / "data" / "registry.db").exists() == maintenance
     assert seaweed.keys(bucket) == {}

@@ -112,6 +112,7 @@ class Cluster:
             "review_delay": self.review_delay,
             "upload_grace": self.upload_grace,
             "extra_args": list(self.extra_args),
+            "log_file": self.root / f"{name}.log",
         }
         data = self.root / name
         # The accounts go into the shared database once.
@@ -145,6 +146,13 @@ class Cluster:
             auth=httpx.BasicAuth(user, PASSWORD),
             timeout=60,
             **kw,  # type: ignore[arg-type]
+        )
+
+    def logs(self) -> str:
+        """What the nodes logged (each ``<name>.log`` beside their data)."""
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-20_000:]}"
+            for path in sorted(self.root.glob("*.log"))
         )
 
     def stop(self) -> None:

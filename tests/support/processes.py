@@ -49,12 +49,17 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         ready_timeout: float = 30.0,
         cwd: Path | None = None,
+        log_file: Path | None = None,
     ) -> None:
         self.argv = list(argv)
+        # A long-running, chatty server writes to a file: a pipe nobody reads fills
+        # up (64 KiB) and blocks it.
+        self.log_file = log_file
+        self._log = open(log_file, "ab") if log_file is not None else None  # noqa: SIM115
         self.proc = subprocess.Popen(
             self.argv,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._log if self._log is not None else subprocess.PIPE,
             text=True,
             env={**os.environ, **(env or {})},
             cwd=cwd,
@@ -104,9 +109,13 @@ class ServerProcess:
         return self.proc.returncode
 
     def stderr_text(self) -> str:
+        if self.log_file is not None:
+            return self.log_file.read_text(errors="replace")
         return self.proc.stderr.read() if self.proc.stderr and not self.proc.stderr.closed else ""
 
     def _close(self) -> None:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None and not stream.closed:
                 stream.close()
+        if self._log is not None:
+            self._log.close()

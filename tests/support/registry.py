@@ -46,6 +46,7 @@ class RegistryServer:
     database_url: str | None = None  # default: SQLite in data
     blob_store: str | None = None  # default: the data directory
     env: dict[str, str] = field(default_factory=dict)  # e.g. the AWS environment
+    log_file: Path | None = None  # stderr to this file instead of a pipe
     process: ServerProcess | None = None
 
     def start(self) -> RegistryServer:
@@ -66,6 +67,7 @@ class RegistryServer:
                 *self.extra_args,
             ],
             env=self.env,
+            log_file=self.log_file,
         )
         return self
 
