@@ -63,8 +63,13 @@ def distribution(root: Path, s3: SeaweedS3, bucket: str, *, redirect: bool) -> I
         f"  redirect:\n    disable: {'false' if redirect else 'true'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
+    # Its AWS SDK fails to start when AWS_CA_BUNDLE is set (even for plain HTTP).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.Popen(
-        [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [binary, "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         deadline = time.monotonic() + 30
