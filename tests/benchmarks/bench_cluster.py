@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 from tests.support import oci
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, HaProxy
 from tests.support.registry import PASSWORD
 from tests.support.seaweedfs import SeaweedS3
 
@@ -64,13 +64,13 @@ def _pull(url: str, name: str) -> int:
         return total
 
 
-def _concurrent_pulls(cluster: Cluster, name: str) -> float:
-    """MB/s of PULLERS simultaneous pulls through the balancer."""
+def _concurrent_pulls(url: str, name: str) -> float:
+    """MB/s of PULLERS simultaneous pulls through the balancer at ``url``."""
     barrier = threading.Barrier(PULLERS)
 
     def one() -> int:
         barrier.wait()
-        return _pull(cluster.lb_url, name)
+        return _pull(url, name)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(PULLERS) as pool:
@@ -79,24 +79,30 @@ def _concurrent_pulls(cluster: Cluster, name: str) -> float:
 
 
 def test_concurrent_pulls_one_node_vs_two(tmp_path: Path) -> None:
+    """Two nodes behind one HAProxy, and a second HAProxy with only the first node
+    behind it; rounds alternate between the two, so both see the same machine."""
     layers = [oci.random_layer(LAYER_SIZE, f"lbbench{i}") for i in range(LAYERS)]
     img = oci.image(layers)
     rates: dict[int, list[float]] = {1: [], 2: []}
     loads: list[float] = []
     s3 = SeaweedS3()
     try:
-        for count in (1, 2):
-            bucket = s3.create_bucket(f"lb-{count}-{uuid.uuid4().hex[:8]}")
-            cluster = Cluster(tmp_path / f"nodes{count}", s3, bucket, count=count).start()
-            try:
-                with cluster.client("writer") as c:
-                    oci.push(c, "acme/web/pulled", img, "v1")
-                _pull(cluster.lb_url, "acme/web/pulled")  # warm: every node once
-                for _ in range(ROUNDS):
-                    rates[count].append(_concurrent_pulls(cluster, "acme/web/pulled"))
+        bucket = s3.create_bucket(f"lb-{uuid.uuid4().hex[:8]}")
+        cluster = Cluster(tmp_path / "nodes", s3, bucket, count=2).start()
+        single = HaProxy([cluster.nodes[0].host] * 2)
+        try:
+            with cluster.client("writer") as c:
+                oci.push(c, "acme/web/pulled", img, "v1")
+            urls = {1: single.url, 2: cluster.lb_url}
+            for count in (1, 2):
+                _pull(urls[count], "acme/web/pulled")  # warm
+            for n in range(ROUNDS):
+                for count in (1, 2) if n % 2 == 0 else (2, 1):
+                    rates[count].append(_concurrent_pulls(urls[count], "acme/web/pulled"))
                     loads.append(os.getloadavg()[0])
-            finally:
-                cluster.stop()
+        finally:
+            single.stop()
+            cluster.stop()
     finally:
         s3.stop()
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
