@@ -15,7 +15,9 @@ Checks, in order:
   recomputation (``--repair`` rewrites it);
 * garbage is queued: every blob no manifest references and every manifest nothing
   keeps has a GC review queued, or it would never be collected (``--repair`` queues
-  it).
+  it);
+* on object storage, no multipart upload is open and no staged upload bytes are
+  kept for an upload session that is gone (``--repair`` aborts and deletes them).
 
 Safe to run against a live registry: objects are listed before rows are read, and
 anything that looks wrong is re-checked before it is reported.
@@ -32,7 +34,7 @@ from sqlalchemy import Connection, and_, delete, exists, insert, select, update
 from app.core.digests import Digest, DigestError
 from app.core.manifests import ManifestError, parse_manifest
 from app.registry import reviews, usage
-from app.registry.blobstore import PAGE, StoredObject, Stray
+from app.registry.blobstore import PAGE, FileBlobStore, StoredObject, StoreUnavailable, Stray
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
 from app.registry.service import Registry
@@ -512,9 +514,29 @@ def check(
         orphan_min_age_ms=orphan_min_age_ms,
         now=now,
     )
+    if not isinstance(reg.store, FileBlobStore):
+        _check_s3_uploads(reg, report, repair=repair, min_age_ms=orphan_min_age_ms, now=now)
     with reg.db.read() as conn:
         _dangling(conn, report)
         _payloads(conn, report)
     _check_usage(reg, report, repair=repair)
     _check_queues(reg, report, repair=repair, now=now)
     return report
+
+
+def _check_s3_uploads(
+    reg: Registry, report: Report, *, repair: bool, min_age_ms: int, now: int
+) -> None:
+    """Object storage: multipart uploads and staged bytes no upload session holds
+    (a node killed between its S3 call and its row). Housekeeping aborts them once
+    they are older than the upload TTL; ``--repair`` does at the orphan age."""
+    from app.registry import s3_uploads
+
+    for kind, what, forget in s3_uploads.unheld(reg, before=now - min_age_ms):
+        problem = report.add("orphan", f"{kind} {what} belongs to no upload session")
+        if repair:
+            try:
+                forget()
+                problem.repaired = True
+            except StoreUnavailable:
+                pass

@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from app.core.digests import Digest
@@ -355,16 +356,40 @@ def expire(reg: Registry, ttl_ms: int) -> int:
         reg.uploads.drop(session.id)
         _release(store, session)
     # Leftovers of nodes killed between an S3 call and its row.
+    for _kind, _what, forget in unheld(reg, before):
+        forget()
+    return len(stale)
+
+
+def unheld(reg: Registry, before: int) -> list[tuple[str, str, Callable[[], None]]]:
+    """Multipart uploads begun and bytes staged before ``before`` that no upload
+    session holds: (kind, what, how to get rid of it)."""
+    store = _store(reg)
+    found: list[tuple[str, str, Callable[[], None]]] = []
     open_uploads = [u for u in store.open_uploads() if u.initiated_ms < before]
     if open_uploads:
         with reg.db.read() as conn:
             held = uploads.multipart_ids(conn)
-        for upload in open_uploads:
-            if upload.upload_id not in held:
-                store.abort_multipart(upload.key, upload.upload_id)
+        for u in open_uploads:
+            if u.upload_id not in held:
+                found.append(
+                    (
+                        "multipart upload",
+                        f"{u.upload_id} of s3://{store.bucket}/{u.key}",
+                        functools.partial(store.abort_multipart, u.key, u.upload_id),
+                    )
+                )
     staged = [o for o in store.staged_objects() if o.changed_ms < before]
     if staged:
         with reg.db.read() as conn:
             live = uploads.session_ids(conn, sorted({o.session_id for o in staged}))
-        _forget_staged(store, [o.key for o in staged if o.session_id not in live])
-    return len(stale)
+        for o in staged:
+            if o.session_id not in live:
+                found.append(
+                    (
+                        "staged upload bytes",
+                        f"s3://{store.bucket}/{o.key}",
+                        functools.partial(store.delete_keys, [o.key]),
+                    )
+                )
+    return found

@@ -381,6 +381,11 @@ def test_fsck_compares_bucket_and_database(tmp_path: Path, seaweed: SeaweedS3, b
         leaked = f"p/blobs/1/{uuid.uuid4()}"
         client.put_object(Bucket=bucket, Key=leaked, Body=b"leaked bytes")
         client.put_object(Bucket=bucket, Key="p/blobs/notes.txt", Body=b"hello")
+        # A multipart upload and staged bytes of no upload session (a node killed
+        # between its S3 call and its row).
+        mpu = client.create_multipart_upload(Bucket=bucket, Key=f"p/blobs/1/{uuid.uuid4()}")
+        staged = f"p/uploads/{uuid.uuid4()}/2"
+        client.put_object(Bucket=bucket, Key=staged, Body=b"staged")
         lost_size = img.blobs[-1].size
         lost = next(k for k, v in seaweed.keys(bucket, "p/blobs/").items() if v == lost_size)
         client.delete_object(Bucket=bucket, Key=lost)
@@ -393,7 +398,11 @@ def test_fsck_compares_bucket_and_database(tmp_path: Path, seaweed: SeaweedS3, b
         assert "stray: unexpected entry s3://" in out
         assert "notes.txt" in out
         assert f"missing: blob {img.blobs[-1].digest} of workspace 1" in out
+        assert f"orphan: multipart upload {mpu['UploadId']} of s3://{bucket}/" in out
+        assert f"orphan: staged upload bytes s3://{bucket}/{staged} belongs to no" in out
         assert leaked not in seaweed.keys(bucket)
+        assert staged not in seaweed.keys(bucket)
+        assert seaweed.open_multipart_uploads(bucket) == []
         # A young orphan is left alone: it may be an upload committing right now.
         client.put_object(Bucket=bucket, Key=leaked, Body=b"young")
         client.delete_object(Bucket=bucket, Key="p/blobs/notes.txt")
