@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often pull times noted in memory are written (default 5; "
         "a crash loses at most this much of them)",
     )
+    serve.add_argument(
+        "--policy-check-interval",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="how often cleanup policies are checked for a scheduled run (default 5)",
+    )
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
     serve.add_argument(
@@ -365,6 +372,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise
     registry.pull_flush_s = max(args.pull_flush_interval, 0.05)
     registry.upload_ttl_ms = int(args.upload_ttl * 1000)
+    registry.policy_check_s = max(args.policy_check_interval, 0.05)
     serve(registry, ServeOptions(args.host, args.port, args.tls_cert, args.tls_key), sock)
     return 0
 
@@ -488,6 +496,25 @@ def _demo(args: argparse.Namespace) -> int:
 
 _EXTENSIONS.append(_demo_parser)
 _HANDLERS.update(demo=_demo)
+
+
+# cleanup policies --------------------------------------------------------------
+
+
+def _policy_parser(sub: SubParsers) -> None:
+    from app.registry import policy_cli
+
+    policy_cli.add_parsers(sub)
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from app.registry import policy_cli
+
+    return policy_cli.handle(args)
+
+
+_EXTENSIONS.append(_policy_parser)
+_HANDLERS.update(policy=_policy)
 
 
 if __name__ == "__main__":

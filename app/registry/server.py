@@ -23,6 +23,7 @@ from app.registry.api.events import end_streams
 from app.registry.api.mount import mount as mount_api
 from app.registry.gc_worker import GcWorker
 from app.registry.oci.router import routes as oci_routes
+from app.registry.policy_worker import PolicyWorker
 from app.registry.service import Registry
 from app.registry.tokens import token
 
@@ -40,7 +41,9 @@ def create_app(registry: Registry) -> FastAPI:
         if relay is not None:
             relay.start()
         worker = GcWorker(registry)
+        cleanup = PolicyWorker(registry, registry.policy_check_s)
         tasks = [
+            asyncio.create_task(cleanup.run(), name="cleanup-policies"),
             asyncio.create_task(housekeeping.run(registry), name="housekeeping"),
             asyncio.create_task(worker.run(), name="gc"),
             asyncio.create_task(
@@ -51,6 +54,7 @@ def create_app(registry: Registry) -> FastAPI:
             yield
         finally:
             worker.stop()  # lets a pass in its thread return after the current review
+            await asyncio.to_thread(cleanup.stop)  # runs stop after their current chunk
             for task in tasks:
                 task.cancel()
             for task in tasks:

@@ -6,6 +6,7 @@ the HTTP layers and the GC worker get it from ``app.state.registry``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,14 @@ class Registry:
     redirect_blobs: bool = False
     # Upload sessions idle this long are ended by the housekeeping.
     upload_ttl_ms: int = 24 * 3600 * 1000
+    # How often serve looks for cleanup policies that are due (app.registry.policy_worker).
+    policy_check_s: float = 5.0
+    # Set by the policy worker: runs started through the API go to its threads, and
+    # stop between chunks when the process stops.
+    start_background: Callable[[str, Callable[[], object]], None] = field(
+        default=lambda name, fn: threading.Thread(target=fn, name=name, daemon=True).start()
+    )
+    stopping: Callable[[], bool] = lambda: False
     # Set by the GC worker so "run now" and event triggers can wake it early.
     wake_gc: Callable[[], None] = lambda: None
 

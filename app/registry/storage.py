@@ -19,6 +19,7 @@ from sqlalchemy import Connection, case, func, select
 
 from app.core.storage import DeleteImpact
 from app.registry.db import schema as s
+from app.registry.db.idsets import in_ids, not_in_ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,7 @@ def _reachable_from(conn: Connection, manifest_ids: set[int]) -> set[int]:
         children = set(
             conn.execute(
                 select(s.manifest_children.c.child_id).where(
-                    s.manifest_children.c.parent_id.in_(ids)
+                    in_ids(conn, s.manifest_children.c.parent_id, ids)
                 )
             ).scalars()
         )
@@ -121,7 +122,7 @@ def _reachable_from(conn: Connection, manifest_ids: set[int]) -> set[int]:
             conn.execute(
                 select(m.id)
                 .join(sub, (sub.c.image_id == m.image_id) & (sub.c.digest == m.subject_digest))
-                .where(sub.c.id.in_(ids))
+                .where(in_ids(conn, sub.c.id, ids))
             ).scalars()
         )
         frontier = (children | referrers) - seen
@@ -135,13 +136,15 @@ def _blobs_of(conn: Connection, manifest_ids: set[int]) -> set[int]:
     ids = sorted(manifest_ids)
     layers = set(
         conn.execute(
-            select(s.manifest_layers.c.blob_id).where(s.manifest_layers.c.manifest_id.in_(ids))
+            select(s.manifest_layers.c.blob_id).where(
+                in_ids(conn, s.manifest_layers.c.manifest_id, ids)
+            )
         ).scalars()
     )
     configs = set(
         conn.execute(
             select(s.manifests.c.config_blob_id).where(
-                s.manifests.c.id.in_(ids), s.manifests.c.config_blob_id.is_not(None)
+                in_ids(conn, s.manifests.c.id, ids), s.manifests.c.config_blob_id.is_not(None)
             )
         ).scalars()
     )
@@ -156,10 +159,10 @@ def _holders(conn: Connection, blob_ids: list[int], image_ids: list[int]) -> dic
     rows = conn.execute(
         select(ml.manifest_id, ml.blob_id)
         .join(s.manifests, m.id == ml.manifest_id)
-        .where(ml.blob_id.in_(blob_ids), m.image_id.in_(image_ids))
+        .where(in_ids(conn, ml.blob_id, blob_ids), in_ids(conn, m.image_id, image_ids))
         .union(
             select(m.id, m.config_blob_id).where(
-                m.config_blob_id.in_(blob_ids), m.image_id.in_(image_ids)
+                in_ids(conn, m.config_blob_id, blob_ids), in_ids(conn, m.image_id, image_ids)
             )
         )
     )
@@ -183,17 +186,17 @@ def _still_tagged(
             select(s.manifest_layers.c.blob_id)
             .join(s.tags, t.manifest_id == s.manifest_layers.c.manifest_id)
             .where(
-                s.manifest_layers.c.blob_id.in_(sorted(blob_ids)),
-                t.image_id.in_(image_ids),
-                t.id.not_in(sorted(deleted_tags)),
+                in_ids(conn, s.manifest_layers.c.blob_id, sorted(blob_ids)),
+                in_ids(conn, t.image_id, image_ids),
+                not_in_ids(conn, t.id, sorted(deleted_tags)),
             )
             .union(
                 select(m.config_blob_id)
                 .join(s.tags, t.manifest_id == m.id)
                 .where(
-                    m.config_blob_id.in_(sorted(blob_ids)),
-                    t.image_id.in_(image_ids),
-                    t.id.not_in(sorted(deleted_tags)),
+                    in_ids(conn, m.config_blob_id, sorted(blob_ids)),
+                    in_ids(conn, t.image_id, image_ids),
+                    not_in_ids(conn, t.id, sorted(deleted_tags)),
                 )
             )
         ).scalars()
@@ -210,14 +213,14 @@ def _still_tagged(
         ids = sorted(carried)
         for manifest_id in conn.execute(
             select(t.manifest_id)
-            .where(t.manifest_id.in_(ids), t.id.not_in(sorted(deleted_tags)))
+            .where(in_ids(conn, t.manifest_id, ids), not_in_ids(conn, t.id, sorted(deleted_tags)))
             .distinct()
         ).scalars():
             kept |= carried[manifest_id]
         up: dict[int, set[int]] = {}
         for child, parent in conn.execute(
             select(s.manifest_children.c.child_id, s.manifest_children.c.parent_id).where(
-                s.manifest_children.c.child_id.in_(ids)
+                in_ids(conn, s.manifest_children.c.child_id, ids)
             )
         ):
             up.setdefault(int(parent), set()).update(carried[child])
@@ -225,7 +228,7 @@ def _still_tagged(
         for referrer, subject in conn.execute(
             select(m.id, sub.c.id)
             .join(sub, (sub.c.image_id == m.image_id) & (sub.c.digest == m.subject_digest))
-            .where(m.id.in_(ids))
+            .where(in_ids(conn, m.id, ids))
         ):
             up.setdefault(int(subject), set()).update(carried[referrer])
         carried = {}
@@ -254,7 +257,7 @@ def delete_impact(
     tag_rows = (
         conn.execute(
             select(t.id, t.image_id, t.manifest_id).where(
-                t.id.in_(sorted(tag_ids)), t.image_id.not_in(sorted(whole))
+                in_ids(conn, t.id, sorted(tag_ids)), not_in_ids(conn, t.image_id, sorted(whole))
             )
         ).all()
         if tag_ids
@@ -262,7 +265,9 @@ def delete_impact(
     )
     deleted_tags = {int(r.id) for r in tag_rows}
     partial = sorted({int(r.image_id) for r in tag_rows})
-    candidates = set(conn.execute(select(u.blob_id).where(u.image_id.in_(sorted(whole)))).scalars())
+    candidates = set(
+        conn.execute(select(u.blob_id).where(in_ids(conn, u.image_id, sorted(whole)))).scalars()
+    )
     candidates |= _blobs_of(conn, _reachable_from(conn, {int(r.manifest_id) for r in tag_rows}))
     if not candidates:
         return DeleteImpact(0, 0, 0, 0)
@@ -271,7 +276,9 @@ def delete_impact(
     kept = set(
         conn.execute(
             select(u.blob_id)
-            .where(u.blob_id.in_(sorted(candidates)), u.image_id.not_in(affected))
+            .where(
+                in_ids(conn, u.blob_id, sorted(candidates)), not_in_ids(conn, u.image_id, affected)
+            )
             .distinct()
         ).scalars()
     )
@@ -279,7 +286,9 @@ def delete_impact(
         kept |= _still_tagged(conn, candidates - kept, partial, deleted_tags)
     sizes = dict(
         conn.execute(
-            select(b.id, b.size).where(b.id.in_(sorted(candidates)), b.workspace_id == workspace_id)
+            select(b.id, b.size).where(
+                in_ids(conn, b.id, sorted(candidates)), b.workspace_id == workspace_id
+            )
         ).all()
     )
     freed = candidates - kept

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,18 @@ def config(registry: RegistryServer) -> str:
         assert c.post("/users", json={"name": "neo", "password": PASSWORD}).status_code == 201
     frontend = content.ids["acme/web/frontend"]
     digest = content.tagged["acme/web/frontend"]["v1"].digest
+    # A cleanup policy, a preview of it and a run, for their endpoints to read.
+    with api(registry) as c:
+        keep_all = {"rules": [{"kind": "keep_last", "value": 1000}]}
+        for scope in ("/workspaces/acme", "/workspaces/acme/repositories/web"):
+            assert c.put(scope + "/policy", json=keep_all).status_code == 200
+        preview = c.post("/workspaces/acme/policy/previews").json()["id"]
+        run = c.post(f"/policy-previews/{preview}/runs").json()["id"]
+        # Finished before the stream is read: its event would otherwise arrive in it.
+        deadline = time.monotonic() + 60
+        while c.get(f"/policy-runs/{run}").json()["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
 
     def toml(value: object) -> str:
         return json.dumps(value)  # JSON strings and numbers are TOML too
@@ -43,6 +56,8 @@ def config(registry: RegistryServer) -> str:
 "path.tag" = "v1"
 "path.slug" = "web"
 "path.user" = "neo"
+"path.preview_id" = {toml(preview)}
+"path.run_id" = {toml(run)}
 # Cursors are opaque tokens the server makes; tests/registry/test_api_browse.py covers
 # them. Empty means the first page.
 "query.cursor" = ""

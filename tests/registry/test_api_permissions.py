@@ -8,6 +8,7 @@ do answers 403 naming the missing permission.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,32 @@ class World:
         with api(self.server) as c:
             return as_listed(c, image_id)
 
+    def policy(self, repository: str | None = None) -> str:
+        """Make sure the policy exists (rules that remove nothing); returns its path."""
+        path = "/workspaces/acme" + (f"/repositories/{repository}" if repository else "")
+        with api(self.server) as c:
+            r = c.put(path + "/policy", json={"rules": KEEP_ALL})
+            assert r.status_code == 200, r.text
+        return path + "/policy"
+
+    def preview(self) -> int:
+        """A new preview of the workspace policy (made by root)."""
+        with api(self.server) as c:
+            r = c.post(self.policy() + "/previews")
+            assert r.status_code == 201, r.text
+            return int(r.json()["id"])
+
+    def idle(self) -> None:
+        """Wait until no cleanup run of acme is going (one scope runs once at a time)."""
+        with api(self.server) as c:
+            deadline = time.monotonic() + 60
+            while any(
+                run["state"] == "running"
+                for run in c.get("/workspaces/acme/policy-runs").json()["items"]
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+
     def fresh_member(self) -> str:
         with api(self.server) as c:
             name = f"member{next(self.serial)}"
@@ -77,6 +104,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 Call = Callable[[httpx.Client, World], httpx.Response]
+KEEP_ALL = [{"kind": "keep_last", "value": 1000}]
 
 
 def _stream_status(c: httpx.Client, w: World) -> httpx.Response:
@@ -100,8 +128,38 @@ WS_ADMIN = {
 }
 WS_ADMIN_204 = {u: (204 if s == 200 else s) for u, s in WS_ADMIN.items()}
 WS_ADMIN_201 = {u: (201 if s == 200 else s) for u, s in WS_ADMIN.items()}
+WS_ADMIN_202 = {u: (202 if s == 200 else s) for u, s in WS_ADMIN.items()}
+REPO_ADMIN = {**WS_ADMIN, "admin": 200}
+REPO_ADMIN_201 = {u: (201 if s == 200 else s) for u, s in REPO_ADMIN.items()}
+REPO_ADMIN_202 = {u: (202 if s == 200 else s) for u, s in REPO_ADMIN.items()}
+REPO_ADMIN_204 = {u: (204 if s == 200 else s) for u, s in REPO_ADMIN.items()}
 EVERYONE = dict.fromkeys(USERS, 200)
 SUPERUSER_201 = {**dict.fromkeys(USERS, 403), "root": 201}
+
+
+def _run_preview(c: httpx.Client, w: World) -> httpx.Response:
+    preview = w.preview()
+    w.idle()
+    return c.post(f"/policy-previews/{preview}/runs")
+
+
+def _run_saved(path: str) -> Call:
+    def call(c: httpx.Client, w: World) -> httpx.Response:
+        w.policy("web" if "repositories" in path else None)
+        w.idle()
+        return c.post(path)
+
+    return call
+
+
+def _read_run(c: httpx.Client, w: World) -> httpx.Response:
+    path = w.policy() + "/runs"
+    w.idle()
+    with api(w.server) as root:
+        r = root.post(path)
+        assert r.status_code == 202, r.text
+    return c.get(f"/policy-runs/{r.json()['id']}")
+
 
 CASES: dict[str, tuple[Call, dict[str, int], str | None]] = {
     # name: (request, status per user, permission a 403 must name)
@@ -167,6 +225,62 @@ CASES: dict[str, tuple[Call, dict[str, int], str | None]] = {
         SUPERUSER_201,
         "superuser",
     ),
+    "workspace policy": (lambda c, w: c.get(w.policy()), READ, None),
+    "set workspace policy": (
+        lambda c, w: c.put("/workspaces/acme/policy", json={"rules": KEEP_ALL}),
+        WS_ADMIN,
+        "workspace_admin",
+    ),
+    "remove workspace policy": (
+        lambda c, w: c.delete(w.policy()),
+        WS_ADMIN_204,
+        "workspace_admin",
+    ),
+    "repository policy": (lambda c, w: c.get(w.policy("web")), READ, None),
+    "set repository policy": (
+        lambda c, w: c.put("/workspaces/acme/repositories/web/policy", json={"rules": KEEP_ALL}),
+        REPO_ADMIN,
+        "admin",
+    ),
+    "remove repository policy": (
+        lambda c, w: c.delete(w.policy("web")),
+        REPO_ADMIN_204,
+        "admin",
+    ),
+    # Previewing given rules needs the right to set them (the saved policy: read,
+    # see tests/registry/test_policies.py).
+    "preview workspace rules": (
+        lambda c, w: c.post("/workspaces/acme/policy/previews", json={"rules": KEEP_ALL}),
+        WS_ADMIN_201,
+        "workspace_admin",
+    ),
+    "preview repository rules": (
+        lambda c, w: c.post(
+            "/workspaces/acme/repositories/web/policy/previews", json={"rules": KEEP_ALL}
+        ),
+        REPO_ADMIN_201,
+        "admin",
+    ),
+    "preview": (lambda c, w: c.get(f"/policy-previews/{w.preview()}"), READ, None),
+    "preview tags": (lambda c, w: c.get(f"/policy-previews/{w.preview()}/tags"), READ, None),
+    "preview images": (
+        lambda c, w: c.get(f"/policy-previews/{w.preview()}/images"),
+        READ,
+        None,
+    ),
+    "run preview": (_run_preview, WS_ADMIN_202, "workspace_admin"),
+    "run workspace policy": (
+        _run_saved("/workspaces/acme/policy/runs"),
+        WS_ADMIN_202,
+        "workspace_admin",
+    ),
+    "run repository policy": (
+        _run_saved("/workspaces/acme/repositories/web/policy/runs"),
+        REPO_ADMIN_202,
+        "admin",
+    ),
+    "policy runs": (lambda c, w: c.get("/workspaces/acme/policy-runs"), READ, None),
+    "policy run": (_read_run, READ, None),
     "members": (lambda c, w: c.get("/workspaces/acme/members"), WS_ADMIN, "workspace_admin"),
     "set member": (
         lambda c, w: c.put("/workspaces/acme/members/neo", json={"admin": False}),

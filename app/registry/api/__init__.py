@@ -102,8 +102,37 @@ GET    /workspaces/{ws}/audit[?limit=&cursor=]   workspace admin;
                                     items: {id, at, actor, action, target, detail}
 GET    /workspaces/{ws}/events      text/event-stream; event types: pushed,
                                     tag_deleted, manifest_deleted, image_deleted,
-                                    gc_run; data is the JSON event (non-admins see
+                                    gc_run, policy_run; data is the JSON event (non-admins see
                                     events of repositories they may read, and GC runs)
+Cleanup policies (app/registry/api/policies.py; SCOPE = /workspaces/{ws} for the
+workspace's policy, /workspaces/{ws}/repositories/{slug} for a repository's own,
+which overrides the workspace's there):
+GET    SCOPE/policy                 {scope, workspace, repository, rules: [{kind,
+                                    value}], interval, next_run_at, updated_at,
+                                    updated_by, covers: [repository slug]}; read;
+                                    no policy: rules [] (nothing is removed)
+PUT    SCOPE/policy {rules, interval}   workspace admin / admin on the repository
+DELETE SCOPE/policy                 same (204 also when there was none)
+POST   SCOPE/policy/previews {rules?}   201 preview = {id, scope, rules, saved,
+                                    created_at, created_by, expires_at, images, tags,
+                                    remove, keep, freed, kept, freed_blobs, kept_blobs,
+                                    plan_ms}; the saved policy: read; given rules:
+                                    the permission to set them
+GET    /policy-previews/{id}        the preview (read on its scope)
+GET    /policy-previews/{id}/tags[?action=remove|keep&image_id=&limit=&cursor=]
+                                    items: {image_id, image, tag, digest, action, rule,
+                                    reason, pushed_at, last_pulled, size} (image, then
+                                    tag order; only repositories you may read)
+GET    /policy-previews/{id}/images items: {image_id, image, remove, keep}
+POST   /policy-previews/{id}/runs {keep: [{image_id, tag}]}   202 run; runs exactly
+                                    the preview's plan (tags moved since stay); admin
+                                    of the scope; 409 while a run of it is going
+POST   SCOPE/policy/runs            202 run: plan the saved policy now and run that
+GET    /policy-runs/{id}            run = {id, scope, trigger, actor, state, preview_id,
+                                    rules, started_at, finished_at, tags_planned,
+                                    tags_deleted, tags_changed, tags_missing,
+                                    bytes_freed, error}
+GET    /workspaces/{ws}/policy-runs[?limit=&cursor=]   newest first
 Administration (superuser, or workspace admin inside their workspace):
 POST   /users {name, password, superuser}          superuser
 POST   /workspaces {slug, name}                     superuser

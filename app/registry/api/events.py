@@ -67,7 +67,7 @@ class _Visibility:
     (GC runs); an image event that lacks one is withheld rather than guessed at.
     """
 
-    WORKSPACE_WIDE = frozenset({"gc_run"})
+    WORKSPACE_WIDE = frozenset({"gc_run", "policy_run"})
 
     def __init__(self, reg: Registry, readable: set[int] | None) -> None:
         self.reg = reg
@@ -115,7 +115,7 @@ async def _frames(
     responses={
         200: {
             "description": "server-sent events: pushed, tag_deleted, manifest_deleted, "
-            "image_deleted, gc_run; data is the JSON event",
+            "image_deleted, gc_run, policy_run; data is the JSON event",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         }
     },

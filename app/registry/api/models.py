@@ -354,3 +354,151 @@ class GrantChange(Request):
 class Grant(BaseModel):
     user: str
     permission: PermissionName
+
+
+# cleanup policies ----------------------------------------------------------------
+
+RuleKindName = Literal[
+    "keep_last", "keep_last_pulled", "keep_regex", "remove_older_than", "remove_not_pulled_for"
+]
+
+
+class PolicyRule(BaseModel):
+    kind: RuleKindName
+    value: int | str = Field(
+        description="keep_last, keep_last_pulled: a count; keep_regex: a regular expression "
+        "(Python syntax, matched anywhere in the tag name); remove_older_than, "
+        "remove_not_pulled_for: days"
+    )
+
+
+class CountRule(Request):
+    kind: Literal["keep_last", "keep_last_pulled"]
+    value: Annotated[int, Field(ge=0, le=1_000_000), Strict(), BeforeValidator(_integral)]
+
+
+class RegexRule(Request):
+    kind: Literal["keep_regex"]
+    value: str = Field(
+        min_length=1,
+        max_length=256,
+        json_schema_extra={"format": "regex"},
+        description="Python syntax, matched anywhere in the tag name; a group that "
+        "repeats and holds a repetition or alternation is refused (exponential time)",
+    )
+
+
+class DaysRule(Request):
+    kind: Literal["remove_older_than", "remove_not_pulled_for"]
+    value: Annotated[int, Field(ge=0, le=36_500), Strict(), BeforeValidator(_integral)]
+
+
+PolicyRuleIn = Annotated[CountRule | RegexRule | DaysRule, Field(discriminator="kind")]
+
+
+class PolicySet(Request):
+    rules: list[PolicyRuleIn] = Field(min_length=1, max_length=20)
+    interval: (
+        Annotated[int, Field(ge=1, le=366 * 86_400), Strict(), BeforeValidator(_integral)] | None
+    ) = Field(None, description="seconds between scheduled runs; null: none")
+
+
+class PolicyInfo(BaseModel):
+    scope: str = Field(description="'acme' (a workspace) or 'acme/web' (a repository)")
+    workspace: str
+    repository: str | None
+    rules: list[PolicyRule] = Field(description="empty: no policy (nothing is removed)")
+    interval: int | None
+    next_run_at: IsoTime | None
+    updated_at: IsoTime | None
+    updated_by: str | None
+    covers: list[str] = Field(
+        description="the repositories it decides (a workspace policy: those with none of "
+        "their own), among those you may read"
+    )
+
+
+class PreviewRequest(Request):
+    rules: list[PolicyRuleIn] | None = Field(
+        None,
+        max_length=20,
+        description="rules to preview without saving them; omitted: the saved policy",
+    )
+
+
+class PreviewInfo(BaseModel):
+    id: int
+    scope: str
+    rules: list[PolicyRule]
+    saved: bool = Field(description="the scope's saved policy (false: rules given)")
+    created_at: IsoTime
+    created_by: str | None
+    expires_at: IsoTime
+    images: NonNegative
+    tags: NonNegative
+    remove: NonNegative
+    keep: NonNegative
+    freed: NonNegative = Field(
+        description="bytes that deleting the removed tags leaves unreferenced: GC frees them"
+    )
+    kept: NonNegative = Field(
+        description="bytes of the removed tags that stay, because other tags or images "
+        "still reach them"
+    )
+    freed_blobs: NonNegative
+    kept_blobs: NonNegative
+    plan_ms: NonNegative
+
+
+class PreviewTag(BaseModel):
+    image_id: int
+    image: str
+    tag: str
+    digest: str
+    action: Literal["remove", "keep"]
+    rule: str | None = Field(
+        description="the deciding rule ('keep-last 10', ...), 'index' or 'subject' for "
+        "tags that follow an index or subject, null when no rule matched"
+    )
+    reason: str
+    pushed_at: IsoTime
+    last_pulled: IsoTime | None
+    size: NonNegative
+
+
+class PreviewImage(BaseModel):
+    image_id: int
+    image: str
+    remove: NonNegative
+    keep: NonNegative
+
+
+class PreviewRun(Request):
+    keep: list[TagRef] = Field(
+        default_factory=list,
+        max_length=100_000,
+        description="one-off exceptions: tags of the preview to keep this time",
+    )
+
+
+class PolicyRunInfo(BaseModel):
+    id: int
+    scope: str
+    trigger: Literal["manual", "schedule"]
+    actor: str | None
+    node: str = Field(description="host:pid of the registry process that ran it")
+    state: Literal["running", "done", "failed"]
+    preview_id: int | None
+    rules: list[PolicyRule]
+    started_at: IsoTime
+    finished_at: IsoTime | None
+    tags_planned: NonNegative
+    tags_deleted: NonNegative
+    tags_changed: NonNegative = Field(
+        description="planned tags left alone: pushed again onto another digest since"
+    )
+    tags_missing: NonNegative = Field(description="planned tags that were already gone")
+    bytes_freed: NonNegative = Field(
+        description="bytes the run's deletes left unreferenced (GC frees them)"
+    )
+    error: str | None

@@ -362,3 +362,101 @@ audit_log = entity_table(
     Column("detail", Text, nullable=True),  # JSON
 )
 Index("ix_audit_log_workspace", audit_log.c.workspace_id, audit_log.c.id)
+
+# Cleanup policies (app.registry.policies) ---------------------------------------
+
+# One per scope: a workspace (repository_id NULL) or a repository, whose own policy
+# overrides its workspace's. ``scope`` is "ws:<id>" or "repo:<id>", unique.
+cleanup_policies = entity_table(
+    "cleanup_policies",
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("repository_id", Id, ForeignKey("repositories.id", ondelete="CASCADE"), nullable=True),
+    Column("scope", String(32), nullable=False, unique=True),
+    Column("rules", Text, nullable=False),  # JSON: [{"kind", "value"}, ...]
+    Column("interval_s", Integer, nullable=True),  # NULL: runs only when asked
+    Column("next_run_at", Ms, nullable=True),
+    Column("updated_at", Ms, nullable=False),
+    Column("updated_by", String(64), nullable=True),
+)
+Index("ix_cleanup_policies_next_run", cleanup_policies.c.next_run_at)
+
+# A preview: the plan of a policy (saved or given) over its scope at one moment,
+# which a run executes exactly. Previews expire; their rows go with them.
+policy_previews = entity_table(
+    "policy_previews",
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("repository_id", Id, nullable=True),
+    Column("scope", String(32), nullable=False),
+    Column("rules", Text, nullable=False),
+    Column("saved", Boolean, nullable=False),  # the scope's saved rules, or given ones
+    Column("created_at", Ms, nullable=False),
+    Column("created_by", String(64), nullable=True),
+    Column("expires_at", Ms, nullable=False),
+    Column("image_count", Integer, nullable=False),
+    Column("tag_count", Integer, nullable=False),
+    Column("remove_count", Integer, nullable=False),
+    Column("freed", BigInteger, nullable=False),
+    Column("kept", BigInteger, nullable=False),
+    Column("freed_blobs", Integer, nullable=False),
+    Column("kept_blobs", Integer, nullable=False),
+    Column("plan_ms", Integer, nullable=False),
+)
+Index("ix_policy_previews_expires", policy_previews.c.expires_at)
+
+policy_preview_tags = Table(
+    "policy_preview_tags",
+    metadata,
+    Column(
+        "preview_id", Id, ForeignKey("policy_previews.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("position", Integer, primary_key=True),  # image name, then tag name order
+    Column("image_id", Id, nullable=False),  # no FK: the image may go meanwhile
+    Column("repository_id", Id, nullable=False),
+    Column("image", String(255), nullable=False),
+    Column("tag", TagName, nullable=False),
+    Column("digest", String(200), nullable=False),
+    Column("remove", Boolean, nullable=False),
+    Column("rule", String(300), nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("pushed_at", Ms, nullable=False),
+    Column("last_pulled", Ms, nullable=True),
+    Column("size", BigInteger, nullable=False),
+)
+Index(
+    "ix_policy_preview_tags_remove",
+    policy_preview_tags.c.preview_id,
+    policy_preview_tags.c.remove,
+    policy_preview_tags.c.position,
+)
+
+# A run: who or which schedule, what it deleted, what it refused. At most one run of
+# a scope is "running" at a time (the partial unique index), on every node.
+policy_runs = entity_table(
+    "policy_runs",
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("repository_id", Id, nullable=True),
+    Column("scope", String(32), nullable=False),
+    Column("preview_id", Id, nullable=True),  # no FK: previews expire
+    Column("rules", Text, nullable=False),
+    Column("trigger", String(16), nullable=False),  # "manual" | "schedule"
+    Column("actor", String(64), nullable=True),
+    Column("node", String(128), nullable=False),  # host:pid of the process running it
+    Column("state", String(16), nullable=False),  # "running" | "done" | "failed"
+    Column("started_at", Ms, nullable=False),
+    Column("heartbeat_at", Ms, nullable=False),
+    Column("finished_at", Ms, nullable=True),
+    Column("tags_planned", Integer, nullable=False),
+    Column("tags_deleted", Integer, nullable=False),
+    Column("tags_changed", Integer, nullable=False),  # refused: moved since the plan
+    Column("tags_missing", Integer, nullable=False),  # gone already
+    Column("bytes_freed", BigInteger, nullable=False),  # made unreferenced: GC frees them
+    Column("error", Text, nullable=True),
+)
+Index("ix_policy_runs_workspace", policy_runs.c.workspace_id, policy_runs.c.id)
+Index(
+    "uq_policy_runs_running",
+    policy_runs.c.scope,
+    unique=True,
+    sqlite_where=policy_runs.c.state == "running",
+    postgresql_where=policy_runs.c.state == "running",
+)
