@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -29,6 +29,9 @@ from app.client.errors import ClientError, ProtocolError
 from app.client.events import EventStream
 from app.client.transport import ConnectionSettings, build_client, json_object, send
 from app.core.permissions import Permission
+
+if TYPE_CHECKING:
+    from app.client.cleanup import CleanupApi
 
 API = "/api/v1"
 PAGE_MAX = 1000  # the server's largest ?limit=
@@ -263,6 +266,8 @@ class Tag:
     pushed_at: datetime | None
     other_tags: tuple[str, ...]  # the first few (the server caps the list)
     other_tag_count: int = 0  # all of them
+    last_pulled: datetime | None = None  # by this tag's name
+    digest_last_pulled: datetime | None = None  # its digest, by any reference
 
     @classmethod
     def parse(cls, body: Any) -> Tag:
@@ -277,6 +282,8 @@ class Tag:
             pushed_at=_time(f.body.get("pushed_at")),
             other_tags=_strs(f.body.get("other_tags")),
             other_tag_count=f.opt_num("other_tag_count", len(_strs(f.body.get("other_tags")))),
+            last_pulled=_time(f.body.get("last_pulled")),
+            digest_last_pulled=_time(f.body.get("digest_last_pulled")),
         )
 
 
@@ -901,6 +908,14 @@ class BerthApi:
         return GcRun.parse(
             await self._post(f"/workspaces/{_q(ws)}/gc/run", f"Running GC in {ws}", {})
         )
+
+    # cleanup policies -------------------------------------------------------------
+    @property
+    def cleanup(self) -> CleanupApi:
+        """Cleanup policies, previews and runs (app.client.cleanup)."""
+        from app.client.cleanup import CleanupApi
+
+        return CleanupApi(self)
 
     # events ---------------------------------------------------------------------
     def events(
