@@ -42,6 +42,10 @@ def weed_binary() -> str:
     return found
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class SeaweedS3:
     def __init__(self, *, ready_timeout: float = 60.0) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="berth-weed-"))
@@ -60,6 +64,19 @@ class SeaweedS3:
                 }
             )
         )
+        # Ports are picked free, but another process may take one before weed binds
+        # it (the machine is shared): then start again on others.
+        for attempt in range(3):
+            try:
+                self._start(config, ready_timeout)
+                return
+            except _PortTaken:
+                self._kill()
+                self.log.close()
+                if attempt == 2:
+                    raise RuntimeError("SeaweedFS found a port taken three times") from None
+
+    def _start(self, config: Path, ready_timeout: float) -> None:
         ports = {
             name: free_port()
             for name in (
@@ -75,10 +92,13 @@ class SeaweedS3:
         }
         self.port = ports["s3.port"]
         self.endpoint = f"http://127.0.0.1:{self.port}"
+        data = self.root / "data"
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir()
         argv = [
             weed_binary(),
             "server",
-            f"-dir={self.root / 'data'}",
+            f"-dir={data}",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
             "-filer",
@@ -102,6 +122,8 @@ class SeaweedS3:
         )
         try:
             self._wait_ready(ready_timeout)
+        except _PortTaken:
+            raise
         except BaseException:
             self.stop()
             raise
@@ -111,6 +133,8 @@ class SeaweedS3:
         client = self.client()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "address already in use" in self.log_text():
+                    raise _PortTaken
                 raise RuntimeError(f"weed exited: {self.log_text()[-2000:]}")
             try:
                 httpx.get(self.endpoint, timeout=2)
@@ -172,10 +196,13 @@ class SeaweedS3:
         found = self.client().list_multipart_uploads(Bucket=bucket)
         return [u["UploadId"] for u in found.get("Uploads", [])]
 
-    def stop(self) -> None:
+    def _kill(self) -> None:
         if self.proc.poll() is None:
             # Its data is thrown away, and SIGTERM takes it ~15 s: no need to wait.
             self.proc.kill()
-            self.proc.wait(10)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        self._kill()
         self.log.close()
         shutil.rmtree(self.root, ignore_errors=True)
