@@ -443,6 +443,8 @@ class Storage:
     saving: int
     blob_count: int
     repositories: tuple[RepositoryStorage, ...]
+    uploading: int = 0  # bytes of open uploads (not blobs yet)
+    upload_count: int = 0
 
     @property
     def exclusive(self) -> int:
@@ -541,6 +543,8 @@ def _storage(body: Any) -> Storage:
         saving=f.opt_num("saving"),
         blob_count=f.opt_num("blob_count"),
         repositories=tuple(repos),
+        uploading=f.opt_num("uploading"),
+        upload_count=f.opt_num("upload_count"),
     )
 
 

@@ -236,6 +236,19 @@ class FileBlobStore:
     def upload_ids(self) -> list[str]:
         return [p.name for p in self.uploads.iterdir() if p.is_file()]
 
+    def upload_files(self) -> dict[str, tuple[int, int]]:
+        """Session id -> (bytes, last write in ms) of every upload file."""
+        out = {}
+        with os.scandir(self.uploads) as entries:
+            for entry in entries:
+                try:
+                    st = entry.stat()
+                except FileNotFoundError:
+                    continue  # ended meanwhile
+                if entry.is_file():
+                    out[entry.name] = (st.st_size, int(st.st_mtime * 1000))
+        return out
+
     # objects -----------------------------------------------------------------
     def object_path(self, workspace_id: int, digest: str, generation: str) -> Path:
         return self.root / object_key(workspace_id, digest, generation)

@@ -28,6 +28,7 @@ from app.registry.db import schema
 from app.registry.db.engine import Busy, holds_schema, sqlite_url
 from app.registry.errors import RegistryError
 from app.registry.service import Registry
+from app.registry.uploads import UPLOADS_PER_USER, UPLOADS_PER_WORKSPACE, UploadLimits
 
 EXIT_USAGE = 2
 # The commands that may make a registry where there is none.
@@ -47,6 +48,12 @@ def _seconds(text: str) -> float:
     if value < 0:
         raise argparse.ArgumentTypeError("seconds must not be negative")
     return value
+
+
+def _count(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def _port(text: str) -> int:
@@ -116,6 +123,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--tls-cert", type=Path)
     serve.add_argument("--tls-key", type=Path)
+    serve.add_argument(
+        "--max-uploads-per-user",
+        type=_count,
+        default=UPLOADS_PER_USER,
+        metavar="N",
+        help=f"open upload sessions one user may hold (default {UPLOADS_PER_USER})",
+    )
+    serve.add_argument(
+        "--max-uploads-per-workspace",
+        type=_count,
+        default=UPLOADS_PER_WORKSPACE,
+        metavar="N",
+        help=f"open upload sessions one workspace may hold (default {UPLOADS_PER_WORKSPACE})",
+    )
     serve.add_argument(
         "--auth-challenge",
         choices=["bearer", "basic"],
@@ -366,6 +387,7 @@ def _serve(args: argparse.Namespace) -> int:
             challenge=args.auth_challenge,
             blob_store=args.blob_store,
             redirect_blobs=args.redirect_blobs,
+            upload_limits=UploadLimits(args.max_uploads_per_user, args.max_uploads_per_workspace),
         )
     except BaseException:
         sock.close()

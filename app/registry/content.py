@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.manifests import MAX_SIZE, Manifest, parse_image_config
 from app.core.mediatypes import IMAGE_CONFIGS
-from app.registry import gc_review, reviews, usage
+from app.registry import gc_review, reviews, uploads, usage
 from app.registry.accounts import Repository
 from app.registry.db import schema as s
 from app.registry.db.engine import inserted_id
@@ -76,6 +76,8 @@ class Change:
     """What a write did, for events and audit after commit."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
+    # Upload sessions the write ended: their data goes once it commits.
+    ended_uploads: list[str] = field(default_factory=list)
 
 
 # images ----------------------------------------------------------------------
@@ -737,6 +739,7 @@ def delete_image(
     conn.execute(delete(s.manifests).where(s.manifests.c.image_id == image.id))
     usage.drop_image(conn, image.id)
     conn.execute(delete(s.image_blobs).where(s.image_blobs.c.image_id == image.id))
+    change.ended_uploads = uploads.session_ids_of_image(conn, image.id)
     conn.execute(delete(s.upload_sessions).where(s.upload_sessions.c.image_id == image.id))
     conn.execute(delete(s.images).where(s.images.c.id == image.id))
     reviews.queue_blobs(

@@ -16,8 +16,10 @@ Checks, in order:
 * garbage is queued: every blob no manifest references and every manifest nothing
   keeps has a GC review queued, or it would never be collected (``--repair`` queues
   it);
-* on object storage, no multipart upload is open and no staged upload bytes are
-  kept for an upload session that is gone (``--repair`` aborts and deletes them).
+* every upload's data belongs to an open upload session (else an orphan: its
+  session was cancelled, expired or deleted with its image while the data stayed):
+  on the filesystem its file, on object storage its multipart upload and staged
+  bytes; ``--repair`` removes those older than ``orphan_min_age_ms``.
 
 Safe to run against a live registry: objects are listed before rows are read, and
 anything that looks wrong is re-checked before it is reported.
@@ -33,7 +35,7 @@ from sqlalchemy import Connection, and_, delete, exists, insert, select, update
 
 from app.core.digests import Digest, DigestError
 from app.core.manifests import ManifestError, parse_manifest
-from app.registry import reviews, usage
+from app.registry import reviews, uploads, usage
 from app.registry.blobstore import PAGE, FileBlobStore, StoredObject, StoreUnavailable, Stray
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
@@ -496,6 +498,38 @@ def _check_queues(reg: Registry, report: Report, *, repair: bool, now: int) -> N
             problem.repaired = True
 
 
+# uploads ---------------------------------------------------------------------------
+
+
+def _check_uploads(
+    reg: Registry,
+    store: FileBlobStore,
+    report: Report,
+    *,
+    repair: bool,
+    orphan_min_age_ms: int,
+    now: int,
+) -> None:
+    """Upload files no session owns (object storage: _check_s3_uploads)."""
+    files = store.upload_files()  # files first: see uploads.orphans
+    with reg.db.read() as conn:
+        found = uploads.orphans(conn, files, now, 0)
+    for orphan in found:
+        path = store.upload_path(orphan.session_id)
+        if orphan.age_ms < orphan_min_age_ms:
+            report.notes.append(
+                f"young orphan upload {path} ({orphan.size} bytes, {orphan.age_ms // 1000} s "
+                "old): left alone"
+            )
+            continue
+        problem = report.add(
+            "orphan", f"upload data {path} ({orphan.size} bytes) has no upload session"
+        )
+        if repair:
+            store.discard_upload(orphan.session_id)
+            problem.repaired = True
+
+
 def check(
     reg: Registry,
     *,
@@ -514,7 +548,11 @@ def check(
         orphan_min_age_ms=orphan_min_age_ms,
         now=now,
     )
-    if not isinstance(reg.store, FileBlobStore):
+    if isinstance(reg.store, FileBlobStore):
+        _check_uploads(
+            reg, reg.store, report, repair=repair, orphan_min_age_ms=orphan_min_age_ms, now=now
+        )
+    else:
         _check_s3_uploads(reg, report, repair=repair, min_age_ms=orphan_min_age_ms, now=now)
     with reg.db.read() as conn:
         _dangling(conn, report)

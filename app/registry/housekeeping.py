@@ -16,6 +16,9 @@ from app.registry.service import Registry
 log = logging.getLogger(__name__)
 
 UPLOAD_TTL_MS = 24 * 3600 * 1000
+# Upload data with no session is garbage at once (see uploads.orphans); the margin
+# only spares files a process is still writing into after their session ended.
+ORPHAN_UPLOAD_AGE_MS = 15 * 60 * 1000
 INTERVAL_S = 60.0
 
 
@@ -33,17 +36,17 @@ def expire_uploads(reg: Registry, ttl_ms: int = UPLOAD_TTL_MS) -> int:
     for session_id in stale:
         store.discard_upload(session_id)
         reg.uploads.drop(session_id)
-    # Files with no session (a crash between creating one and the other) go too.
+    # Data whose session is gone (a crash between ending one and removing the other).
+    files = store.upload_files()
     with reg.db.read() as conn:
-        known = {sid for sid in store.upload_ids() if uploads.get_session(conn, sid)}
-    for orphan in set(store.upload_ids()) - known:
-        path = store.upload_path(orphan)
-        try:
-            age_ms = now_ms() - int(path.stat().st_mtime * 1000)
-        except FileNotFoundError:
-            continue
-        if age_ms > ttl_ms:
-            store.discard_upload(orphan)
+        orphans = uploads.orphans(conn, files, now_ms(), ORPHAN_UPLOAD_AGE_MS)
+    for orphan in orphans:
+        log.warning(
+            "removing upload data %s (%d bytes): its session is gone",
+            orphan.session_id,
+            orphan.size,
+        )
+        store.discard_upload(orphan.session_id)
     return len(stale)
 
 

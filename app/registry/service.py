@@ -20,7 +20,7 @@ from app.registry.content import Timing
 from app.registry.db.engine import Database, sqlite_url
 from app.registry.events import EventBus
 from app.registry.pulls import FLUSH_S, PullLog
-from app.registry.uploads import UploadStates
+from app.registry.uploads import UploadLimits, UploadStates
 
 T = TypeVar("T")
 
@@ -34,6 +34,7 @@ class Registry:
     timing: Timing
     events: EventBus = field(default_factory=EventBus)
     uploads: UploadStates = field(default_factory=UploadStates)
+    upload_limits: UploadLimits = field(default_factory=UploadLimits)
     challenge: str = "bearer"  # which WWW-Authenticate scheme /v2/ offers
     # Manifest pulls noted in memory, written every pull_flush_s (app.registry.pulls).
     pulls: PullLog = field(default_factory=PullLog)
@@ -63,6 +64,7 @@ class Registry:
         challenge: str = "bearer",
         blob_store: str | None = None,
         redirect_blobs: bool = False,
+        upload_limits: UploadLimits | None = None,
     ) -> Registry:
         """Open (and migrate) the registry. ``blob_store`` is a ``--blob-store`` URL
         (default: the data directory); an object store is checked before anything
@@ -86,6 +88,7 @@ class Registry:
             timing=timing or Timing(),
             challenge=challenge,
             redirect_blobs=redirect_blobs,
+            upload_limits=upload_limits or UploadLimits(),
         )
 
     async def run(self, fn: Callable[..., T], *args: object) -> T:

@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from app.core.digests import Hasher, new_hasher
 from app.registry.db import schema as s
+from app.registry.errors import RegistryError
 
 HASH_CHUNK = 1 << 20
+UPLOADS_PER_USER = 200
+UPLOADS_PER_WORKSPACE = 2000
 
 
 @dataclass
@@ -57,6 +60,13 @@ class UploadStates:
     def drop(self, session_id: str) -> None:
         with self._guard:
             self._states.pop(session_id, None)
+
+    def cancel(self, session_id: str) -> None:
+        """The session ended under a chunk that may be streaming in: it stops."""
+        with self._guard:
+            state = self._states.pop(session_id, None)
+        if state is not None:
+            state.cancelled = True
 
 
 def rehash(path: Path, algorithm: str, acknowledged: int | None = None) -> tuple[Hasher, int]:
@@ -134,7 +144,33 @@ def _session(row: Any) -> Session:
     )
 
 
-def create_session(conn: Connection, image_id: int, workspace_id: int, now: int) -> str:
+@dataclass(frozen=True, slots=True)
+class UploadLimits:
+    """Open sessions one user, and one workspace, may hold at once. A push opens a
+    session per layer and a few layers at a time; abandoned sessions hold their place
+    until they expire. (Soft on PostgreSQL: two nodes opening the last place at the
+    same moment may both get it.)"""
+
+    per_user: int = UPLOADS_PER_USER
+    per_workspace: int = UPLOADS_PER_WORKSPACE
+
+
+class TooManyUploads(RegistryError):
+    status = 429
+    code = "TOOMANYREQUESTS"
+
+
+def create_session(
+    conn: Connection,
+    image_id: int,
+    workspace_id: int,
+    now: int,
+    *,
+    user_id: int | None = None,
+    limits: UploadLimits | None = None,
+) -> str:
+    if limits is not None:
+        _check_limits(conn, workspace_id, user_id, limits)
     session_id = str(uuid.uuid4())
     conn.execute(
         insert(s.upload_sessions).values(
@@ -144,6 +180,7 @@ def create_session(conn: Connection, image_id: int, workspace_id: int, now: int)
             size=0,
             created_at=now,
             updated_at=now,
+            user_id=user_id,
         )
     )
     return session_id
@@ -269,3 +306,77 @@ def session_ids(conn: Connection, candidates: list[str]) -> set[str]:
     if not candidates:
         return set()
     return set(conn.execute(select(_c.id).where(_c.id.in_(candidates))).scalars())
+
+
+def _open_count(conn: Connection, where: object, limit: int) -> int:
+    # Counting stops one past the limit: a user at it never costs a full count.
+    capped = select(s.upload_sessions.c.id).where(where).limit(limit + 1).subquery()  # type: ignore[arg-type]
+    return int(conn.execute(select(func.count()).select_from(capped)).scalar_one())
+
+
+def _check_limits(
+    conn: Connection, workspace_id: int, user_id: int | None, limits: UploadLimits
+) -> None:
+    c = s.upload_sessions.c
+    if user_id is not None and _open_count(conn, c.user_id == user_id, limits.per_user) >= (
+        limits.per_user
+    ):
+        raise TooManyUploads(
+            f"you have {limits.per_user} uploads open, the most one user may; finish or "
+            "cancel some (abandoned ones expire after a day)",
+            detail={"limit": limits.per_user, "per": "user"},
+        )
+    if _open_count(conn, c.workspace_id == workspace_id, limits.per_workspace) >= (
+        limits.per_workspace
+    ):
+        raise TooManyUploads(
+            f"the workspace has {limits.per_workspace} uploads open, the most it may; "
+            "finish or cancel some (abandoned ones expire after a day)",
+            detail={"limit": limits.per_workspace, "per": "workspace"},
+        )
+
+
+def open_uploads(conn: Connection, workspace_id: int) -> tuple[int, int]:
+    """(bytes received, sessions) of the workspace's open uploads: storage that holds
+    no blob yet, shown with the storage figures."""
+    c = s.upload_sessions.c
+    total, count = conn.execute(
+        select(func.coalesce(func.sum(c.size), 0), func.count()).where(
+            c.workspace_id == workspace_id
+        )
+    ).one()
+    return int(total), int(count)
+
+
+def session_ids_of_image(conn: Connection, image_id: int) -> list[str]:
+    return list(
+        conn.execute(
+            select(s.upload_sessions.c.id).where(s.upload_sessions.c.image_id == image_id)
+        ).scalars()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanUpload:
+    """Upload data whose session is gone (cancelled, expired, its image deleted, or
+    a crash between ending the session and removing the file)."""
+
+    session_id: str
+    size: int
+    age_ms: int
+
+
+def orphans(
+    conn: Connection, files: dict[str, tuple[int, int]], now: int, min_age_ms: int
+) -> list[OrphanUpload]:
+    """The files among ``files`` (session id -> (size, mtime in ms)) that no session
+    owns and that were last written more than ``min_age_ms`` ago. List the files
+    *before* calling this: a session's row is written before its file, so a file
+    listed first whose row is missing is garbage, never a session being born."""
+    c = s.upload_sessions.c
+    known = set(conn.execute(select(c.id).where(c.id.in_(sorted(files)))).scalars())
+    return [
+        OrphanUpload(sid, size, now - mtime)
+        for sid, (size, mtime) in sorted(files.items())
+        if sid not in known and now - mtime > min_age_ms
+    ]

@@ -1,6 +1,6 @@
 """The storage view's headline figures: stored, referenced, shared, pending GC,
-logical size and the saving sharing gives, each as a small card with the exact
-bytes in its tooltip."""
+logical size, the saving sharing gives and the bytes of uploads still open, each as
+a small card with the exact bytes in its tooltip."""
 
 from __future__ import annotations
 
@@ -93,6 +93,13 @@ class StorageSummary(QWidget):
         self.saving = FigureCard(
             "Saved by sharing", "Logical size minus referenced bytes", style.FREED, self
         )
+        self.uploading = FigureCard(
+            "Uploading",
+            "Bytes that open uploads have received: not blobs yet; an abandoned upload "
+            "holds them until it expires a day after its last chunk",
+            None,
+            self,
+        )
         self.cards = (
             self.stored,
             self.referenced,
@@ -100,6 +107,7 @@ class StorageSummary(QWidget):
             self.pending,
             self.logical,
             self.saving,
+            self.uploading,
         )
         for card in self.cards:
             layout.addWidget(card, 1)
@@ -115,6 +123,8 @@ class StorageSummary(QWidget):
         self.pending.show_bytes(s.pending, "nothing to free" if not s.pending else "awaiting GC")
         self.logical.show_bytes(s.logical, "if every image had its own copy")
         self.saving.show_bytes(s.saving, f"{percent(s.saving, s.logical)} of logical")
+        opened = f"{s.upload_count:,} upload{'' if s.upload_count == 1 else 's'} open"
+        self.uploading.show_bytes(s.uploading, opened if s.upload_count else "none open")
 
     def clear(self) -> None:
         for card in self.cards:

@@ -69,8 +69,10 @@ GET    /images/{id}/manifests/{digest}
                                     manifest with its config and layers (an index:
                                     with its children's sizes)
 GET    /workspaces/{ws}/storage     {stored, referenced, shared, pending, logical,
-                                    saving, blob_count, repositories: [{slug, project,
-                                    exclusive, shared, image_count}]}
+                                    saving, blob_count, uploading, upload_count,
+                                    repositories: [{slug, project, exclusive, shared,
+                                    image_count}]}  (uploading: bytes open uploads
+                                    received so far, not blobs yet)
 GET    /workspaces/{ws}/storage/shared-layers[?repository=SLUG&sort=&limit=&cursor=]
                                     items: {digest, size, image_count,
                                     images: [{id, full_name}]}  (sort: size, image_count;

@@ -210,6 +210,10 @@ class Storage(BaseModel):
     logical: NonNegative
     saving: int
     blob_count: NonNegative
+    uploading: NonNegative = Field(
+        description="bytes received by the workspace's open uploads (not blobs yet)"
+    )
+    upload_count: NonNegative = Field(description="open upload sessions")
     repositories: list[RepositoryStorage]
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import Connection, exists, func, select, tuple_
 
-from app.registry import accounts, storage
+from app.registry import accounts, storage, uploads
 from app.registry.api.context import Authenticated, WorkspaceAccess, readable_in, workspace_access
 from app.registry.api.errors import documented
 from app.registry.api.models import (
@@ -60,8 +60,11 @@ def storage_figures(conn: Connection, readable: set[int] | None, workspace_id: i
             .group_by(i.repository_id)
         ).all()
     )
+    uploading, upload_count = uploads.open_uploads(conn, workspace_id)
     empty = storage.RepositoryBytes(0, 0)
     return Storage(
+        uploading=uploading,
+        upload_count=upload_count,
         stored=totals.stored,
         referenced=totals.referenced,
         shared=totals.shared,

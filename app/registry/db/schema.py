@@ -289,8 +289,13 @@ upload_sessions = Table(
     # Bumped by every chunk that lands: a chunk commits only on the version it read.
     Column("version", Integer, nullable=False, server_default="0"),
     Column("next_part", Integer, nullable=False, server_default="1"),
+    # Who opened it (NULL: opened before this was recorded): open sessions are
+    # limited per user and per workspace (app.registry.uploads.UploadLimits).
+    Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
 )
 Index("ix_upload_sessions_image", upload_sessions.c.image_id)
+Index("ix_upload_sessions_user", upload_sessions.c.user_id)
+Index("ix_upload_sessions_workspace", upload_sessions.c.workspace_id)
 
 # The multipart upload's parts that landed (object storage only).
 upload_parts = Table(

@@ -160,7 +160,14 @@ def _start_session(reg: Registry, target: Target) -> str:
     now = now_ms()
     with reg.db.write() as conn:
         image = content.ensure_image(conn, target.repo, target.name.image, now)
-        session_id = uploads.create_session(conn, image.id, image.workspace_id, now)
+        session_id = uploads.create_session(
+            conn,
+            image.id,
+            image.workspace_id,
+            now,
+            user_id=target.identity.user.id,
+            limits=reg.upload_limits,
+        )
     files = _files(reg)
     if files is not None:
         files.create_upload(session_id)
@@ -415,7 +422,7 @@ async def cancel_upload(request: Request, name: str, session_id: str) -> Respons
     await reg.run(_session_for, reg, target, session_id)
     # Not under the session lock: a chunk streaming in must not hold the cancel up.
     # It sees the flag (or, on another node, the missing row) and is refused.
-    reg.uploads.get(session_id).cancelled = True
+    reg.uploads.cancel(session_id)
     await reg.run(_end, reg, session_id)
     return Response(status_code=204, headers={"Content-Length": "0"})
 
