@@ -250,9 +250,33 @@ def mount_blob(
 
 
 def unlink_blob(conn: Connection, image: Image, digest: str, timing: Timing, now: int) -> None:
+    """A blob DELETE: the blob is no longer served under this image. Refused while a
+    manifest of the image uses it as a layer or config: its pulls would break, and
+    no restore could bring the link back (DESIGN.md, deletes over OCI)."""
     blob = image_blob(conn, image, digest, lock=True)
     if blob is None:
         raise BlobUnknown(f"blob {digest} is not known to this image", detail={"digest": digest})
+    m = s.manifests.c
+    user = conn.execute(
+        select(m.digest)
+        .where(
+            m.image_id == image.id,
+            (m.config_blob_id == blob.id)
+            | m.id.in_(
+                select(s.manifest_layers.c.manifest_id).where(
+                    s.manifest_layers.c.blob_id == blob.id
+                )
+            ),
+        )
+        .order_by(m.digest)
+        .limit(1)
+    ).scalar()
+    if user is not None:
+        raise Conflict(
+            f"blob {digest} is a layer or the config of manifest {user} of this image; "
+            "delete that manifest first",
+            detail={"digest": digest, "manifest": user},
+        )
     conn.execute(
         delete(s.image_blobs).where(
             s.image_blobs.c.image_id == image.id, s.image_blobs.c.blob_id == blob.id
