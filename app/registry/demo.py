@@ -10,8 +10,18 @@ runs from months ago to now, so dates, storage history and GC runs are real. The
 last deletions happen "now", so GC has work pending when the registry starts.
 
 Users at each permission level are created with generated passwords (printed, and
-written to ``DIR/demo-credentials.txt``, mode 0600); ``--admin-user NAME
---password-stdin`` lets a caller (the desktop app's ``--demo``) choose the superuser.
+written to ``DIR/demo-credentials.txt``, mode 0600, once the seeding is done);
+``--admin-user NAME --password-stdin`` lets a caller (the desktop app's ``--demo``)
+choose the superuser.
+
+The registry may serve while it is seeded (the desktop app shows the demo as it
+lands): ``demo: database ready`` once the database is migrated (a server may start
+on it); the superuser, workspaces, projects and repositories come first, in one
+transaction, announced by ``demo: accounts ready``; then the other users and the
+history, with ``demo: seeding N %`` lines. Meanwhile garbage collection is held
+(``gc.HOLD_KEY``): it runs on the story's clock here, not on the server's. A seeding
+cut short (the app closed) leaves that hold and no "seeded" mark; ``demo`` run
+again on such a registry throws it away and seeds it anew.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import sys
 import tarfile
 import time
@@ -32,13 +43,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from app.core.manifests import parse_manifest
 from app.core.permissions import Permission
 from app.registry import accounts, content, gc, samples
 from app.registry.accounts import Repository
-from app.registry.blobstore import new_generation
+from app.registry.blobstore import FileBlobStore, new_generation
 from app.registry.content import Blob, Image, Timing
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
@@ -47,6 +58,13 @@ from app.registry.service import Registry
 
 CREDENTIALS_FILE = "demo-credentials.txt"
 SEEDED_KEY = "demo_seeded"
+HOLD_REASON = "the demo is being seeded"
+# Lines on stdout a caller may follow (the desktop app does): the database exists
+# (migrated: a server may start on it), the superuser and the workspaces exist.
+DATABASE_READY = "demo: database ready"
+ACCOUNTS_READY = "demo: accounts ready"
+PROGRESS = "demo: seeding "  # + "N %"
+PROGRESS_STEP = 5  # per cent
 DAY_MS = 24 * 3600 * 1000
 HOUR_MS = 3600 * 1000
 DAYS = 120
@@ -290,10 +308,11 @@ def _digest(data: bytes) -> str:
 class Layer:
     data: bytes
     diff_id: str
+    # Hashed once: a base layer of megabytes is pushed with every build that uses it.
+    digest: str = field(init=False)
 
-    @property
-    def digest(self) -> str:
-        return _digest(self.data)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", _digest(self.data))
 
 
 class Layers:
@@ -354,8 +373,8 @@ class Seeder:
         with self.reg.db.write() as conn:
             return content.ensure_image(conn, repo, name, now)
 
-    def blob(self, image: Image, data: bytes, now: int) -> None:
-        digest = _digest(data)
+    def blob(self, image: Image, data: bytes, now: int, digest: str | None = None) -> None:
+        digest = digest or _digest(data)
         with self.reg.db.read() as conn:
             held = content.workspace_blob(conn, image.workspace_id, digest) is not None
         generation = new_generation()
@@ -442,8 +461,9 @@ class Seeder:
             },
             sort_keys=True,
         ).encode()
-        for data in [layer.data for layer in layers] + [config]:
-            self.blob(image, data, now)
+        for layer in layers:
+            self.blob(image, layer.data, now, layer.digest)
+        self.blob(image, config, now)
         payload = json.dumps(
             {
                 "schemaVersion": 2,
@@ -655,9 +675,16 @@ class Story:
                 for wid in workspace_ids:
                     self.at(midnight + 3 * HOUR_MS, partial(_collect, reg, wid))
 
-    def run(self) -> None:
-        for event in sorted(self.events):
+    def run(self, progress: Callable[[int], None] = lambda _pct: None) -> None:
+        """Replay every event in time order; ``progress(per cent)`` at each step."""
+        events = sorted(self.events)
+        said = 0
+        for done, event in enumerate(events, start=1):
             event.run(event.at)
+            pct = done * 100 // len(events)
+            if pct >= said + PROGRESS_STEP:
+                said = pct - pct % PROGRESS_STEP
+                progress(said)
 
 
 def _sample(reg: Registry, workspace_id: int, at: int) -> None:
@@ -675,9 +702,10 @@ def _collect(reg: Registry, workspace_id: int, at: int) -> None:
 # accounts and structure ------------------------------------------------------------
 
 
-def _accounts(
+def _structure(
     reg: Registry, admin: str, admin_password: str
 ) -> tuple[Credentials, dict[str, Repository]]:
+    """The superuser, workspaces, projects and repositories: what a first look needs."""
     creds = Credentials()
     repos: dict[str, Repository] = {}
     with reg.db.write() as conn:
@@ -690,31 +718,54 @@ def _accounts(
                 for slug in repositories:
                     accounts.add_repository(conn, ws, slug, key)
                     repos[f"{ws}/{slug}"] = accounts.get_repository(conn, ws, slug)
-        for name, (access, superuser, memberships, grants) in USERS.items():
-            if name == admin:
-                continue
-            password = secrets.token_urlsafe(12)
+    return creds, repos
+
+
+def _users(reg: Registry, admin: str, creds: Credentials) -> None:
+    """The other users, one transaction each: a password hash takes a while, and a
+    registry serving meanwhile should not wait for all of them."""
+    for name, (access, superuser, memberships, grants) in USERS.items():
+        if name == admin:
+            continue
+        password = secrets.token_urlsafe(12)
+        with reg.db.write() as conn:
             accounts.add_user(conn, name, password, superuser=superuser)
             for ws, is_admin in memberships.items():
                 accounts.add_member(conn, ws, name, admin=is_admin)
             for repo, perm in grants.items():
                 ws, slug = repo.split("/")
                 accounts.grant(conn, ws, slug, name, perm)
-            creds.rows.append((name, password, access))
-    return creds, repos
+        creds.rows.append((name, password, access))
 
 
-def already_seeded(reg: Registry) -> bool | None:
-    """True: seeded by demo before; False: empty; None: holds other data."""
+SEEDED, EMPTY, UNFINISHED, OTHER = "seeded", "empty", "unfinished", "other"
+
+
+def state_of(reg: Registry) -> str:
+    """SEEDED by demo before; EMPTY; UNFINISHED: a demo seeding was cut short (its
+    hold is still there, its mark is not); OTHER: holds other data."""
     with reg.db.read() as conn:
-        mark = conn.execute(
-            select(s.settings.c.value).where(s.settings.c.key == SEEDED_KEY)
-        ).scalar()
-        if mark is not None:
-            return True
+        marks = dict(
+            conn.execute(
+                select(s.settings.c.key, s.settings.c.value).where(
+                    s.settings.c.key.in_([SEEDED_KEY, gc.HOLD_KEY])
+                )
+            ).all()
+        )
+        if SEEDED_KEY in marks:
+            return SEEDED
+        if marks.get(gc.HOLD_KEY) == HOLD_REASON:
+            return UNFINISHED
         users = conn.execute(select(func.count()).select_from(s.users)).scalar_one()
         spaces = conn.execute(select(func.count()).select_from(s.workspaces)).scalar_one()
-    return None if users or spaces else False
+    return OTHER if users or spaces else EMPTY
+
+
+def hold(reg: Registry) -> None:
+    """Hold garbage collection (gc.HOLD_KEY) before anything is seeded, and before a
+    server is told it may start: no pass of it ever runs on the story's data."""
+    with reg.db.write() as conn:
+        conn.execute(insert(s.settings).values(key=gc.HOLD_KEY, value=HOLD_REASON))
 
 
 def seed(
@@ -730,7 +781,9 @@ def seed(
     end = end if end is not None else now_ms()
     start = end - days * DAY_MS
     rng = random.Random(20261127)
-    creds, repos = _accounts(reg, admin, admin_password)
+    creds, repos = _structure(reg, admin, admin_password)
+    log(ACCOUNTS_READY)
+    _users(reg, admin, creds)
     seeder = Seeder(reg)
     story = Story(seeder, start, end - HOUR_MS, rng)
     states: dict[str, ImageState] = {}
@@ -748,13 +801,14 @@ def seed(
     legacy = states["acme/auth/legacy-login"]
     story.at(story.upgrade_at + 5 * DAY_MS, lambda t: seeder.delete_image(legacy.image, t, "alice"))
     log(f"replaying {len(story.events)} events over {days} days ...")
-    story.run()
+    story.run(lambda pct: log(f"{PROGRESS}{pct} %"))
     # The last changes are stamped with the real clock once the replay is done, and
     # reviewed ten minutes on: GC has work pending when the demo opens.
     reg.timing = Timing(review_delay=RECENT_REVIEW_DELAY_MS, upload_grace=reg.timing.upload_grace)
     _recent_changes(reg, seeder, states, now_ms())
     with reg.db.write() as conn:
         conn.execute(insert(s.settings).values(key=SEEDED_KEY, value=_rfc3339(end)))
+        conn.execute(delete(s.settings).where(s.settings.c.key == gc.HOLD_KEY))
     return creds
 
 
@@ -807,17 +861,24 @@ def main(args: argparse.Namespace) -> int:
         data, database_url=args.database_url, timing=Timing(), blob_store=args.blob_store
     )
     try:
-        state = already_seeded(reg)
-        if state is True:
+        state = state_of(reg)
+        if state == UNFINISHED:
+            reg = _throw_away(reg, data, args.database_url)
+            state = state_of(reg)
+        if state == SEEDED:
             print(f"{data} already holds the demo; its users are in {data / CREDENTIALS_FILE}")
             return 0
-        if state is None:
+        if state == OTHER:
             raise RegistryError(
                 f"{data} already holds a registry; demo seeds only an empty data directory",
                 code="INVALID_ARGUMENT",
             )
+        hold(reg)
+        print(DATABASE_READY, flush=True)
         began = time.monotonic()
-        creds = seed(reg, args.admin_user, password, days=args.days, log=print)
+        creds = seed(
+            reg, args.admin_user, password, days=args.days, log=lambda s: print(s, flush=True)
+        )
     finally:
         reg.close()
     path = data / CREDENTIALS_FILE
@@ -827,3 +888,23 @@ def main(args: argparse.Namespace) -> int:
     print(creds.text(), end="")
     print(f"seeded {data} in {time.monotonic() - began:.0f} s; users written to {path}")
     return 0
+
+
+def _throw_away(reg: Registry, data: Path, database_url: str | None) -> Registry:
+    """A seeding cut short is not resumed: its database and objects go, and a fresh
+    registry is opened in their place (a data directory only: a database or an object
+    store elsewhere is not ours to empty)."""
+    store = reg.store
+    if database_url is not None or not isinstance(store, FileBlobStore):
+        raise RegistryError(
+            "the registry holds a demo whose seeding was cut short; empty its database "
+            "and blob store, then run demo again",
+            code="INVALID_ARGUMENT",
+        )
+    reg.close()
+    print(f"{data} holds a demo whose seeding was cut short: seeding it again", flush=True)
+    for name in ("registry.db", "registry.db-wal", "registry.db-shm"):
+        (data / name).unlink(missing_ok=True)
+    for folder in (store.objects, store.uploads):
+        shutil.rmtree(folder, ignore_errors=True)
+    return Registry.open(data, timing=Timing())

@@ -32,6 +32,7 @@ from app.registry import reviews, samples
 from app.registry.blobstore import ObjectRef, StoreUnavailable
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, inserted_id, now_ms
+from app.registry.errors import Conflict
 from app.registry.gc_review import (
     Batch,
     Outcome,
@@ -59,6 +60,12 @@ BATCH = 200
 MANUAL = "manual"
 # Reviews every push queues; a run that only kept such items is not recorded.
 ROUTINE = frozenset({reviews.BLOB_UPLOAD, reviews.MANIFEST_BY_DIGEST})
+# A settings row that holds collection (its value says why): set while ``demo`` writes
+# months of history on its own clock into a registry that already serves. A pass on
+# the real clock would find everything of that history past its grace, collect it
+# under the seeder's feet (a blob between its upload and its manifest) and record
+# runs and samples at the wrong time.
+HOLD_KEY = "gc_hold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,10 +355,22 @@ def run_workspace(
     return run
 
 
+def held(reg: Registry) -> str | None:
+    """Why collection is held (see ``HOLD_KEY``), or None."""
+    with reg.db.read() as conn:
+        value = conn.execute(select(s.settings.c.value).where(s.settings.c.key == HOLD_KEY))
+        reason = value.scalar()
+    return None if reason is None else str(reason)
+
+
 def run_now(registry: Registry, workspace_id: int) -> GcRun:
     """ "Run GC now" for one workspace: review everything queued without waiting for
     the review delay (the upload grace and every race rule still apply), remove
-    empty image rows, and return the recorded run. Blocking: call it in a thread."""
+    empty image rows, and return the recorded run. Blocking: call it in a thread.
+    Refused (Conflict) while collection is held."""
+    reason = held(registry)
+    if reason is not None:
+        raise Conflict(f"garbage collection is held: {reason}; try again later")
     run = run_workspace(registry, workspace_id, ignore_delay=True, manual=True)
     assert run is not None
     return run
@@ -389,7 +408,10 @@ def run_pass(
     should_stop: ShouldStop = lambda: False,
 ) -> list[GcRun]:
     """Review every workspace with due items (only ``workspace_ids``, if given);
-    returns the runs worth recording (one per workspace at most)."""
+    returns the runs worth recording (one per workspace at most). Nothing while
+    collection is held."""
+    if held(reg) is not None:
+        return []
     only = None if workspace_ids is None else set(workspace_ids)
     runs: list[GcRun] = []
     for workspace_id in due_workspaces(reg, clock(), ignore_delay=ignore_delay):

@@ -52,13 +52,20 @@ class GcWorker:
         self._stop.set()
 
     def _pass(self) -> tuple[int, int | None]:
-        """One pass (in a thread): returns (runs recorded, when the next review is due)."""
+        """One pass (in a thread): returns (runs recorded, when the next review is due).
+        While collection is held, neither reviews nor samples (their clock is not ours)."""
+        if gc.held(self.reg) is not None:
+            return 0, None
         runs = gc.run_pass(
             self.reg, workspace_ids=self.workspace_ids, should_stop=self._stop.is_set
         )
         self.runs += len(runs)
         now = now_ms()
-        if now - self._last_sample >= self.sample_every_ms and not self._stop.is_set():
+        if (
+            now - self._last_sample >= self.sample_every_ms
+            and not self._stop.is_set()
+            and gc.held(self.reg) is None
+        ):
             self._last_sample = now
             samples.sample_all(self.reg.db, now)
         return len(runs), gc.next_due(self.reg)

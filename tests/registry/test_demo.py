@@ -3,15 +3,20 @@ issue asks for hold when a real server serves it."""
 
 from __future__ import annotations
 
+import signal
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from app.registry.db import schema as s
+from tests.support.gc_checks import Metadata
 from tests.support.registry import CLI, RegistryServer, admin
 
 pytestmark = pytest.mark.slow
@@ -166,3 +171,99 @@ def test_seeding_again_is_a_no_op_and_other_data_is_refused(
     short = admin(tmp_path / "fresh", "demo", "--password-stdin", password="short")
     assert short.returncode == 2
     assert "at least 8 characters" in short.stderr
+
+
+class Seeding:
+    """``berth-registry demo`` running, its stdout lines read as they come."""
+
+    def __init__(self, data: Path) -> None:
+        self.proc = subprocess.Popen(
+            [CLI, "demo", "--data", str(data), "--admin-user", "boss", "--password-stdin"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(PASSWORD + "\n")
+        self.proc.stdin.close()
+        self.lines: list[str] = []
+
+    def until(self, line: str) -> None:
+        assert self.proc.stdout is not None
+        for got in self.proc.stdout:
+            self.lines.append(got.rstrip("\n"))
+            if got.rstrip("\n") == line:
+                return
+        raise AssertionError(f"demo ended without saying {line!r}: {self.lines[-5:]}")
+
+    def finish(self) -> int:
+        assert self.proc.stdout is not None
+        self.lines += self.proc.stdout.read().splitlines()
+        status = self.proc.wait(600)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        return status
+
+
+def test_a_server_started_beside_the_seeding_holds_gc(tmp_path: Path) -> None:
+    """The desktop app starts the registry as soon as the demo's database exists and
+    shows the demo as it lands. The server's GC, on its own clock, would find the
+    whole history past its grace: while the seeding runs it neither collects nor
+    samples, and "run GC now" says why. Every run and sample is then the story's."""
+    data = tmp_path / "data"
+    began = int(time.time() * 1000)
+    seeding = Seeding(data)
+    server: RegistryServer | None = None
+    try:
+        seeding.until("demo: database ready")
+        server = RegistryServer(data, review_delay=1, upload_grace=1).start()
+        seeding.until("demo: seeding 10 %")
+        with api(server) as c:
+            refused = c.post("/workspaces/acme/gc/run")
+            assert refused.status_code == 409, refused.text
+            assert "garbage collection is held" in refused.json()["error"]["message"]
+        seeding.until("demo: seeding 60 %")  # the worker had many passes meanwhile
+        server.stop()
+        assert seeding.finish() == 0, seeding.lines[-5:]
+    finally:
+        if seeding.proc.poll() is None:
+            seeding.proc.kill()
+            seeding.finish()
+        if server is not None:
+            server.stop()
+    # Read from the store itself: a server started now would collect what the story
+    # left due (as it may, once the seeding is done).
+    with Metadata(data) as meta, meta.db.read() as conn:
+        runs = conn.execute(select(s.gc_runs.c.started_at)).scalars().all()
+        samples = conn.execute(select(s.storage_samples.c.at)).scalars().all()
+    assert runs
+    assert samples
+    assert [at for at in runs if at >= began] == []
+    assert [at for at in samples if at >= began] == []
+    fsck = admin(data, "fsck")
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def test_a_seeding_cut_short_is_seeded_anew(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    cut = Seeding(data)
+    cut.until("demo: seeding 10 %")
+    cut.proc.send_signal(signal.SIGTERM)  # the app closed meanwhile
+    assert cut.finish() != 0
+    assert not (data / "demo-credentials.txt").exists()
+    again = Seeding(data)
+    assert again.finish() == 0, again.lines[-5:]
+    assert f"{data} holds a demo whose seeding was cut short: seeding it again" in again.lines
+    assert (data / "demo-credentials.txt").exists()
+    fsck = admin(data, "fsck")
+    assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    server = RegistryServer(data).start()
+    try:
+        with api(server) as c:
+            names = sorted(w["slug"] for w in every(c, "/workspaces"))
+            assert c.get("/workspaces/acme/gc").json()["recent_runs"]
+    finally:
+        server.stop()
+    assert names == ["acme", "globex", "initech"]
