@@ -9,6 +9,12 @@ The child is started with ``--port 0`` and is ready when it prints
 ``listening on URL``. It is stopped with SIGTERM (a clean shutdown), killed if it
 does not go; on Linux it also gets SIGTERM if the app dies first, so no registry is
 left running behind a crashed app.
+
+The demo (``--demo``) is seeded while it already serves: ``berth-registry demo``
+creates the accounts and workspaces first and says so, the registry starts then,
+and the seeding goes on beside it (``seeding`` is its progress) while the window
+shows what has landed. A demo whose seeding was cut short (the app closed) is
+seeded anew on the next start. ``stop`` also ends a start still under way.
 """
 
 from __future__ import annotations
@@ -41,10 +47,20 @@ READY_PREFIX = "listening on "
 FIRST_WORKSPACE, FIRST_PROJECT, FIRST_REPOSITORY = "local", "LOCAL", "images"
 # Demo data wants GC to be visible within a minute, not after the defaults.
 DEMO_GC_ARGS = ("--gc-review-delay", "5", "--gc-upload-grace", "30")
+# What ``berth-registry demo`` says (app.registry.demo): its database is made (the
+# server may start), its accounts exist (we may log in), how far the history is; and
+# the file it writes last, once it is done.
+DEMO_DATABASE_READY = "demo: database ready"
+DEMO_ACCOUNTS_READY = "demo: accounts ready"
+DEMO_PROGRESS = "demo: seeding "
+DEMO_DONE_FILE = "demo-credentials.txt"
 
 
 class EmbeddedError(Exception):
     """The embedded registry could not be set up or started; the message says why."""
+
+
+STOPPED_WHILE_STARTING = "The embedded registry was stopped while it started."
 
 
 class State(Enum):
@@ -122,9 +138,21 @@ class EmbeddedRegistry:
         self.error: str | None = None
         self.keyring_warning: str | None = None
         self.output: collections.deque[str] = collections.deque(maxlen=200)
+        # The demo's seeding: per cent done while it runs beside the server, else None.
+        self.seeding: int | None = None
+        self.seed_error: str | None = None
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
         self._ready = threading.Event()
+        # stop() may come from another thread while start() runs: the children it
+        # starts are registered under this lock, and none is started after a stop.
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._setup: subprocess.Popen[str] | None = None  # a set-up command running
+        self._seeder: subprocess.Popen[str] | None = None
+        self._seed_reader: threading.Thread | None = None
+        self._accounts: threading.Event | None = None  # set when the demo's exist
+        self._made_accounts = False
         self.on_state: Callable[[State], None] = lambda _state: None
 
     # --- set-up -----------------------------------------------------------------
@@ -136,20 +164,100 @@ class EmbeddedRegistry:
     def secret_file(self) -> SecretFile:
         return SecretFile(self.data_dir / "berth-credentials.json")
 
-    def _run(self, *args: str, stdin: str | None = None) -> str:
-        result = subprocess.run(
-            [*self.command, *args, "--data", str(self.data_dir)],
-            input=stdin,
-            capture_output=True,
+    def _spawn(self, args: Sequence[str], stdout: int, stderr: int) -> subprocess.Popen[str]:
+        """A child ``berth-registry`` (call with the lock held); refused once a stop
+        came, so nothing is left running behind a window that closed."""
+        if self._stopping:
+            raise EmbeddedError(STOPPED_WHILE_STARTING)
+        return subprocess.Popen(
+            [*self.command, *args],
+            stdin=subprocess.PIPE,
+            stdout=stdout,
+            stderr=stderr,
             text=True,
-            check=False,
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
-        if result.returncode != 0:
-            message = (result.stderr or result.stdout).strip().splitlines()
-            raise EmbeddedError(
-                f"berth-registry {args[0]} failed: {message[-1] if message else result.returncode}"
+
+    def _run(self, *args: str, stdin: str | None = None) -> str:
+        with self._lock:
+            proc = self._setup = self._spawn(
+                [*args, "--data", str(self.data_dir)], subprocess.PIPE, subprocess.PIPE
             )
-        return result.stdout
+        try:
+            out, err = proc.communicate(stdin)
+        finally:
+            with self._lock:
+                self._setup = None
+        if self._stopping:
+            raise EmbeddedError(STOPPED_WHILE_STARTING)
+        if proc.returncode != 0:
+            message = (err or out).strip().splitlines()
+            raise EmbeddedError(
+                f"berth-registry {args[0]} failed: {message[-1] if message else proc.returncode}"
+            )
+        return out
+
+    # --- the demo's seeding -----------------------------------------------------
+    def _start_seeding(self, password: str) -> None:
+        """Start ``berth-registry demo`` and return once its database is made (the
+        server may start on it while the accounts are made); a thread follows the
+        rest of its work (``seeding``) until it exits."""
+        with self._lock:
+            proc = self._seeder = self._spawn(
+                ["demo", "--data", str(self.data_dir), "--admin-user", ADMIN_USER,
+                 "--password-stdin"],
+                subprocess.PIPE, subprocess.STDOUT,
+            )  # fmt: skip
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError):  # it may have failed already
+            proc.stdin.write(password + "\n")
+            proc.stdin.close()
+        database = threading.Event()
+        self._accounts = threading.Event()
+        self.seeding = 0
+        self.seed_error = None
+        self._seed_reader = threading.Thread(
+            target=self._follow_seeding,
+            args=(proc, database, self._accounts),
+            name="demo-seeding",
+            daemon=True,
+        )
+        self._seed_reader.start()
+        database.wait()
+        self._check_seeding()
+
+    def _check_seeding(self) -> None:
+        if self.seeding is None and not self._made_accounts:  # it ended before them
+            raise EmbeddedError(self.seed_error or STOPPED_WHILE_STARTING)
+
+    def _follow_seeding(
+        self, proc: subprocess.Popen[str], database: threading.Event, accounts: threading.Event
+    ) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            self.output.append(line)
+            if line == DEMO_DATABASE_READY:
+                database.set()
+            elif line == DEMO_ACCOUNTS_READY:
+                self._made_accounts = True
+                accounts.set()
+            elif line.startswith(DEMO_PROGRESS) and line.endswith("%"):
+                with contextlib.suppress(ValueError):
+                    self.seeding = int(line[len(DEMO_PROGRESS) : -1])
+                    self.on_state(self.state)
+        proc.stdout.close()
+        status = proc.wait()
+        with self._lock:
+            if self._seeder is proc:
+                self._seeder = None
+        if status != 0 and not self._stopping:
+            last = next((x for x in reversed(self.output) if x.strip()), f"status {status}")
+            self.seed_error = f"Seeding the demo failed: {last}"
+        self.seeding = None
+        database.set()
+        accounts.set()
+        self.on_state(self.state)
 
     def _load_credentials(self) -> Credentials | None:
         try:
@@ -181,7 +289,14 @@ class EmbeddedRegistry:
 
     def prepare(self) -> Credentials:
         """Create the data directory, the admin user and (demo) sample data on first
-        start; afterwards only load the credentials."""
+        start; afterwards only load the credentials. A demo's seeding goes on after
+        this returns (see ``_start_seeding``)."""
+        if self.demo and not (self.data_dir / DEMO_DONE_FILE).exists():
+            # Never seeded, or cut short (demo throws that away and starts again).
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            password = secrets.token_urlsafe(24)
+            self._start_seeding(password)
+            return self._save_credentials(password)
         fresh = not (self.data_dir / "registry.db").exists()
         credentials = None if fresh else self._load_credentials()
         if credentials is not None:
@@ -233,20 +348,15 @@ class EmbeddedRegistry:
         self._set_state(State.STARTING)
         try:
             self.credentials = self.prepare()
-            argv = [
-                *self.command, "serve", "--data", str(self.data_dir),
-                "--host", "127.0.0.1", "--port", "0",
+            args = [
+                "serve", "--data", str(self.data_dir), "--host", "127.0.0.1", "--port", "0",
                 *(DEMO_GC_ARGS if self.demo else ()), *self.extra_args,
             ]  # fmt: skip
             self._ready.clear()
-            self._proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
+            with self._lock:
+                self._proc = self._spawn(args, subprocess.PIPE, subprocess.STDOUT)
+            assert self._proc.stdin is not None
+            self._proc.stdin.close()
             self._reader = threading.Thread(
                 target=self._read_output, args=(self._proc,), name="embedded-registry", daemon=True
             )
@@ -255,6 +365,9 @@ class EmbeddedRegistry:
                 last = self.output[-1] if self.output else "no output"
                 self.stop()
                 raise EmbeddedError(f"The embedded registry did not start: {last}")
+            if self._accounts is not None:  # the demo makes them beside the server
+                self._accounts.wait()
+                self._check_seeding()
         except (EmbeddedError, OSError) as exc:
             self.error = str(exc)
             self._set_state(State.FAILED)
@@ -284,7 +397,17 @@ class EmbeddedRegistry:
         return self._proc is not None and self._proc.poll() is None
 
     def stop(self, timeout: float = 15.0) -> None:
-        proc, self._proc = self._proc, None
+        """Stop the registry, and a start or a demo seeding under way (from any thread:
+        a start running in another one starts nothing more and fails). Once stopped,
+        this object starts nothing again: make a new one to start again."""
+        with self._lock:
+            self._stopping = True
+            proc, self._proc = self._proc, None
+            helpers = [p for p in (self._setup, self._seeder) if p is not None]
+        for helper in helpers:
+            _end(helper, timeout)
+        if self._seed_reader is not None:
+            self._seed_reader.join(5)
         self.url = None
         if proc is not None:
             if proc.poll() is None:
@@ -300,3 +423,14 @@ class EmbeddedRegistry:
                 self._reader.join(5)
         if self.state is not State.FAILED:
             self._set_state(State.STOPPED)
+
+
+def _end(proc: subprocess.Popen[str], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it does not go within ``timeout``."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

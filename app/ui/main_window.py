@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,6 +59,9 @@ from app.ui.operations import Operations
 from app.ui.settings import Settings
 from app.ui.table_model import ObjectRole
 
+# While the demo is seeded beside its registry, the window refreshes this often.
+SEED_REFRESH_S = 3.0
+
 
 class MainWindow(QMainWindow):
     connected = Signal(object)  # Backend | None: views re-read everything
@@ -81,6 +85,8 @@ class MainWindow(QMainWindow):
         self._relogin: asyncio.Task[None] | None = None
         self._shutdown: asyncio.Task[None] | None = None
         self._closed = False
+        self._seeding: int | None = None  # the demo's seeding progress last shown
+        self._seed_refreshed = 0.0  # when its seeding last made the window refresh
         self._restore_image: int | None = None
 
         self.setWindowTitle("Berth")
@@ -432,13 +438,31 @@ class MainWindow(QMainWindow):
         where = f" at {embedded.url}" if state is State.RUNNING and embedded.url else ""
         kind = "Demo registry" if embedded.demo else "Embedded registry"
         text = f"{kind}: {state.value}{where}"
+        seeding = embedded.seeding
+        if seeding is not None:
+            text += f", seeding sample data ({seeding} %)"
         self.embedded_label.setText(text)
         tip = f"Data in {embedded.data_dir}"
         if state is State.FAILED and embedded.error:
             tip += f"\n{embedded.error}"
             self.error_bar.show_message(embedded.error)
+        if embedded.seed_error and self._seeding is not None:
+            self.error_bar.show_message(embedded.seed_error)
         self.embedded_label.setToolTip(tip)
         self.embedded_label.setAccessibleDescription(text)
+        self._follow_seeding(seeding)
+
+    def _follow_seeding(self, seeding: int | None) -> None:
+        """While the demo is seeded beside its running registry, show what has landed:
+        refresh as F5 does every few seconds, and once more when the seeding ends."""
+        was, self._seeding = self._seeding, seeding
+        if self.backend is None or self.ops.running("connect") or self._shutdown is not None:
+            return
+        now = time.monotonic()
+        finished = seeding is None and was is not None
+        if finished or (seeding is not None and now - self._seed_refreshed >= SEED_REFRESH_S):
+            self._seed_refreshed = now
+            self.acts.refresh.trigger()
 
     # --- profiles -----------------------------------------------------------------------
     def all_profiles(self) -> list[Profile]:

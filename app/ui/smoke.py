@@ -8,13 +8,15 @@ flushed at once so a reader can time them::
     berth: keyring <backend class>
     berth: embedded registry <argv[0]> pid <pid>
     berth: connected to <url> as <user>, <n> workspaces
+    berth: demo seeded                      (--demo: its whole history is in place)
     berth: embedded registry stopped
 
 and then closes the window through the normal path, so the embedded registry is
-stopped as on any quit. Exit status 0 when the window was painted and the
-connection reached the workspace list, 1 otherwise. Bugs print their traceback and
-fail the run instead of opening the exception dialog (a second window would keep
-the app from quitting).
+stopped as on any quit. A demo that is still being seeded once connected is waited
+for (it seeds beside the running registry) and its seeding must succeed. Exit
+status 0 when the window was painted and the connection reached the workspace
+list, 1 otherwise. Bugs print their traceback and fail the run instead of opening the
+exception dialog (a second window would keep the app from quitting).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class SmokeTest(QObject):
         self._connecting: asyncio.Task[Any] | None = None
         self._closing = False
         sys.excepthook = self._bug
+        window.embeddedStateChanged.connect(lambda _state: self._maybe_finish())
         window.installEventFilter(self)
         QTimer.singleShot(GIVE_UP_AFTER_MS, self._give_up)
 
@@ -73,9 +76,13 @@ class SmokeTest(QObject):
         if self._connecting is None or not self._connecting.done():
             return
         window = self.window
+        embedded = window.embedded
+        if embedded is not None and embedded.seeding is not None and window.backend is not None:
+            return  # the demo is still being seeded: wait for the rest of it
+        if embedded is not None and embedded.seed_error:
+            self.failures.append(embedded.seed_error)
         keyring = type(window.store.backend)
         say(f"keyring {keyring.__module__}.{keyring.__qualname__}")
-        embedded = window.embedded
         if embedded is not None:
             say(f"embedded registry {embedded.command[0]} pid {embedded.pid}")
         if window.backend is None or window.identity is None or window.profile is None:
@@ -86,6 +93,8 @@ class SmokeTest(QObject):
                 f"connected to {window.profile.base_url} as {window.identity.user}, "
                 f"{count} workspaces"
             )
+            if embedded is not None and embedded.demo and not embedded.seed_error:
+                say("demo seeded")
         self._close()
 
     def _close(self) -> None:

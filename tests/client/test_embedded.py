@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -110,3 +113,88 @@ def test_locate_prefers_the_environment_then_the_bundle(
     bundled.write_text("")
     assert locate_registry(bundled) == [str(bundled)]
     assert locate_registry()[0].endswith("berth-registry")
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"gave up waiting: {what}"
+        time.sleep(0.1)
+
+
+def test_the_demo_serves_while_it_is_seeded(tmp_path: Path) -> None:
+    """A first demo start returns once the registry serves the demo's workspaces; the
+    history lands meanwhile (``seeding`` climbs, then None), and a start afterwards
+    serves the finished demo without seeding again."""
+    ring = MemoryKeyring()
+    reg = EmbeddedRegistry(tmp_path / "demo", store=CredentialStore(backend=ring), demo=True)
+    seen: list[int | None] = []
+    reg.on_state = lambda _state: seen.append(reg.seeding)
+    profile = reg.start()
+    try:
+        assert reg.seeding is not None  # served before the history is in
+        assert reg.credentials is not None
+        auth = httpx.BasicAuth(ADMIN_USER, reg.credentials.password)
+        with httpx.Client(base_url=profile.url + "/api/v1", auth=auth, timeout=30) as c:
+            names = [w["slug"] for w in c.get("/workspaces").json()["items"]]
+            assert names == ["acme", "globex", "initech"]
+            _wait(lambda: reg.seeding is None, "the seeding to finish")
+            assert reg.seed_error is None
+            images = c.get("/workspaces/acme/images", params={"limit": 1000}).json()["items"]
+            assert len(images) > 10
+        assert 100 in seen
+        assert seen[-1] is None
+        assert (tmp_path / "demo" / "demo-credentials.txt").exists()
+    finally:
+        reg.stop()
+    again = EmbeddedRegistry(tmp_path / "demo", store=CredentialStore(backend=ring), demo=True)
+    again.start()
+    try:
+        assert again.seeding is None
+        assert not [c for c in children_of(os.getpid()) if "demo" in _argv(c)]
+    finally:
+        again.stop()
+
+
+def test_stop_ends_a_demo_seeding_and_a_start_under_way(tmp_path: Path) -> None:
+    """The window closing while the demo is seeded, or even while it starts (another
+    thread), leaves no process behind; the next start seeds the demo anew."""
+    ring = MemoryKeyring()
+    reg = EmbeddedRegistry(tmp_path / "demo", store=CredentialStore(backend=ring), demo=True)
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            reg.start()
+        except EmbeddedError as exc:
+            failed.append(exc)
+
+    starting = threading.Thread(target=start)
+    starting.start()
+    _wait(
+        lambda: any("demo" in _argv(c) for c in children_of(os.getpid())),
+        "the demo's seeding to start",
+    )
+    reg.stop()
+    starting.join(120)
+    assert not starting.is_alive()
+    mine = [c for c in children_of(os.getpid()) if "berth-registry" in " ".join(_argv(c))]
+    assert mine == []
+    assert reg.seeding is None
+    # Either the start was cut short, or it had finished and the registry is stopped.
+    assert failed or reg.state is State.STOPPED
+    again = EmbeddedRegistry(tmp_path / "demo", store=CredentialStore(backend=ring), demo=True)
+    again.start()
+    try:
+        _wait(lambda: again.seeding is None, "the new seeding to finish")
+        assert again.seed_error is None
+        assert (tmp_path / "demo" / "demo-credentials.txt").exists()
+    finally:
+        again.stop()

@@ -134,3 +134,40 @@ def test_a_signal_closes_berth_like_its_close_button(
     assert "geometry=" in settings  # the layout was saved, as on closing the window
     assert "header" in settings
     assert "Traceback" not in stderr
+
+
+def test_sigterm_while_the_demo_is_seeded_leaves_nothing_running(tmp_path: Path) -> None:
+    """Logging out during ``make run``'s first start: the demo's seeding and its
+    registry are stopped with the window, nothing outlives berth, and the settings
+    are saved (the demo keeps its own)."""
+    home = tmp_path / "home"
+    app = subprocess.Popen(
+        [str(VENV_BIN / "berth"), "--demo", "--data-dir", str(tmp_path / "demo")],
+        env=private_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def seeding_and_serving() -> list[int] | None:
+        kids = children_of(app.pid)
+        commands = [_argv(c) for c in kids]
+        both = any("demo" in a for a in commands) and any("serve" in a for a in commands)
+        return kids if both else None
+
+    try:
+        children = wait_for(seeding_and_serving, "the demo's seeding beside its registry")
+        app.send_signal(signal.SIGTERM)
+        status = app.wait(120)
+        left = [c for c in children if alive(c)]
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.wait(30)
+        stderr = app.stderr.read() if app.stderr else ""
+        if app.stderr:
+            app.stderr.close()
+    assert status == 128 + signal.SIGTERM, stderr
+    assert left == [], [_argv(c) for c in left]
+    assert "geometry=" in (home / ".config" / "berth" / "Berth-demo.conf").read_text()
+    assert "Traceback" not in stderr
