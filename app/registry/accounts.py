@@ -35,8 +35,10 @@ class User:
     id: int
     name: str
     is_superuser: bool
-    # The credential stamp this user record was read with (see schema.users).
+    # The credential stamp and access version this record was read with (see
+    # schema.users).
     stamp: str = ""
+    access_version: int = 0
 
 
 def new_stamp() -> str:
@@ -116,11 +118,23 @@ _USER_COLUMNS = (
     s.users.c.name,
     s.users.c.is_superuser,
     s.users.c.credential_stamp,
+    s.users.c.access_version,
 )
 
 
 def _user(row: Any) -> User:
-    return User(row.id, row.name, bool(row.is_superuser), row.credential_stamp)
+    return User(
+        row.id, row.name, bool(row.is_superuser), row.credential_stamp, int(row.access_version)
+    )
+
+
+def _access_changed(conn: Connection, user_id: int) -> None:
+    """In the transaction that changes a membership or grant (see schema.users)."""
+    conn.execute(
+        update(s.users)
+        .where(s.users.c.id == user_id)
+        .values(access_version=s.users.c.access_version + 1)
+    )
 
 
 def get_user(conn: Connection, name: str) -> User:
@@ -165,6 +179,7 @@ def workspace_id(conn: Connection, slug: str) -> int:
 def add_member(conn: Connection, workspace: str, user: str, *, admin: bool = False) -> None:
     wid = workspace_id(conn, workspace)
     uid = get_user(conn, user).id
+    _access_changed(conn, uid)
     existing = conn.execute(
         select(s.workspace_members.c.is_admin).where(
             s.workspace_members.c.workspace_id == wid, s.workspace_members.c.user_id == uid
@@ -192,6 +207,7 @@ def remove_member(conn: Connection, workspace: str, user: str) -> None:
     )
     if result.rowcount == 0:
         raise NotFound(f"{user!r} is not a member of {workspace!r}")
+    _access_changed(conn, uid)
 
 
 def add_project(conn: Connection, workspace: str, key: str, name: str | None = None) -> int:
@@ -285,6 +301,7 @@ def repository_by_id(conn: Connection, repository_id: int) -> Repository | None:
 def grant(conn: Connection, workspace: str, repo_slug: str, user: str, perm: Permission) -> None:
     repo = get_repository(conn, workspace, repo_slug)
     uid = get_user(conn, user).id
+    _access_changed(conn, uid)
     where = and_(s.grants.c.repository_id == repo.id, s.grants.c.user_id == uid)
     if perm == Permission.NONE:
         conn.execute(delete(s.grants).where(where))

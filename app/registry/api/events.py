@@ -19,8 +19,11 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import StreamingResponse
 
+from app.registry import accounts
+from app.registry.accounts import User
 from app.registry.api.context import Authenticated, readable_in, workspace_access
 from app.registry.api.errors import documented
+from app.registry.errors import NotFound
 from app.registry.events import sse_frame
 from app.registry.service import Registry
 
@@ -69,9 +72,33 @@ class _Visibility:
 
     WORKSPACE_WIDE = frozenset({"gc_run", "policy_run"})
 
-    def __init__(self, reg: Registry, readable: set[int] | None) -> None:
+    def __init__(self, reg: Registry, user: User, slug: str, readable: set[int] | None) -> None:
         self.reg = reg
+        self.user = user
+        self.slug = slug
         self.readable = readable
+
+    def still_allowed(self) -> bool:
+        """Whether the caller may still follow the stream, read again before events
+        go out (in a worker thread): a stream lasts for hours, and a changed password,
+        a removed user or a lost workspace end it; a changed grant or membership (the
+        user's access version, bumped with it on any node) works out anew what the
+        caller may read."""
+        with self.reg.db.read() as conn:
+            now = accounts.find_user(conn, self.user.name)
+            if now is None or (now.id, now.stamp) != (self.user.id, self.user.stamp):
+                return False
+            if (now.access_version, now.is_superuser) != (
+                self.user.access_version,
+                self.user.is_superuser,
+            ):
+                try:
+                    access = workspace_access(conn, now, self.slug)
+                except NotFound:
+                    return False
+                self.readable = readable_in(conn, now, access)
+                self.user = now
+        return True
 
     def allows(self, event: dict[str, Any]) -> bool:
         if self.readable is None:
@@ -99,11 +126,18 @@ async def _frames(
                 event = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
             except TimeoutError:
                 yield b": keep-alive\n\n"
+                if not await reg.run(visibility.still_allowed):
+                    break
                 continue
-            if event is _END:
+            # The events that came with this one share one look at the caller.
+            batch = [event]
+            while not queue.empty():
+                batch.append(queue.get_nowait())
+            if _END in batch or not await reg.run(visibility.still_allowed):
                 break
-            if visibility.allows(event):
-                yield sse_frame(event)
+            for queued in batch:
+                if visibility.allows(queued):
+                    yield sse_frame(queued)
     finally:
         reg.events.unsubscribe(workspace_id, queue)
         streams.queues.discard(queue)
@@ -124,14 +158,14 @@ async def _frames(
 async def events(request: Request, caller: Authenticated, ws: str) -> StreamingResponse:
     reg = caller.registry
 
-    def check() -> tuple[int, set[int] | None]:
+    def check() -> tuple[int, str, set[int] | None]:
         with reg.db.read() as conn:
             access = workspace_access(conn, caller.user, ws)
-            return access.id, readable_in(conn, caller.user, access)
+            return access.id, access.slug, readable_in(conn, caller.user, access)
 
-    wid, readable = await reg.run(check)
+    wid, slug, readable = await reg.run(check)
     return StreamingResponse(
-        _frames(request, wid, _Visibility(reg, readable)),
+        _frames(request, wid, _Visibility(reg, caller.user, slug, readable)),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

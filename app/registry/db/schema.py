@@ -78,6 +78,9 @@ users = entity_table(
     # removal): remembered logins and bearer tokens carry the stamp they were made
     # under and stop working on every node once it differs (app.registry.auth).
     Column("credential_stamp", String(32), nullable=False, server_default=""),
+    # Bumped by every change of the user's memberships and grants: what was worked out
+    # from them and kept (an open event stream's visibility) is worked out again.
+    Column("access_version", Integer, nullable=False, server_default="0"),
 )
 
 # Failed sign-ins per key ("user:<name>" or "addr:<client address>"), shared by every
