@@ -1,19 +1,33 @@
 """Images, blobs, manifests and tags in the metadata store.
 
 Every mutating function runs inside the caller's write transaction and queues the
-GC reviews its event calls for in that same transaction (DESIGN.md §1). Rows that
-a new reference depends on are locked (``FOR UPDATE`` on PostgreSQL; SQLite's
-``BEGIN IMMEDIATE`` already serializes writers) in sorted digest order.
+GC reviews its event calls for in that same transaction (DESIGN.md §1), and keeps
+the reference counts (app.registry.usage) in it too. On PostgreSQL a write first
+takes its image's turn (:func:`lock_image`), then locks the rows a new reference
+depends on in sorted digest order (blobs ``FOR KEY SHARE``, which the GC's
+``FOR UPDATE`` cannot pass; manifests ``FOR UPDATE``); SQLite's ``BEGIN IMMEDIATE``
+already serializes writers.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, func, insert, literal, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -84,21 +98,36 @@ class Change:
 
 
 def find_image(
-    conn: Connection, repo: Repository, name: str, *, key_share: bool = False
+    conn: Connection, repo: Repository, name: str, *, lock: bool = False
 ) -> Image | None:
     q = select(
         s.images.c.id, s.images.c.workspace_id, s.images.c.repository_id, s.images.c.name
     ).where(s.images.c.repository_id == repo.id, s.images.c.name == name)
-    if key_share:
-        q = q.with_for_update(key_share=True)
+    if lock:
+        q = q.with_for_update(key_share=True)  # FOR NO KEY UPDATE: see lock_image
     row = conn.execute(q).first()
     return Image(*row) if row is not None else None
 
 
+def lock_image(conn: Connection, image: Image) -> None:
+    """Take the image's turn (PostgreSQL; SQLite writers are serial anyway).
+
+    Every write that changes an image's tags, manifests or reference counts locks the
+    image row first, FOR NO KEY UPDATE: writes to one image take turns, so its
+    counters (app.registry.usage) are changed by one transaction at a time and no two
+    writers of one image can deadlock over its manifest rows. The GC cannot remove
+    the row as empty meanwhile (its FOR UPDATE SKIP LOCKED passes it by), and foreign
+    keys to it (KEY SHARE) are not blocked. Writes to different images run side by
+    side; where they meet -- blob rows -- they lock in id order."""
+    conn.execute(
+        select(s.images.c.id).where(s.images.c.id == image.id).with_for_update(key_share=True)
+    ).first()
+
+
 def ensure_image(conn: Connection, repo: Repository, name: str, now: int) -> Image:
-    # FOR KEY SHARE (PostgreSQL): the GC cannot remove the image row as empty while
-    # this transaction adds its first session, link or manifest.
-    image = find_image(conn, repo, name, key_share=True)
+    # Locked (see lock_image): the image's writes take turns, and the GC cannot remove
+    # the row as empty while this transaction adds its first session, link or manifest.
+    image = find_image(conn, repo, name, lock=True)
     if image is not None:
         return image
     try:
@@ -332,6 +361,31 @@ def touch_manifest(conn: Connection, manifest_id: int, now: int) -> None:
 ConfigReader = Callable[[Blob], bytes | None]
 
 
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    id: int
+    digest: str
+    live: bool
+
+
+def _subject_of(conn: Connection, image: Image, digest: str, manifest: Manifest) -> _Subject | None:
+    """The stored subject of a manifest being created, if any, with its liveness (the
+    image is locked: nothing changes it before this manifest counts as its referrer)."""
+    if manifest.subject is None:
+        return None
+    subject_digest = str(manifest.subject.digest)
+    if subject_digest == digest:
+        return None
+    row = conn.execute(
+        select(s.manifests.c.id, s.manifests.c.holders).where(
+            s.manifests.c.image_id == image.id, s.manifests.c.digest == subject_digest
+        )
+    ).first()
+    if row is None:
+        return None
+    return _Subject(int(row.id), subject_digest, bool(row.holders))
+
+
 def put_manifest(
     conn: Connection,
     image: Image,
@@ -343,7 +397,11 @@ def put_manifest(
     timing: Timing,
     now: int,
     actor: str | None = None,
+    *,
+    more_tags: Sequence[str] = (),
 ) -> Change:
+    """Store a manifest (or find it stored) and point ``tag`` and ``more_tags`` (the
+    distribution spec's ``?tag=`` parameters) at it."""
     change = Change()
     # Lock every blob and child the manifest references, in digest order.
     needed = sorted({str(d.digest) for d in manifest.blobs if not d.non_distributable})
@@ -358,7 +416,10 @@ def put_manifest(
                 s.image_blobs.c.image_id == image.id,
             )
             .order_by(s.blobs.c.digest)
-            .with_for_update(of=s.blobs)
+            # KEY SHARE (PostgreSQL): the GC's FOR UPDATE of the blob skips it or makes
+            # this wait, yet pushes sharing a layer do not queue behind each other, nor
+            # behind a delete updating the blob's image_refs.
+            .with_for_update(of=s.blobs, read=True, key_share=True)
         )
         blob_rows = {row.digest: Blob(*row) for row in conn.execute(q)}
     missing = [d for d in needed if d not in blob_rows]
@@ -406,11 +467,14 @@ def put_manifest(
                     detail={"digest": str(d.digest), "size": length, "declared": d.size},
                 )
 
+    tags = list(dict.fromkeys([*([tag] if tag is not None else []), *more_tags]))
     existing = conn.execute(
         select(s.manifests.c.id, s.manifests.c.total_size, s.manifests.c.created)
         .where(s.manifests.c.image_id == image.id, s.manifests.c.digest == digest)
         .with_for_update()
     ).first()
+    # Holder changes, applied (and carried through the graph) once the rows are in.
+    holders: dict[int, int] = defaultdict(int)
     # A tag row keeps copies of its manifest's size and creation date (sort keys).
     sort_keys: dict[str, Any]
     if existing is not None:
@@ -421,6 +485,18 @@ def put_manifest(
         }
         touch_manifest(conn, manifest_id, now)
     else:
+        subject = _subject_of(conn, image, digest, manifest)
+        if subject is not None:
+            referrers = usage.referrers_of(conn, image.id, digest)
+            children = [int(r.id) for r in child_rows.values()]
+            if (children or referrers) and usage.closes_cycle(
+                conn, subject.id, children, referrers
+            ):
+                raise ManifestInvalid(
+                    f"manifest {digest} reaches its own subject {subject.digest} through "
+                    "its children or referrers; such a loop cannot be stored",
+                    detail={"digest": digest, "subject": subject.digest},
+                )
         created: str | None = None
         platforms: str | None = None
         if manifest.is_index:
@@ -474,6 +550,7 @@ def put_manifest(
                 annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
                 created_at=now,
                 touched_at=now,
+                holders=0,
             )
         )
         manifest_id = inserted_id(result)
@@ -490,43 +567,19 @@ def put_manifest(
                 insert(s.manifest_children),
                 [{"parent_id": manifest_id, "child_id": r.id} for r in child_rows.values()],
             )
+        if subject is not None and subject.live:
+            holders[manifest_id] += 1
 
-    tags_changed = False
-    if tag is not None:
-        old = conn.execute(
-            select(s.tags.c.id, s.tags.c.manifest_id)
-            .where(s.tags.c.image_id == image.id, s.tags.c.name == tag)
-            .with_for_update()
-        ).first()
-        if old is None:
-            conn.execute(
-                insert(s.tags).values(
-                    image_id=image.id,
-                    name=tag,
-                    manifest_id=manifest_id,
-                    pushed_at=now,
-                    **sort_keys,
-                )
-            )
-            tags_changed = True
-        elif old.manifest_id != manifest_id:
-            # The tag's pulls were of its old manifest: they start again.
-            conn.execute(
-                update(s.tags)
-                .where(s.tags.c.id == old.id)
-                .values(manifest_id=manifest_id, pushed_at=now, last_pulled_at=None, **sort_keys)
-            )
-            reviews.queue_manifests(
-                conn,
-                image.workspace_id,
-                [old.manifest_id],
-                now + timing.review_delay,
-                reviews.TAG_REPUSH,
-            )
-            tags_changed = True
-        else:
-            conn.execute(update(s.tags).where(s.tags.c.id == old.id).values(pushed_at=now))
-    else:
+    new_tags = sum(
+        _set_tag(conn, image, name, manifest_id, sort_keys, holders, now) for name in tags
+    )
+    usage.hold(conn, holders)
+    # The manifests tags moved away from: reviewed once the delay has passed.
+    moved_from = [mid for mid, delta in holders.items() if delta < 0]
+    reviews.queue_manifests(
+        conn, image.workspace_id, moved_from, now + timing.review_delay, reviews.TAG_REPUSH
+    )
+    if not tags:
         # Pushed by digest only: unless a tag, an index or a subject keeps it, the GC
         # collects it (never within the upload grace).
         reviews.queue_manifests(
@@ -536,20 +589,71 @@ def put_manifest(
             now + timing.review_delay,
             reviews.MANIFEST_BY_DIGEST,
         )
-    if tags_changed or manifest.subject is not None:
-        usage.refresh_image(conn, image.id)
-    conn.execute(update(s.images).where(s.images.c.id == image.id).values(last_push_at=now))
-    change.events.append(
-        {
-            "type": "pushed",
-            "image_id": image.id,
-            "repository_id": image.repository_id,
-            "tag": tag,
-            "digest": digest,
-            "actor": actor,
-        }
+    conn.execute(
+        update(s.images)
+        .where(s.images.c.id == image.id)
+        .values(last_push_at=now, tag_count=s.images.c.tag_count + new_tags)
     )
+    named: list[str | None] = list(tags) or [None]
+    for name in named:
+        change.events.append(
+            {
+                "type": "pushed",
+                "image_id": image.id,
+                "repository_id": image.repository_id,
+                "tag": name,
+                "digest": digest,
+                "actor": actor,
+            }
+        )
     return change
+
+
+def _set_tag(
+    conn: Connection,
+    image: Image,
+    tag: str,
+    manifest_id: int,
+    sort_keys: dict[str, Any],
+    holders: dict[int, int],
+    now: int,
+) -> bool:
+    """Point a tag at a manifest (the holder changes go to ``holders``); True if the
+    tag is new."""
+    old = conn.execute(
+        select(s.tags.c.id, s.tags.c.manifest_id)
+        .where(s.tags.c.image_id == image.id, s.tags.c.name == tag)
+        .with_for_update()
+    ).first()
+    if old is None:
+        conn.execute(
+            insert(s.tags).values(
+                image_id=image.id, name=tag, manifest_id=manifest_id, pushed_at=now, **sort_keys
+            )
+        )
+        holders[manifest_id] += 1
+        return True
+    if old.manifest_id != manifest_id:
+        # The tag's pulls were of its old manifest: they start again.
+        conn.execute(
+            update(s.tags)
+            .where(s.tags.c.id == old.id)
+            .values(manifest_id=manifest_id, pushed_at=now, last_pulled_at=None, **sort_keys)
+        )
+        holders[manifest_id] += 1
+        holders[int(old.manifest_id)] -= 1
+    else:
+        conn.execute(update(s.tags).where(s.tags.c.id == old.id).values(pushed_at=now))
+    return False
+
+
+def _count_tags(conn: Connection, image: Image, delta: int) -> None:
+    if delta:
+        conn.execute(
+            update(s.images)
+            .where(s.images.c.id == image.id)
+            .values(tag_count=s.images.c.tag_count + delta)
+        )
 
 
 def _audit(
@@ -587,6 +691,7 @@ def image_label(conn: Connection, image: Image) -> str:
 def tag_digests(conn: Connection, image: Image, names: Sequence[str]) -> dict[str, str]:
     """The digest each of ``names`` is on now (absent: no such tag), rows locked as
     :func:`delete_tags` locks them, so the answer holds until the transaction ends."""
+    lock_image(conn, image)  # the image's turn first, as every writer of it
     rows = conn.execute(
         select(s.tags.c.name, s.manifests.c.digest)
         .join(s.manifests, s.manifests.c.id == s.tags.c.manifest_id)
@@ -607,6 +712,7 @@ def delete_tags(
 ) -> tuple[list[str], list[str], Change]:
     """Delete tags of one image. Returns (deleted, not found, change)."""
     change = Change()
+    lock_image(conn, image)
     wanted = sorted(set(names))
     rows = conn.execute(
         select(s.tags.c.id, s.tags.c.name, s.tags.c.manifest_id, s.manifests.c.digest)
@@ -618,6 +724,11 @@ def delete_tags(
     found = {r.name for r in rows}
     if rows:
         conn.execute(delete(s.tags).where(s.tags.c.id.in_([r.id for r in rows])))
+        dropped: dict[int, int] = defaultdict(int)
+        for r in rows:
+            dropped[int(r.manifest_id)] -= 1
+        usage.hold(conn, dropped)
+        _count_tags(conn, image, -len(rows))
         reviews.queue_manifests(
             conn,
             image.workspace_id,
@@ -625,7 +736,6 @@ def delete_tags(
             now + timing.review_delay,
             reviews.TAG_DELETE,
         )
-        usage.refresh_image(conn, image.id)
         label = image_label(conn, image)
         for r in rows:
             _audit(
@@ -654,6 +764,7 @@ def delete_manifest(
 ) -> Change:
     """DELETE by digest: the manifest and every tag on it go at once."""
     change = Change()
+    lock_image(conn, image)
     m = conn.execute(
         select(s.manifests.c.id, s.manifests.c.config_blob_id, s.manifests.c.media_type)
         .where(s.manifests.c.image_id == image.id, s.manifests.c.digest == digest)
@@ -677,6 +788,8 @@ def delete_manifest(
         conn.execute(select(s.tags.c.name).where(s.tags.c.manifest_id == m.id)).scalars()
     )
     held = gc_review.holdings(conn, m.id, m.config_blob_id)
+    # It stops holding its children and referrers (and its blobs) as it goes.
+    usage.release(conn, m.id)
     conn.execute(delete(s.tags).where(s.tags.c.manifest_id == m.id))
     conn.execute(delete(s.manifest_children).where(s.manifest_children.c.parent_id == m.id))
     conn.execute(delete(s.manifests).where(s.manifests.c.id == m.id))
@@ -684,7 +797,7 @@ def delete_manifest(
     reviews.queue_blobs(conn, image.workspace_id, held.blobs, due, reviews.MANIFEST_DELETE)
     reviews.queue_manifests(conn, image.workspace_id, held.children, due, reviews.INDEX_DELETE)
     reviews.queue_manifests(conn, image.workspace_id, held.referrers, due, reviews.MANIFEST_DELETE)
-    usage.refresh_image(conn, image.id)
+    _count_tags(conn, image, -len(tag_names))
     _audit(
         conn,
         image.workspace_id,

@@ -11,8 +11,9 @@ Checks, in order:
 * every reference resolves inside its workspace and image: tags, index children,
   layers, configs, image links, and each manifest's payload (it hashes to its
   digest and every descriptor in it has its row);
-* the derived usage graph (``blob_usage``, ``blobs.image_refs``) equals a
-  recomputation (``--repair`` rewrites it);
+* the derived usage counters (``manifests.holders``, ``blob_usage`` and its refs,
+  ``blobs.image_refs``, ``images.tag_count``), kept incrementally, equal a full walk
+  from every image's tags (``--repair`` rewrites them);
 * garbage is queued: every blob no manifest references and every manifest nothing
   keeps has a GC review queued, or it would never be collected (``--repair`` queues
   it);
@@ -31,7 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, and_, delete, exists, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
 
 from app.core.digests import Digest, DigestError
 from app.core.manifests import ManifestError, parse_manifest
@@ -370,61 +371,94 @@ def _payloads(conn: Connection, report: Report) -> None:
 # derived usage ------------------------------------------------------------------
 
 
-def _usage_drift(
-    conn: Connection,
-) -> tuple[dict[int, tuple[set[int], set[int]]], dict[int, tuple[int, int]]]:
-    """(per image: (wanted, held) blob sets that differ; per blob: (recorded, true)
-    image_refs that differ)."""
-    held: dict[int, set[int]] = defaultdict(set)
-    for blob_id, image_id in conn.execute(select(s.blob_usage.c.blob_id, s.blob_usage.c.image_id)):
-        held[image_id].add(blob_id)
-    tagged = set(conn.execute(select(s.tags.c.image_id).distinct()).scalars())
-    images: dict[int, tuple[set[int], set[int]]] = {}
-    refs: dict[int, int] = defaultdict(int)
-    for image_id in sorted(tagged | set(held)):
-        want = usage.reachable_blob_ids(conn, image_id) if image_id in tagged else set()
-        for blob_id in want:
-            refs[blob_id] += 1
-        have = held.get(image_id, set())
-        if want != have:
-            images[image_id] = (want, have)
-    blobs: dict[int, tuple[int, int]] = {}
+@dataclass(slots=True)
+class _Drift:
+    """Where the incrementally kept counters differ from a full walk."""
+
+    holders: dict[int, tuple[int, int]] = field(default_factory=dict)  # manifest: (kept, true)
+    images: dict[int, tuple[dict[int, int], dict[int, int]]] = field(default_factory=dict)
+    blobs: dict[int, tuple[int, int]] = field(default_factory=dict)  # image_refs (kept, true)
+    tag_counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # image: (kept, true)
+
+
+def _usage_drift(conn: Connection) -> _Drift:
+    """Every image's counters against a full walk from its tags (usage.expected)."""
+    drift = _Drift()
+    kept_refs: dict[int, dict[int, int]] = defaultdict(dict)
+    u = s.blob_usage.c
+    for blob_id, image_id, refs in conn.execute(select(u.blob_id, u.image_id, u.refs)):
+        kept_refs[image_id][blob_id] = int(refs)
+    kept_holders: dict[int, dict[int, int]] = defaultdict(dict)
+    m = s.manifests.c
+    for mid, image_id, held in conn.execute(select(m.id, m.image_id, m.holders)):
+        kept_holders[image_id][mid] = int(held)
+    images_per_blob: dict[int, int] = defaultdict(int)
+    for image_id in sorted(set(kept_holders) | set(kept_refs)):
+        want = usage.expected(conn, image_id)
+        for mid, true in want.holders.items():
+            kept = kept_holders[image_id].get(mid, 0)
+            if kept != true:
+                drift.holders[mid] = (kept, true)
+        have = kept_refs.get(image_id, {})
+        if have != want.refs:
+            drift.images[image_id] = (want.refs, have)
+        for blob_id in want.refs:
+            images_per_blob[blob_id] += 1
     for blob_id, recorded in conn.execute(select(s.blobs.c.id, s.blobs.c.image_refs)):
-        true = refs.get(blob_id, 0)
+        true = images_per_blob.get(blob_id, 0)
         if int(recorded) != true:
-            blobs[blob_id] = (int(recorded), true)
-    return images, blobs
+            drift.blobs[blob_id] = (int(recorded), true)
+    tags: dict[int, int] = dict(
+        conn.execute(select(s.tags.c.image_id, func.count()).group_by(s.tags.c.image_id)).all()
+    )
+    for image_id, recorded in conn.execute(select(s.images.c.id, s.images.c.tag_count)):
+        true = int(tags.get(image_id, 0))
+        if int(recorded) != true:
+            drift.tag_counts[image_id] = (int(recorded), true)
+    return drift
 
 
 def _repair_usage(conn: Connection) -> None:
-    images, blobs = _usage_drift(conn)
-    for image_id, (want, _have) in sorted(images.items()):
+    drift = _usage_drift(conn)
+    m = s.manifests.c
+    for mid, (_kept, true) in sorted(drift.holders.items()):
+        conn.execute(update(s.manifests).where(m.id == mid).values(holders=true))
+    for image_id, (want, _have) in sorted(drift.images.items()):
         conn.execute(delete(s.blob_usage).where(s.blob_usage.c.image_id == image_id))
         if want:
             conn.execute(
                 insert(s.blob_usage),
-                [{"blob_id": b, "image_id": image_id} for b in sorted(want)],
+                [{"blob_id": b, "image_id": image_id, "refs": n} for b, n in sorted(want.items())],
             )
-    for blob_id, (_recorded, true) in sorted(blobs.items()):
+    for blob_id, (_recorded, true) in sorted(drift.blobs.items()):
         conn.execute(update(s.blobs).where(s.blobs.c.id == blob_id).values(image_refs=true))
+    for image_id, (_recorded, true) in sorted(drift.tag_counts.items()):
+        conn.execute(update(s.images).where(s.images.c.id == image_id).values(tag_count=true))
 
 
 def _check_usage(reg: Registry, report: Report, *, repair: bool) -> None:
     with reg.db.read() as conn:
-        images, blobs = _usage_drift(conn)
+        drift = _usage_drift(conn)
     found: list[Problem] = []
-    for image_id, (want, have) in sorted(images.items()):
+    for mid, (kept, true) in sorted(drift.holders.items()):
+        found.append(report.add("usage", f"manifest {mid} holders is {kept}, should be {true}"))
+    for image_id, (want, have) in sorted(drift.images.items()):
+        wrong = sum(1 for b in set(want) & set(have) if want[b] != have[b])
         found.append(
             report.add(
                 "usage",
                 f"image {image_id} reaches {len(want)} blobs from its tags, "
-                f"blob_usage holds {len(have)} ({len(want - have)} missing, "
-                f"{len(have - want)} extra)",
+                f"blob_usage holds {len(have)} ({len(set(want) - set(have))} missing, "
+                f"{len(set(have) - set(want))} extra, {wrong} with wrong counts)",
             )
         )
-    for blob_id, (recorded, true) in sorted(blobs.items()):
+    for blob_id, (recorded, true) in sorted(drift.blobs.items()):
         found.append(
             report.add("usage", f"blob {blob_id} image_refs is {recorded}, should be {true}")
+        )
+    for image_id, (recorded, true) in sorted(drift.tag_counts.items()):
+        found.append(
+            report.add("usage", f"image {image_id} tag_count is {recorded}, it has {true} tags")
         )
     if found and repair:
         with reg.db.write() as conn:

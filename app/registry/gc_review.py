@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, delete, exists, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, delete, exists, or_, select, update
 
 from app.registry import reviews
 from app.registry.db import schema as s
@@ -186,23 +186,29 @@ def holdings(conn: Connection, manifest_id: int, config_blob_id: int | None) -> 
 
 
 def manifests_in_use(conn: Connection, ids: Sequence[int]) -> set[int]:
-    """Of ``ids``, those a tag, a parent index or a live subject keeps."""
-    t, mc = s.tags.c, s.manifest_children.c
-    used = set(conn.execute(select(t.manifest_id).where(t.manifest_id.in_(ids))).scalars())
-    used |= set(conn.execute(select(mc.child_id).where(mc.child_id.in_(ids))).scalars())
-    m, subject = s.manifests, s.manifests.alias("subject")
-    used |= set(
+    """Of ``ids``, those a tag, a parent index or a live subject keeps -- or any stored
+    subject: a referrer goes only once its subject has gone, like a child once its
+    index has. One indexed probe per manifest, whatever the number of its tags or
+    parents (a tag keeps a manifest live, so ``holders`` covers the tags)."""
+    m, mc, subject = s.manifests, s.manifest_children.c, s.manifests.alias("subject")
+    return set(
         conn.execute(
             select(m.c.id).where(
                 m.c.id.in_(ids),
-                m.c.subject_digest.is_not(None),
-                exists().where(
-                    subject.c.image_id == m.c.image_id, subject.c.digest == m.c.subject_digest
+                or_(
+                    m.c.holders > 0,
+                    exists().where(mc.child_id == m.c.id),
+                    and_(
+                        m.c.subject_digest.is_not(None),
+                        exists().where(
+                            subject.c.image_id == m.c.image_id,
+                            subject.c.digest == m.c.subject_digest,
+                        ),
+                    ),
                 ),
             )
         ).scalars()
     )
-    return used
 
 
 def review_manifests(
@@ -254,13 +260,20 @@ def review_manifests(
 
 def blobs_in_use(conn: Connection, ids: Sequence[int]) -> set[int]:
     """Of ``ids``, the blobs some manifest (of their workspace, the only one that can
-    see them) references as a layer or a config."""
-    ml, m = s.manifest_layers.c, s.manifests.c
-    used = set(conn.execute(select(ml.blob_id).where(ml.blob_id.in_(ids)).distinct()).scalars())
-    used |= set(
-        conn.execute(select(m.config_blob_id).where(m.config_blob_id.in_(ids)).distinct()).scalars()
+    see them) references as a layer or a config: an indexed probe per blob that
+    stops at the first reference, however many manifests share the blob."""
+    b, ml, m = s.blobs.c, s.manifest_layers.c, s.manifests.c
+    return set(
+        conn.execute(
+            select(b.id).where(
+                b.id.in_(ids),
+                or_(
+                    exists().where(ml.blob_id == b.id),
+                    exists().where(m.config_blob_id == b.id),
+                ),
+            )
+        ).scalars()
     )
-    return used
 
 
 def review_blobs(

@@ -183,7 +183,7 @@ class Seed:
                     conn.execute(insert(table), chunk)
             # The derived usage graph, by the registry's own code.
             for image_id in range(1, images + 1):
-                usage.refresh_image(conn, image_id)
+                usage.rebuild_image(conn, image_id)
         self.reg.close()
 
 

@@ -200,6 +200,7 @@ def seed_berth(data: Path, base: list[Stored], entries: list[Entry]) -> Path:
                     "annotations": None,
                     "created_at": old,
                     "touched_at": old,
+                    "holders": 1,  # its tag
                 }
             )
             for pos, bid in enumerate([*shared, layer_id]):
@@ -216,11 +217,11 @@ def seed_berth(data: Path, base: list[Stored], entries: list[Entry]) -> Path:
             )
             for bid in (config_id, layer_id):
                 links.append({"image_id": image_id, "blob_id": bid, "linked_at": old})
-                usage.append({"image_id": image_id, "blob_id": bid})
+                usage.append({"image_id": image_id, "blob_id": bid, "refs": 1})
         for image_id in range(1, images + 1):
             for bid in shared:
                 links.append({"image_id": image_id, "blob_id": bid, "linked_at": old})
-                usage.append({"image_id": image_id, "blob_id": bid})
+                usage.append({"image_id": image_id, "blob_id": bid, "refs": PER_IMAGE})
         write_files(files)
         with reg.db.write() as conn:
             conn.execute(

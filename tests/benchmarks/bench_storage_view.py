@@ -22,6 +22,7 @@ import os
 import statistics
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,9 +125,9 @@ def seed(data: Path) -> None:
                 }
             )
             mine = [shared[(img * SHARED_PER_IMAGE + k) % SHARED] for k in range(SHARED_PER_IMAGE)]
+            picks: Counter[int] = Counter()
             for bid in mine:
                 links.append({"image_id": image_id, "blob_id": bid, "linked_at": old})
-                usage.append({"image_id": image_id, "blob_id": bid})
             for j in range(PER_IMAGE):
                 n = img * PER_IMAGE + j
                 config = blob("config", n, 1_500, 1)
@@ -151,8 +152,10 @@ def seed(data: Path) -> None:
                         "annotations": None,
                         "created_at": old,
                         "touched_at": old,
+                        "holders": 1,  # its tag
                     }
                 )
+                picks.update(set(picked))
                 for pos, bid in enumerate([*picked, own]):
                     layers.append({"manifest_id": mid, "position": pos, "blob_id": bid})
                 tags.append(
@@ -167,7 +170,9 @@ def seed(data: Path) -> None:
                 )
                 for bid in (config, own):
                     links.append({"image_id": image_id, "blob_id": bid, "linked_at": old})
-                    usage.append({"image_id": image_id, "blob_id": bid})
+                    usage.append({"image_id": image_id, "blob_id": bid, "refs": 1})
+            # Live manifests of the image referencing each of its shared blobs.
+            usage += [{"image_id": image_id, "blob_id": b, "refs": n} for b, n in picks.items()]
         stored = sum(b["size"] for b in blobs)
         pending = sum(b["size"] for b in blobs if b["image_refs"] == 0)
         samples = [

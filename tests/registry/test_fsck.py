@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, insert, update
+from sqlalchemy import delete, func, insert, select, update
 
 from app.registry import cli, fsck
 from app.registry.blobstore import new_generation
@@ -103,17 +103,29 @@ def test_usage_drift_is_found_and_repaired(
 ) -> None:
     base = store.blob_row(oci.random_layer(2000, "fsck-base").digest)
     assert base is not None
+    a = store.manifest_ids(APP)
     with store.reg.db.write() as conn:
         conn.execute(update(s.blobs).where(s.blobs.c.id == base.id).values(image_refs=7))
         conn.execute(delete(s.blob_usage).where(s.blob_usage.c.blob_id != base.id))
+        conn.execute(update(s.blob_usage).values(refs=3))
+        conn.execute(update(s.manifests).where(s.manifests.c.id.in_(a.values())).values(holders=0))
+        conn.execute(update(s.images).values(tag_count=5))
     code, out = _fsck(store, capsys=capsys)
     assert code == fsck.EXIT_PROBLEMS
     assert f"usage: blob {base.id} image_refs is 7, should be 2" in out
-    assert "blob_usage holds 1 (2 missing, 0 extra)" in out
+    assert "blob_usage holds 1 (2 missing, 0 extra, 1 with wrong counts)" in out
+    assert f"usage: manifest {next(iter(a.values()))} holders is 0, should be 1" in out
+    assert "usage: image 1 tag_count is 5, it has 1 tags" in out
     code, out = _fsck(store, "--repair", capsys=capsys)
     assert code == fsck.EXIT_REPAIRED
     code, out = _fsck(store, capsys=capsys)
     assert code == 0, out
+    # The repaired counters are the ones pushes and deletes go on from.
+    store.delete_tag(APP, "a")
+    store.delete_tag("acme/api/b", "b")
+    assert _fsck(store, capsys=capsys)[0] == 0
+    with store.reg.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(s.blob_usage)).scalar() == 0
 
 
 def test_garbage_nobody_queued_is_found_and_queued(

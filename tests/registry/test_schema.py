@@ -13,7 +13,7 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import sqlite
 
-from app.registry import accounts, content
+from app.registry import accounts, content, fsck
 from app.registry.db.engine import MIGRATIONS, Database
 from app.registry.db.schema import metadata
 from app.registry.server import create_app
@@ -185,3 +185,72 @@ def test_upgrading_a_registry_from_0001_fills_the_sort_keys(tmp_path: Path) -> N
         assert _tag_rows(db) == before
     finally:
         db.dispose()
+
+
+def _counters(db: Database) -> tuple[list[tuple[object, ...]], ...]:
+    with db.engine.connect() as conn:
+        return (
+            [tuple(r) for r in conn.execute(text("SELECT id, holders FROM manifests ORDER BY id"))],
+            [
+                tuple(r)
+                for r in conn.execute(
+                    text("SELECT image_id, blob_id, refs FROM blob_usage ORDER BY 1, 2")
+                )
+            ],
+            [tuple(r) for r in conn.execute(text("SELECT id, image_refs FROM blobs ORDER BY id"))],
+        )
+
+
+def test_upgrading_a_registry_from_0010_counts_its_references(tmp_path: Path) -> None:
+    """Revision 0011 fills the incrementally kept counters from a full walk of data
+    made before it (here: made now, downgraded to 0010), and pushes and deletes go on
+    from them."""
+    store = Store(tmp_path / "data")
+    base = oci.random_layer(1_000, "up3-base")
+    amd = oci.image([base, oci.random_layer(500, "up3-amd")], arch="amd64")
+    arm = oci.image([base, oci.random_layer(500, "up3-arm")], arch="arm64")
+    store.push("acme/web/app", oci.index([amd, arm]), "multi")
+    subject = oci.image([base], label="subject")
+    store.push("acme/web/app", subject, "v1")
+    store.push("acme/web/app", subject, "v1-again")
+    sig = oci.image([oci.random_layer(50, "up3-sig")], label="sig", subject=subject.manifest)
+    store.push("acme/web/app", sig)
+    store.push("acme/api/other", oci.image([base], label="other"), "v1")
+    store.push("acme/web/app", oci.image([base], label="untagged"), "gone")
+    store.delete_tag("acme/web/app", "gone")
+    before = _counters(store.reg.db)
+    assert [h for _m, h in before[0]].count(0) == 1  # only the manifest of "gone" is dead
+    url = store.reg.db.url
+    store.close()
+
+    db = Database(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010")
+        conn.commit()
+        assert "holders" not in {
+            c.name for c in conn.execute(text("PRAGMA table_info('manifests')"))
+        }
+        # Derived rows an older registry let drift: the upgrade rebuilds them.
+        conn.execute(text("UPDATE blobs SET image_refs = 9"))
+        conn.execute(text("DELETE FROM blob_usage WHERE image_id = 2"))
+        conn.commit()
+    db.migrate()
+    db.dispose()
+    assert _counters(Database(url)) == before
+
+    store = Store(tmp_path / "data", seed_accounts=False)
+    try:
+        store.delete_tag("acme/web/app", "v1")
+        store.delete_tag("acme/web/app", "v1-again")  # the subject dies, and its referrer
+        store.delete_tag("acme/web/app", "multi")
+        report = fsck.check(store.reg, orphan_min_age_ms=0)
+        assert report.clean, report.lines()
+        with store.reg.db.read() as conn:
+            # Only acme/api/other's tag holds anything now: its manifest, config and base.
+            assert conn.execute(text("SELECT sum(holders) FROM manifests")).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM blob_usage")).scalar() == 2
+    finally:
+        store.close()

@@ -158,6 +158,9 @@ images = entity_table(
     Column("name", String(255), nullable=False),  # the <image> part, may contain '/'
     Column("created_at", Ms, nullable=False),
     Column("last_push_at", Ms, nullable=True),
+    # Derived: how many tags the image has, kept with every tag change (listings show
+    # it on every page; counting 100,000 tags per page is what it saves).
+    Column("tag_count", Integer, nullable=False, default=0),
     UniqueConstraint("repository_id", "name"),
 )
 Index("ix_images_workspace", images.c.workspace_id)
@@ -213,6 +216,9 @@ manifests = entity_table(
     Column("touched_at", Ms, nullable=False),
     # Last GET/HEAD by any reference, written in batches (app.registry.pulls).
     Column("last_pulled_at", Ms, nullable=True),
+    # Derived (app.registry.usage): the tags on it, its live parent indexes and its
+    # subject if live. The manifest is live -- reached from a tag -- while > 0.
+    Column("holders", Integer, nullable=False, default=0),
     UniqueConstraint("image_id", "digest"),
 )
 Index("ix_manifests_subject", manifests.c.image_id, manifests.c.subject_digest)
@@ -254,7 +260,8 @@ tags = entity_table(
     Column("last_pulled_at", Ms, nullable=True),
     UniqueConstraint("image_id", "name"),
 )
-Index("ix_tags_manifest", tags.c.manifest_id)
+# A manifest's tags in name order: the "other tags" of a listing's page are ranges.
+Index("ix_tags_manifest", tags.c.manifest_id, tags.c.name)
 # tags/list order (the distribution spec's case-insensitive lexical order, ties by
 # the exact name): each page is a range of this index, not a sort of every tag.
 Index("ix_tags_image_lower_name", tags.c.image_id, func.lower(tags.c.name), tags.c.name)
@@ -262,13 +269,15 @@ Index("ix_tags_image_pushed", tags.c.image_id, tags.c.pushed_at, tags.c.id)
 Index("ix_tags_image_size", tags.c.image_id, tags.c.manifest_size, tags.c.id)
 Index("ix_tags_image_created", tags.c.image_id, tags.c.manifest_created, tags.c.id)
 
-# Derived: (image, blob) pairs where the blob is reachable from a tag of the image.
-# Maintained in the same transaction as every tag change (app.registry.usage).
+# Derived: (image, blob) pairs where the blob is reachable from a tag of the image,
+# with the number of live manifests of the image referencing it. Maintained in the
+# same transaction as every tag change (app.registry.usage).
 blob_usage = Table(
     "blob_usage",
     metadata,
     Column("blob_id", Id, ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
     Column("image_id", Id, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("refs", Integer, nullable=False, default=0),
 )
 Index("ix_blob_usage_image", blob_usage.c.image_id)
 
