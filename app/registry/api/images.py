@@ -46,10 +46,7 @@ def _measures() -> dict[str, ColumnElement[Any]]:
     usage = s.blob_usage.join(s.blobs, s.blobs.c.id == s.blob_usage.c.blob_id)
     return {
         "name": i.name,
-        "tag_count": select(func.count())
-        .select_from(s.tags)
-        .where(s.tags.c.image_id == i.id)
-        .scalar_subquery(),
+        "tag_count": i.tag_count,  # kept with every tag change
         "size": select(func.coalesce(func.sum(s.blobs.c.size), 0))
         .select_from(usage)
         .where(s.blob_usage.c.image_id == i.id)
