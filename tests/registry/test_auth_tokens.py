@@ -199,6 +199,51 @@ def test_a_token_only_narrows_what_the_store_allows(reg: RegistryServer, secret:
     assert_error(_get(reg, token), 401, "UNAUTHORIZED")
 
 
+def test_a_mount_whose_token_lacks_pull_on_the_source_asks_for_both_scopes(
+    reg: RegistryServer,
+) -> None:
+    """As Distribution does: a cross-repository mount needs pull on ``from``; a token
+    without it gets 401 with a challenge naming both scopes, so the client fetches a
+    token that can mount (instead of uploading a layer the registry already holds).
+    A caller who may not read ``from`` could not get such a token: that mount falls
+    back to an upload session (202), saying nothing about the source."""
+    layer = oci.layer({"mounted": b"m" * 100})
+    with reg.client("root") as root:
+        oci.push(root, "acme/api/src", oci.image([layer]), "v1")
+    dest, source = "acme/web/dest", "acme/api/src"
+    params = {"mount": layer.digest, "from": source}
+
+    def post(token: str) -> httpx.Response:
+        return httpx.post(
+            f"{reg.url}/v2/{dest}/blobs/uploads/",
+            params=params,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    # wsadmin may read acme/api: the narrow token is answered with a challenge.
+    narrow = _token(reg, {"scope": f"repository:{dest}:pull,push"}, user="wsadmin")["token"]
+    r = post(narrow)
+    assert_error(r, 401, "UNAUTHORIZED")
+    assert r.headers["WWW-Authenticate"] == (
+        f'Bearer realm="{reg.url}/auth/token",service="berth-registry",'
+        f'scope="repository:{dest}:pull,push repository:{source}:pull",'
+        'error="insufficient_scope"'
+    )
+    challenge = r.headers["WWW-Authenticate"]
+    scope = challenge.split('scope="')[1].split('"')[0]
+    wide = _token(reg, {"scope": scope}, user="wsadmin")["token"]
+    assert _access(wide)[f"repository:{source}"] == ["pull"]
+    r = post(wide)
+    assert r.status_code == 201, r.text
+    assert r.headers["Docker-Content-Digest"] == layer.digest
+
+    # writer may not read acme/api: no token could mount, so it uploads instead.
+    narrow = _token(reg, {"scope": f"repository:{dest}:pull,push"}, user="writer")["token"]
+    r = post(narrow)
+    assert r.status_code == 202, r.text
+    assert "/blobs/uploads/" in r.headers["Location"]
+
+
 def test_passwords_are_stored_as_argon2id(reg: RegistryServer) -> None:
     registry = Registry.open(reg.data)
     try:

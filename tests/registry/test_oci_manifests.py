@@ -294,6 +294,86 @@ def test_sha512_manifest_digest(reg: RegistryServer, writer: httpx.Client) -> No
     assert r.headers["Docker-Content-Digest"] == digest
 
 
+def test_tag_parameters_on_a_push_by_digest(reg: RegistryServer, writer: httpx.Client) -> None:
+    """Distribution spec 1.1: ``?tag=`` on a push by digest sets those tags, and the
+    answer names each in ``OCI-Tag``; a bad tag refuses the whole push."""
+    img = _image("tagparams")
+    name = _name()
+    _blobs(writer, name, img)
+    url = f"/v2/{name}/manifests/{img.digest}"
+    headers = {"Content-Type": img.manifest.media_type}
+    bad = writer.put(
+        url, params=[("tag", "v1"), ("tag", "-bad")], content=img.manifest.data, headers=headers
+    )
+    assert_error(bad, 400, "TAG_INVALID")
+    assert_error(writer.get(url), 404, "MANIFEST_UNKNOWN")  # nothing written
+    tags = ["1.2.3", "1.2", "1", "latest", "1.2"]
+    r = writer.put(
+        url, params=[("tag", t) for t in tags], content=img.manifest.data, headers=headers
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["Docker-Content-Digest"] == img.digest
+    said = {t.strip() for value in r.headers.get_list("OCI-Tag") for t in value.split(",")}
+    assert said == {"1.2.3", "1.2", "1", "latest"}
+    assert sorted(writer.get(f"/v2/{name}/tags/list").json()["tags"]) == sorted(said)
+    for tag in said:
+        _assert_served(writer, name, tag, img.manifest)
+    many = [("tag", f"t{i}") for i in range(101)]
+    r = writer.put(url, params=many, content=img.manifest.data, headers=headers)
+    assert r.status_code == 414, r.text
+
+
+def test_a_push_by_tag_can_keep_a_sha512_digest(reg: RegistryServer, writer: httpx.Client) -> None:
+    """A manifest pushed by tag is stored under its sha256 digest unless the client
+    names another with ``?digest=`` (as with a blob upload); the tag then resolves
+    to that digest, and a digest that does not match the bytes is refused. With
+    ``?tag=`` on a push by sha512 digest, the same comes out."""
+    img = _image("tag512")
+    name = _name()
+    _blobs(writer, name, img)
+    want = sha512(img.manifest.data)
+    headers = {"Content-Type": img.manifest.media_type}
+    wrong = sha512(b"other bytes")
+    r = writer.put(
+        f"/v2/{name}/manifests/v1",
+        params={"digest": wrong},
+        content=img.manifest.data,
+        headers=headers,
+    )
+    assert_error(r, 400, "DIGEST_INVALID")
+    assert_error(writer.get(f"/v2/{name}/manifests/v1"), 404, "MANIFEST_UNKNOWN")
+    r = writer.put(
+        f"/v2/{name}/manifests/v1",
+        params={"digest": want},
+        content=img.manifest.data,
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["Docker-Content-Digest"] == want
+    assert r.headers["Location"] == f"/v2/{name}/manifests/{want}"
+    for ref in ("v1", want):
+        got = writer.get(f"/v2/{name}/manifests/{ref}")
+        assert got.status_code == 200, got.text
+        assert got.headers["Docker-Content-Digest"] == want
+        assert got.content == img.manifest.data
+    # Without ?digest= the same bytes by tag are the sha256 manifest, a second one.
+    r = put_manifest(writer, name, "v2", img.manifest.data, img.manifest.media_type)
+    assert r.headers["Docker-Content-Digest"] == img.digest
+    # The tag-parameter way: push by the sha512 digest, tags alongside.
+    other = _image("tag512-param")
+    _blobs(writer, name, other)
+    digest = sha512(other.manifest.data)
+    r = writer.put(
+        f"/v2/{name}/manifests/{digest}",
+        params={"tag": "v3"},
+        content=other.manifest.data,
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["OCI-Tag"] == "v3"
+    assert writer.head(f"/v2/{name}/manifests/v3").headers["Docker-Content-Digest"] == digest
+
+
 def test_manifest_size_limit(reg: RegistryServer, writer: httpx.Client) -> None:
     name = _name()
     cfg = oci.Blob(b"{}", "application/vnd.oci.empty.v1+json")

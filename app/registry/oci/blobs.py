@@ -23,8 +23,9 @@ from app.registry.errors import (
     RangeInvalid,
     RangeNotSatisfiable,
     SizeInvalid,
+    Unauthorized,
 )
-from app.registry.oci.access import Target, authorize, registry_of
+from app.registry.oci.access import Target, authorize, challenge, registry_of
 from app.registry.service import Registry
 
 WRITEBACK_STEP = 8 << 20
@@ -204,6 +205,25 @@ async def _s3_finish(
     return _created(name, digest)
 
 
+def _token_could_mount(reg: Registry, target: Target, source: str) -> bool:
+    """Whether the caller's bearer token lacks pull on the mount's source although
+    the caller may read it there (same workspace): a token asked for with both
+    scopes would mount, so the client is told to get one (as Distribution does)."""
+    if target.identity.token_access is None:
+        return False  # Basic: nothing narrows the caller's permissions
+    if target.identity.token_allows("repository", source, "pull"):
+        return False
+    try:
+        src_name = ImageName.parse(source)
+    except InvalidName:
+        return False
+    with reg.db.read() as conn:
+        src_repo = accounts.find_repository(conn, src_name.workspace, src_name.repository)
+        if src_repo is None or src_repo.workspace_id != target.repo.workspace_id:
+            return False
+        return accounts.permission_on(conn, target.identity.user, src_repo) >= Permission.READ
+
+
 def _try_mount(reg: Registry, target: Target, digest: str, source: str) -> bool:
     try:
         src_name = ImageName.parse(source)
@@ -233,6 +253,14 @@ async def start_upload(request: Request, name: str) -> Response:
     if mount is not None:
         digest = parse_digest(mount)
         source = params.get("from")
+        could_mount: bool = bool(source) and await reg.run(_token_could_mount, reg, target, source)
+        if could_mount:
+            scope = f"repository:{name}:pull,push repository:{source}:pull"
+            raise Unauthorized(
+                f"the token does not grant pull on {source}, the mount's source",
+                headers=challenge(request, scope, "insufficient_scope"),
+                detail=[{"Type": "repository", "Name": source, "Action": "pull"}],
+            )
         mounted = bool(source) and await reg.run(_try_mount, reg, target, str(digest), source)
         if mounted:
             return _created(name, digest)

@@ -27,6 +27,7 @@ from app.registry.errors import (
     ManifestUnknown,
     NameUnknown,
     RegistryError,
+    TagInvalid,
     TooLarge,
 )
 from app.registry.oci.access import authorize, identify, registry_of
@@ -107,6 +108,27 @@ def _parse_pushed(payload: bytes, content_type: str | None) -> Manifest:
         raise ManifestInvalid(str(exc)) from None
 
 
+MAX_TAG_PARAMS = 100
+
+
+def _tag_params(values: list[str]) -> list[str]:
+    """The ``?tag=`` parameters of a manifest push (distribution spec 1.1: tags set
+    with a push by digest, answered with ``OCI-Tag``), checked and de-duplicated."""
+    if len(values) > MAX_TAG_PARAMS:
+        raise RegistryError(
+            f"at most {MAX_TAG_PARAMS} tag parameters per push",
+            status=414,
+            code="TAG_INVALID",
+            detail={"tags": len(values)},
+        )
+    for value in values:
+        try:
+            validate_tag(value)
+        except InvalidName as exc:
+            raise TagInvalid(str(exc), detail={"tag": value}) from None
+    return list(dict.fromkeys(values))
+
+
 async def put_manifest(request: Request, name: str, reference: str) -> Response:
     target = await authorize(request, name, Permission.WRITE, "push")
     _check_reference(reference, push=True)
@@ -114,17 +136,27 @@ async def put_manifest(request: Request, name: str, reference: str) -> Response:
     reg = registry_of(request)
     # Off the event loop: a 4 MiB manifest takes a while to parse and check.
     manifest = await reg.run(_parse_pushed, payload, request.headers.get("content-type"))
+    params = request.query_params
+    more_tags = _tag_params(params.getlist("tag"))
     if _is_digest(reference):
-        claimed = Digest.parse(reference)
+        claimed: Digest | None = Digest.parse(reference)
+        tag = None
+    else:
+        # A push by tag stores the canonical (sha256) digest unless the client names
+        # the one it wants, e.g. ``?digest=sha512:...`` to keep a non-canonical
+        # digest that signatures and pinned references use.
+        wanted = params.get("digest")
+        claimed = parse_digest(wanted) if wanted is not None else None
+        tag = reference
+    if claimed is not None:
         digest = Digest.of(payload, claimed.algorithm)
         if digest != claimed:
             raise DigestInvalid(
-                f"manifest content has digest {digest}, not {claimed}", detail={"digest": reference}
+                f"manifest content has digest {digest}, not {claimed}",
+                detail={"digest": str(claimed)},
             )
-        tag = None
     else:
         digest = Digest.of(payload)
-        tag = reference
 
     def read_config(blob: Blob) -> bytes | None:
         try:
@@ -149,6 +181,7 @@ async def put_manifest(request: Request, name: str, reference: str) -> Response:
                 reg.timing,
                 now,
                 actor=target.actor,
+                more_tags=more_tags,
             )
 
     change = await reg.run(work)
@@ -158,6 +191,9 @@ async def put_manifest(request: Request, name: str, reference: str) -> Response:
         "Docker-Content-Digest": str(digest),
         "Content-Length": "0",
     }
+    if more_tags:
+        # Every tag asked for was set (or none: the push failed as a whole).
+        headers["OCI-Tag"] = ", ".join(more_tags)
     if manifest.subject is not None:
         headers["OCI-Subject"] = str(manifest.subject.digest)
     return Response(status_code=201, headers=headers)
