@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Select,
+    bindparam,
     delete,
     func,
     insert,
@@ -97,15 +98,55 @@ class Change:
 # images ----------------------------------------------------------------------
 
 
+# Statements every push runs, built once: executed with parameters they come straight
+# from SQLAlchemy's compiled cache instead of being rebuilt and re-keyed per request.
+_i, _m, _t = s.images.c, s.manifests.c, s.tags.c
+_FIND_IMAGE = select(_i.id, _i.workspace_id, _i.repository_id, _i.name).where(
+    _i.repository_id == bindparam("repo"), _i.name == bindparam("name")
+)
+_FIND_IMAGE_LOCKED = _FIND_IMAGE.with_for_update(key_share=True)  # NO KEY UPDATE: lock_image
+_LOCK_IMAGE = select(_i.id).where(_i.id == bindparam("image")).with_for_update(key_share=True)
+_PUSHED = (
+    update(s.images)
+    .where(_i.id == bindparam("image"))
+    .values(last_push_at=bindparam("now"), tag_count=_i.tag_count + bindparam("added"))
+)
+_EXISTING = (
+    select(_m.id, _m.total_size, _m.created)
+    .where(_m.image_id == bindparam("image"), _m.digest == bindparam("digest"))
+    .with_for_update()
+)
+_TOUCH_MANIFEST = (
+    update(s.manifests)
+    .where(_m.id == bindparam("mid"), _m.touched_at < bindparam("now"))
+    .values(touched_at=bindparam("now"))
+)
+_INSERT_MANIFEST = insert(s.manifests)
+_TAG_ROW = (
+    select(_t.id, _t.manifest_id)
+    .where(_t.image_id == bindparam("image"), _t.name == bindparam("tag"))
+    .with_for_update()
+)
+_INSERT_TAG = insert(s.tags)
+_MOVE_TAG = (
+    update(s.tags)
+    .where(_t.id == bindparam("tid"))
+    .values(
+        manifest_id=bindparam("mid"),
+        pushed_at=bindparam("now"),
+        last_pulled_at=None,  # the tag's pulls were of its old manifest: they start again
+        manifest_size=bindparam("msize"),
+        manifest_created=bindparam("mcreated"),
+    )
+)
+_REPUSH_TAG = update(s.tags).where(_t.id == bindparam("tid")).values(pushed_at=bindparam("now"))
+
+
 def find_image(
     conn: Connection, repo: Repository, name: str, *, lock: bool = False
 ) -> Image | None:
-    q = select(
-        s.images.c.id, s.images.c.workspace_id, s.images.c.repository_id, s.images.c.name
-    ).where(s.images.c.repository_id == repo.id, s.images.c.name == name)
-    if lock:
-        q = q.with_for_update(key_share=True)  # FOR NO KEY UPDATE: see lock_image
-    row = conn.execute(q).first()
+    stmt = _FIND_IMAGE_LOCKED if lock else _FIND_IMAGE
+    row = conn.execute(stmt, {"repo": repo.id, "name": name}).first()
     return Image(*row) if row is not None else None
 
 
@@ -119,9 +160,7 @@ def lock_image(conn: Connection, image: Image) -> None:
     the row as empty meanwhile (its FOR UPDATE SKIP LOCKED passes it by), and foreign
     keys to it (KEY SHARE) are not blocked. Writes to different images run side by
     side; where they meet -- blob rows -- they lock in id order."""
-    conn.execute(
-        select(s.images.c.id).where(s.images.c.id == image.id).with_for_update(key_share=True)
-    ).first()
+    conn.execute(_LOCK_IMAGE, {"image": image.id}).first()
 
 
 def ensure_image(conn: Connection, repo: Repository, name: str, now: int) -> Image:
@@ -351,14 +390,25 @@ def get_manifest(
 
 
 def touch_manifest(conn: Connection, manifest_id: int, now: int) -> None:
-    conn.execute(
-        update(s.manifests)
-        .where(s.manifests.c.id == manifest_id, s.manifests.c.touched_at < now)
-        .values(touched_at=now)
-    )
+    conn.execute(_TOUCH_MANIFEST, {"mid": manifest_id, "now": now})
 
 
 ConfigReader = Callable[[Blob], bytes | None]
+
+# The blobs a manifest references, in digest order. KEY SHARE (PostgreSQL): the GC's
+# FOR UPDATE of the blob skips it or makes this wait, yet pushes sharing a layer do
+# not queue behind each other, nor behind a delete updating the blob's image_refs.
+_PUSH_BLOBS = (
+    select(*_BLOB_COLS)
+    .join(s.image_blobs, s.image_blobs.c.blob_id == s.blobs.c.id)
+    .where(
+        s.blobs.c.workspace_id == bindparam("ws"),
+        s.blobs.c.digest.in_(bindparam("digests", expanding=True)),
+        s.image_blobs.c.image_id == bindparam("image"),
+    )
+    .order_by(s.blobs.c.digest)
+    .with_for_update(of=s.blobs, read=True, key_share=True)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,21 +457,8 @@ def put_manifest(
     needed = sorted({str(d.digest) for d in manifest.blobs if not d.non_distributable})
     blob_rows: dict[str, Blob] = {}
     if needed:
-        q = (
-            select(*_BLOB_COLS)
-            .join(s.image_blobs, s.image_blobs.c.blob_id == s.blobs.c.id)
-            .where(
-                s.blobs.c.workspace_id == image.workspace_id,
-                s.blobs.c.digest.in_(needed),
-                s.image_blobs.c.image_id == image.id,
-            )
-            .order_by(s.blobs.c.digest)
-            # KEY SHARE (PostgreSQL): the GC's FOR UPDATE of the blob skips it or makes
-            # this wait, yet pushes sharing a layer do not queue behind each other, nor
-            # behind a delete updating the blob's image_refs.
-            .with_for_update(of=s.blobs, read=True, key_share=True)
-        )
-        blob_rows = {row.digest: Blob(*row) for row in conn.execute(q)}
+        params = {"ws": image.workspace_id, "digests": needed, "image": image.id}
+        blob_rows = {row.digest: Blob(*row) for row in conn.execute(_PUSH_BLOBS, params)}
     missing = [d for d in needed if d not in blob_rows]
     if missing:
         raise ManifestBlobUnknown(
@@ -468,13 +505,10 @@ def put_manifest(
                 )
 
     tags = list(dict.fromkeys([*([tag] if tag is not None else []), *more_tags]))
-    existing = conn.execute(
-        select(s.manifests.c.id, s.manifests.c.total_size, s.manifests.c.created)
-        .where(s.manifests.c.image_id == image.id, s.manifests.c.digest == digest)
-        .with_for_update()
-    ).first()
+    existing = conn.execute(_EXISTING, {"image": image.id, "digest": digest}).first()
     # Holder changes, applied (and carried through the graph) once the rows are in.
     holders: dict[int, int] = defaultdict(int)
+    known: dict[int, usage.Edges] = {}
     # A tag row keeps copies of its manifest's size and creation date (sort keys).
     sort_keys: dict[str, Any]
     if existing is not None:
@@ -535,23 +569,24 @@ def put_manifest(
             else None
         )
         result = conn.execute(
-            insert(s.manifests).values(
-                workspace_id=image.workspace_id,
-                image_id=image.id,
-                digest=digest,
-                media_type=manifest.media_type,
-                artifact_type=manifest.effective_artifact_type,
-                payload=payload,
-                config_blob_id=config_id,
-                subject_digest=str(manifest.subject.digest) if manifest.subject else None,
-                total_size=total,
-                platforms=platforms,
-                created=created,
-                annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
-                created_at=now,
-                touched_at=now,
-                holders=0,
-            )
+            _INSERT_MANIFEST,
+            {
+                "workspace_id": image.workspace_id,
+                "image_id": image.id,
+                "digest": digest,
+                "media_type": manifest.media_type,
+                "artifact_type": manifest.effective_artifact_type,
+                "payload": payload,
+                "config_blob_id": config_id,
+                "subject_digest": str(manifest.subject.digest) if manifest.subject else None,
+                "total_size": total,
+                "platforms": platforms,
+                "created": created,
+                "annotations": json.dumps(manifest.annotations) if manifest.annotations else None,
+                "created_at": now,
+                "touched_at": now,
+                "holders": 0,
+            },
         )
         manifest_id = inserted_id(result)
         sort_keys = {"manifest_size": total, "manifest_created": created or ""}
@@ -569,11 +604,22 @@ def put_manifest(
             )
         if subject is not None and subject.live:
             holders[manifest_id] += 1
+        # Its edges and blobs are in hand: usage.hold need not read them back.
+        known[manifest_id] = usage.Edges(
+            image.id,
+            frozenset(
+                [
+                    *([config_id] if config_id is not None else []),
+                    *(r["blob_id"] for r in layer_rows),
+                ]
+            ),
+            tuple(int(r.id) for r in child_rows.values()),
+        )
 
     new_tags = sum(
         _set_tag(conn, image, name, manifest_id, sort_keys, holders, now) for name in tags
     )
-    usage.hold(conn, holders)
+    usage.hold(conn, holders, known=known)
     # The manifests tags moved away from: reviewed once the delay has passed.
     moved_from = [mid for mid, delta in holders.items() if delta < 0]
     reviews.queue_manifests(
@@ -589,11 +635,7 @@ def put_manifest(
             now + timing.review_delay,
             reviews.MANIFEST_BY_DIGEST,
         )
-    conn.execute(
-        update(s.images)
-        .where(s.images.c.id == image.id)
-        .values(last_push_at=now, tag_count=s.images.c.tag_count + new_tags)
-    )
+    conn.execute(_PUSHED, {"image": image.id, "now": now, "added": new_tags})
     named: list[str | None] = list(tags) or [None]
     for name in named:
         change.events.append(
@@ -620,30 +662,27 @@ def _set_tag(
 ) -> bool:
     """Point a tag at a manifest (the holder changes go to ``holders``); True if the
     tag is new."""
-    old = conn.execute(
-        select(s.tags.c.id, s.tags.c.manifest_id)
-        .where(s.tags.c.image_id == image.id, s.tags.c.name == tag)
-        .with_for_update()
-    ).first()
+    old = conn.execute(_TAG_ROW, {"image": image.id, "tag": tag}).first()
     if old is None:
-        conn.execute(
-            insert(s.tags).values(
-                image_id=image.id, name=tag, manifest_id=manifest_id, pushed_at=now, **sort_keys
-            )
-        )
+        row = {"image_id": image.id, "name": tag, "manifest_id": manifest_id, "pushed_at": now}
+        conn.execute(_INSERT_TAG, {**row, **sort_keys})
         holders[manifest_id] += 1
         return True
     if old.manifest_id != manifest_id:
-        # The tag's pulls were of its old manifest: they start again.
         conn.execute(
-            update(s.tags)
-            .where(s.tags.c.id == old.id)
-            .values(manifest_id=manifest_id, pushed_at=now, last_pulled_at=None, **sort_keys)
+            _MOVE_TAG,
+            {
+                "tid": old.id,
+                "mid": manifest_id,
+                "now": now,
+                "msize": sort_keys["manifest_size"],
+                "mcreated": sort_keys["manifest_created"],
+            },
         )
         holders[manifest_id] += 1
         holders[int(old.manifest_id)] -= 1
     else:
-        conn.execute(update(s.tags).where(s.tags.c.id == old.id).values(pushed_at=now))
+        conn.execute(_REPUSH_TAG, {"tid": old.id, "now": now})
     return False
 
 

@@ -78,6 +78,17 @@ class Kind:
 
 TAGS = Kind("tags", s.manifests.c.holders, s.blob_usage.c.refs)
 
+
+@dataclass(frozen=True, slots=True)
+class Edges:
+    """A manifest's image, blobs (config and layers) and index children, when the
+    caller has them in hand (a manifest it just wrote): not read back."""
+
+    image_id: int
+    blobs: frozenset[int]
+    children: tuple[int, ...]
+
+
 _m = s.manifests.c
 _mc = s.manifest_children.c
 _ml = s.manifest_layers.c
@@ -143,9 +154,17 @@ _EMPTIED = {
 }
 
 
-def hold(conn: Connection, deltas: Mapping[int, int], kind: Kind = TAGS) -> None:
+def hold(
+    conn: Connection,
+    deltas: Mapping[int, int],
+    kind: Kind = TAGS,
+    *,
+    known: Mapping[int, Edges] | None = None,
+) -> None:
     """Change the holders of manifests by ``deltas`` (manifest id -> +n/-n) and carry
-    every resulting change of liveness through the graph and the blob counters."""
+    every resulting change of liveness through the graph and the blob counters.
+    ``known``: edges of some manifests, so they need not be read."""
+    known = known or {}
     pending = {mid: d for mid, d in deltas.items() if d}
     blob_deltas: dict[tuple[int, int], int] = defaultdict(int)  # (image, blob) -> delta
     while pending:
@@ -168,18 +187,27 @@ def hold(conn: Connection, deltas: Mapping[int, int], kind: Kind = TAGS) -> None
         if not flipped:
             break
         ids = sorted(flipped)
-        for parent, child in conn.execute(_CHILDREN, {"ids": ids}):
-            pending[child] += flipped[parent]
+        # Referrers are looked up always: one may have arrived before its subject.
         for subject, referrer in conn.execute(_REFERRERS, {"ids": ids}):
             pending[referrer] += flipped[subject]
         blobs: dict[int, set[int]] = defaultdict(set)
         images: dict[int, int] = {}
-        for mid, image_id, config in conn.execute(_CONFIGS, {"ids": ids}):
-            images[mid] = image_id
-            if config is not None:
-                blobs[mid].add(config)
-        for mid, blob_id in conn.execute(_LAYERS, {"ids": ids}):
-            blobs[mid].add(blob_id)
+        for mid in ids:
+            if mid in known:
+                images[mid] = known[mid].image_id
+                blobs[mid] |= known[mid].blobs
+                for child in known[mid].children:
+                    pending[child] += flipped[mid]
+        unknown = [mid for mid in ids if mid not in known]
+        if unknown:
+            for parent, child in conn.execute(_CHILDREN, {"ids": unknown}):
+                pending[child] += flipped[parent]
+            for mid, image_id, config in conn.execute(_CONFIGS, {"ids": unknown}):
+                images[mid] = image_id
+                if config is not None:
+                    blobs[mid].add(config)
+            for mid, blob_id in conn.execute(_LAYERS, {"ids": unknown}):
+                blobs[mid].add(blob_id)
         for mid, held in blobs.items():
             for blob_id in held:
                 blob_deltas[(images[mid], blob_id)] += flipped[mid]
