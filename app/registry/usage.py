@@ -28,9 +28,14 @@ The full recomputation (:func:`expected`) is the check: ``fsck`` compares it wit
 counters, and rebuilds them from it with ``--repair``.
 
 Holder kinds: tags are the one kind of root today. Another kind (the trash's held
-tags, say) adds its own pair of counters -- a manifest column and a ``blob_usage``
-column -- and passes a :class:`Kind` naming them to :func:`hold`; the propagation is
-the same.
+tags, say) adds its own counters -- a manifest column, a ``blob_usage`` column and a
+``blobs`` column -- and passes a :class:`Kind` naming them to :func:`hold`; the
+propagation is the same, and each statement below is built per kind. Its figures
+must stay apart from the tags' (held by the trash is not referenced: the storage
+figures read ``blobs.image_refs``). Adding one also means: the GC keeps a manifest
+while any kind holds it (``gc_review.manifests_in_use`` reads ``holders`` only), and
+a ``blob_usage`` row lives while any kind's refs are above zero (``_EMPTIED`` and
+:func:`drop_image` know the tags' only).
 
 Concurrency (PostgreSQL): every write that changes an image's counters first locks
 the image row (``content.lock_image``), so the counters of one image change one
@@ -69,14 +74,16 @@ class AccountingError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Kind:
-    """One kind of root that keeps manifests live, with the counters it keeps."""
+    """One kind of root that keeps manifests live, with the counters it keeps: per
+    manifest, per (image, blob), per blob."""
 
     name: str
     holders: Column[int]  # on manifests
     refs: Column[int]  # on blob_usage
+    images: Column[int]  # on blobs
 
 
-TAGS = Kind("tags", s.manifests.c.holders, s.blob_usage.c.refs)
+TAGS = Kind("tags", s.manifests.c.holders, s.blob_usage.c.refs, s.blobs.c.image_refs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,11 +127,17 @@ _REFERRERS = (
 )
 _CONFIGS = select(_m.id, _m.image_id, _m.config_blob_id).where(_m.id.in_(_ids))
 _LAYERS = select(_ml.manifest_id, _ml.blob_id).where(_ml.manifest_id.in_(_ids))
-_IMAGE_REFS = (
-    update(s.blobs)
-    .where(s.blobs.c.id == bindparam("bid"))
-    .values(image_refs=s.blobs.c.image_refs + bindparam("delta"))
-)
+
+
+def _count_images(kind: Kind) -> Executable:
+    return (
+        update(s.blobs)
+        .where(s.blobs.c.id == bindparam("bid"))
+        .values({kind.images: kind.images + bindparam("delta")})
+    )
+
+
+_IMAGE_REFS = {TAGS.name: _count_images(TAGS)}
 
 
 def _upsert_refs(dialect: str, kind: Kind) -> Executable:
@@ -247,7 +260,7 @@ def _apply_refs(conn: Connection, blob_deltas: Mapping[tuple[int, int], int], ki
                 image_refs[blob_id] -= 1
     changes = [{"bid": b, "delta": d} for b, d in sorted(image_refs.items()) if d]
     if changes:
-        conn.execute(_IMAGE_REFS, changes)
+        conn.execute(_IMAGE_REFS[kind.name], changes)
 
 
 def release(conn: Connection, manifest_id: int, kind: Kind = TAGS) -> None:
@@ -298,7 +311,7 @@ def drop_image(conn: Connection, image_id: int) -> set[int]:
     have = set(conn.execute(select(_u.blob_id).where(_u.image_id == image_id)).scalars())
     if have:
         conn.execute(delete(s.blob_usage).where(_u.image_id == image_id))
-        conn.execute(_IMAGE_REFS, [{"bid": b, "delta": -1} for b in sorted(have)])
+        conn.execute(_IMAGE_REFS[TAGS.name], [{"bid": b, "delta": -1} for b in sorted(have)])
     return have
 
 
@@ -404,4 +417,4 @@ def rebuild_image(conn: Connection, image_id: int) -> None:
         )
     deltas = [{"bid": b, "delta": 1} for b in new] + [{"bid": b, "delta": -1} for b in gone]
     if deltas:
-        conn.execute(_IMAGE_REFS, sorted(deltas, key=lambda d: d["bid"]))
+        conn.execute(_IMAGE_REFS[TAGS.name], sorted(deltas, key=lambda d: d["bid"]))
