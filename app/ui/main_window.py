@@ -43,6 +43,7 @@ from app.ui import confirm_delete, connections_dialog, login_dialog, storage_vie
 from app.ui import oci_backend as _oci_backend  # noqa: F401  (registers the "oci" kind)
 from app.ui.actions import Actions, Context
 from app.ui.backend import Backend, Identity, NamespaceTree, Scope
+from app.ui.browse_updates import BrowseUpdates
 from app.ui.browse_view import BrowseView
 from app.ui.deletion import BulkDelete, BulkOutcome, DeletePlan
 from app.ui.error_bar import ErrorBar
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         self.setAccessibleDescription("Browse registries, select and delete tags and images")
         self.acts = Actions(self)
         self._build()
+        self.updates = BrowseUpdates(self)
         self._wire()
         self.storage = storage_view.install(self)
         self._restore_layout()
@@ -798,6 +800,10 @@ class MainWindow(QMainWindow):
             )
         self._tag_changed(self.browse.tags.current())
 
+    def refresh_tree(self) -> None:
+        """Read the navigator's nodes again (counts), keeping expansion and selection."""
+        self.ops.run(self._refresh_tree(), name="tree-refresh")
+
     async def _refresh_tree(self) -> None:
         backend = self.backend
         if backend is None:
@@ -928,19 +934,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(outcome.summary, 8000)
         if outcome.stopped_by is not None:
             self._failed(outcome.stopped_by, "delete")
-        if outcome.removed:
-            self.ops.run(
-                backend.image(image),
-                name="image-row",
-                on_done=self._image_detail,
-                on_error=self._image_detail_failed(image),
-            )
         return outcome
 
     def tags_removed(self, image: Image, names: list[str]) -> None:
-        if self.image is not None and self.image.id == image.id:
-            self.browse.tags_model.remove_keys(names)
-            self._update_actions()
+        """Tags of ``image`` were deleted from here: the tables and the tree follow."""
+        self.updates.tags_deleted(image.id, names)
 
     def delete_current_image(self) -> asyncio.Task[Any] | None:
         if not self.acts.delete_image.isEnabled():
@@ -968,12 +966,16 @@ class MainWindow(QMainWindow):
         await backend.delete_image(image)
         self.image_deleted(image)
 
-    def image_deleted(self, image: Image) -> None:
-        self.statusBar().showMessage(f"Deleted image {image.full_name}.", 8000)
+    def image_deleted(self, image: Image, by: str | None = None) -> None:
+        """``image`` is gone (deleted from here, or by ``by`` elsewhere)."""
+        self.statusBar().showMessage(
+            f"Image {image.full_name} was deleted by {by}." if by
+            else f"Deleted image {image.full_name}.", 8000
+        )  # fmt: skip
         if self.image is not None and self.image.id == image.id:
             self.browse.images.clear_selection()
             self._image_changed(None)
-        self.browse.images_model.remove_keys([image.id])
+        self.updates.image_deleted(image.id)
 
     # === closing ===================================================================
     @property

@@ -73,6 +73,7 @@ class StorageView(QWidget):
     repositoryActivated = Signal(object)  # RepositoryStorage: a bar was clicked
     figuresChanged = Signal(object, object)  # workspace, Storage | None
     refreshed = Signal()  # figures, charts and GC panel show the server's latest answer
+    serverEvent = Signal(object)  # ServerEvent: every event of the workspace's stream
 
     def __init__(self, ops: Operations, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -401,6 +402,7 @@ class StorageView(QWidget):
         self.events_seen += 1
         if event.type in EVENT_TYPES:
             self.schedule_refresh()
+        self.serverEvent.emit(event)  # the browse side follows the same stream
 
     def _stream_open(self) -> None:
         self.stream_opens += 1
@@ -498,6 +500,7 @@ def install(window: MainWindow) -> StorageView:
 
     window.connected.connect(connected)
     window.scopeChanged.connect(scope_changed)
+    view.serverEvent.connect(window.updates.on_event)
     view.repositoryActivated.connect(lambda repo: window.ops.run(reveal(repo), name="reveal"))
     window.acts.refresh.triggered.connect(view.refresh_if_shown)
     return view

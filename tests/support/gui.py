@@ -56,6 +56,17 @@ def _window_of(widget: QWidget) -> tuple[QWindow, QWidget]:
     return handle, top
 
 
+def _activate(qtbot: QtBot, top: QWidget) -> None:
+    """What a desktop's window manager does when a window is clicked: make it the
+    active window (the offscreen and bare X platforms have no window manager, so a
+    window stays inactive after a dialog over it closes, and shortcuts, which need
+    an active window, would not fire)."""
+    if top.isActiveWindow() or top.windowType() == Qt.WindowType.Popup:
+        return
+    top.activateWindow()
+    qtbot.waitUntil(top.isActiveWindow, timeout=5_000)
+
+
 def _aim(widget: QWidget, pos: QPoint) -> tuple[QWindow, QPoint]:
     """The window and window position of ``pos`` in ``widget``; fails when the user
     could not click there (the widget hidden, disabled, or covered by another)."""
@@ -84,11 +95,13 @@ def click(
 ) -> None:
     """Click ``widget`` (at ``pos``, default its centre)."""
     handle, at = _aim(widget, pos if pos is not None else widget.rect().center())
+    _activate(qtbot, widget.window())
     qtbot.mouseClick(handle, button, modifier, at)
 
 
 def double_click(qtbot: QtBot, widget: QWidget, pos: QPoint | None = None) -> None:
     handle, at = _aim(widget, pos if pos is not None else widget.rect().center())
+    _activate(qtbot, widget.window())
     qtbot.mouseDClick(handle, LEFT, NO_MOD, at)
 
 
@@ -250,6 +263,7 @@ def drag_rows(qtbot: QtBot, view: QAbstractItemView, first: int, last: int) -> N
     start = index_point(qtbot, view, model.index(first, 0))
     end = index_point(qtbot, view, model.index(last, 0))
     handle, at = _aim(viewport, start)
+    _activate(qtbot, viewport.window())
     qtbot.mousePress(handle, LEFT, NO_MOD, at)
     step = 4 if end.y() >= start.y() else -4
     for y in range(start.y(), end.y(), step):
@@ -463,3 +477,11 @@ def selected_texts(view: QAbstractItemView, column: int = 0) -> list[str]:
         {i.row() for i in view.selectionModel().selectedIndexes() if not i.parent().isValid()}
     )
     return [str(view.model().index(r, column).data()) for r in rows]
+
+
+def click_header(qtbot: QtBot, view: Any, column: int) -> None:
+    """Click a table's column header (sorts on it; again: the other way)."""
+    header = view.horizontalHeader()
+    assert not header.isSectionHidden(column), f"column {column} is hidden"
+    x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
+    click(qtbot, header.viewport(), QPoint(x, header.height() // 2))

@@ -5,12 +5,17 @@ image name. What the dialog says is checked against what the server then holds."
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QToolButton
 from pytestqt.qtbot import QtBot
 
+from app.core.units import format_bytes
+from app.ui import tags_model
 from app.ui.confirm_delete import ConfirmDeleteDialog
 from tests.support import gui
+from tests.support.api import api
 from tests.support.registry import RegistryServer
 from tests.ui.flows.conftest import WAIT_MS, Launch
 from tests.ui.seed import seed_image, server_tags
@@ -70,3 +75,127 @@ def test_drag_select_delete_names_every_staying_tag_with_the_true_count(
     qtbot.waitUntil(lambda: gui.model_rows(view) == 32, timeout=WAIT_MS)
     assert server_tags(registry, NAME) == set(staying)
     assert sorted(gui.texts(view)) == staying
+    # The image row and the rows that shared the digest follow.
+    images = window.browse.images.view
+    qtbot.waitUntil(lambda: gui.row_texts(images, 0)[1] == "32", timeout=WAIT_MS)
+    # r00's other tags: 31 now, those named and the rest counted.
+    others = gui.row_texts(view, 0)[tags_model.OTHER_TAGS]
+    named, more = others.split(" (+")
+    assert len(named.split(", ")) + int(more.split()[0]) == 31
+    assert not set(named.split(", ")) & set(chosen)
+
+
+def pending_gc_text(registry: RegistryServer, workspace: str = "acme") -> str:
+    with api(registry) as c:
+        pending = c.get(f"/workspaces/{workspace}/storage").json()["pending"]
+    return f"GC: {format_bytes(pending)} pending"
+
+
+def image_rows(registry: RegistryServer, workspace: str = "acme") -> dict[str, dict[str, Any]]:
+    with api(registry) as c:
+        items = c.get(f"/workspaces/{workspace}/images").json()["items"]
+    return {i["name"]: i for i in items}
+
+
+def test_shift_delete_image_with_its_typed_name_and_everything_follows(
+    registry: RegistryServer, launch: Launch, qtbot: QtBot
+) -> None:
+    seed_image(registry, NAME, ["v1", "v2"], variants=2)
+    seed_image(registry, "acme/web/backend", ["v1"])
+    window = launch(registry)
+    tree = window.tree
+    gui.open_tree_path(qtbot, tree, ["acme", "PLAT", "web"])
+    paths = (["acme"], ["acme", "PLAT"], ["acme", "PLAT", "web"])
+    assert [gui.tree_index(tree, p).siblingAtColumn(1).data() for p in paths] == ["2", "2", "2"]
+    open_image(qtbot, window)
+    indicator = window.findChild(QToolButton, "pendingGc")
+    assert indicator is not None
+    qtbot.waitUntil(lambda: indicator.text() == pending_gc_text(registry), timeout=WAIT_MS)
+
+    gui.key(qtbot, window, Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier)
+    dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
+    text = gui.shown_text(dialog)
+    assert "Delete image acme/web/frontend?" in text
+    assert "all 2 of its tags" in text
+    delete = gui.dialog_button(dialog, "Delete image")
+    assert not delete.isEnabled()
+    assert dialog.typed is not None
+    gui.type_text(qtbot, dialog.typed, "frontent")
+    assert not delete.isEnabled()
+    gui.key(qtbot, dialog, Qt.Key.Key_Backspace)
+    gui.type_text(qtbot, dialog.typed, "d")
+    assert delete.isEnabled()
+    gui.click_button(qtbot, delete)
+    gui.gone(qtbot, dialog)
+
+    qtbot.waitUntil(lambda: gui.texts(window.browse.images.view) == ["backend"], timeout=WAIT_MS)
+    assert image_rows(registry).keys() == {"backend"}
+    assert server_tags(registry, NAME) == set()
+    # The tree's counts, and the toolbar's pending GC, follow.
+    qtbot.waitUntil(
+        lambda: (
+            [gui.tree_index(tree, p).siblingAtColumn(1).data() for p in paths] == ["1", "1", "1"]
+        ),
+        timeout=WAIT_MS,
+    )
+    # The image's own layers await GC now.
+    assert pending_gc_text(registry) != "GC: 0 B pending"
+    qtbot.waitUntil(lambda: indicator.text() == pending_gc_text(registry), timeout=WAIT_MS)
+
+
+def test_deletes_by_someone_else_reach_the_window_through_the_event_stream(
+    registry: RegistryServer, launch: Launch, qtbot: QtBot
+) -> None:
+    seed_image(registry, NAME, ["a", "b", "c", "d"], variants=3)  # a and d share a digest
+    seed_image(registry, "acme/web/backend", ["v1"])
+    window = launch(registry)
+    tree = window.tree
+    gui.open_tree_path(qtbot, tree, ["acme", "PLAT", "web"])
+    open_image(qtbot, window)
+    images, tags = window.browse.images.view, window.browse.tags.view
+    qtbot.waitUntil(lambda: sorted(gui.texts(tags)) == ["a", "b", "c", "d"], timeout=WAIT_MS)
+    other_tags = tags_model.OTHER_TAGS
+    assert gui.row_texts(tags, gui.find_row(tags, "a").row())[other_tags] == "d"
+    qtbot.waitUntil(lambda: window.storage.stream_opens > 0, timeout=WAIT_MS)
+    indicator = window.findChild(QToolButton, "pendingGc")
+    assert indicator is not None
+
+    def row_of(name: str) -> list[str]:
+        return gui.row_texts(images, gui.find_row(images, name).row())
+
+    def shown_like_server(name: str) -> bool:
+        server = image_rows(registry)[name]
+        shown = row_of(name)
+        return shown[1:4] == [
+            str(server["tag_count"]),
+            format_bytes(server["size"]),
+            format_bytes(server["exclusive_size"]),
+        ]
+
+    assert shown_like_server("frontend")
+    frontend = image_rows(registry)["frontend"]["id"]
+    with api(registry, "admin") as c:
+        assert c.delete(f"/images/{frontend}/tags/b").status_code == 204
+        assert c.delete(f"/images/{frontend}/tags/d").status_code == 204
+    qtbot.waitUntil(lambda: sorted(gui.texts(tags)) == ["a", "c"], timeout=WAIT_MS)
+    # a's digest keeps no other tag now.
+    assert gui.row_texts(tags, gui.find_row(tags, "a").row())[other_tags] == ""
+    qtbot.waitUntil(lambda: row_of("frontend")[1] == "2", timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: shown_like_server("frontend"), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: indicator.text() == pending_gc_text(registry), timeout=WAIT_MS)
+
+    backend = image_rows(registry)["backend"]["id"]
+    with api(registry, "admin") as c:
+        assert c.delete(f"/images/{backend}").status_code == 204
+    qtbot.waitUntil(lambda: gui.texts(images) == ["frontend"], timeout=WAIT_MS)
+    paths = (["acme"], ["acme", "PLAT"], ["acme", "PLAT", "web"])
+    qtbot.waitUntil(
+        lambda: (
+            [gui.tree_index(tree, p).siblingAtColumn(1).data() for p in paths] == ["1", "1", "1"]
+        ),
+        timeout=WAIT_MS,
+    )
+    qtbot.waitUntil(lambda: indicator.text() == pending_gc_text(registry), timeout=WAIT_MS)
+    # The image still shown is still the one whose tags are listed.
+    assert window.browse.tags.title.text() == "Tags of acme/web/frontend"
+    assert sorted(gui.texts(tags)) == ["a", "c"]
