@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
+from app.ui import tags_model
 from app.ui.bulk_panel import BulkPanel
 from app.ui.details_pane import DetailsPane
 from app.ui.images_model import ImagesModel
@@ -38,6 +39,7 @@ class BrowseView(QWidget):
             noun="tags",
             placeholder="Filter tags by name (Ctrl+F)",
             multi=True,
+            sort=(tags_model.TAG, Qt.SortOrder.AscendingOrder),  # versions in order
             parent=self,
         )
         self.bulk = BulkPanel(self)

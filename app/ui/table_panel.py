@@ -40,6 +40,7 @@ class TablePanel(QWidget):
         noun: str,
         placeholder: str,
         multi: bool,
+        sort: tuple[int, Qt.SortOrder] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -86,7 +87,8 @@ class TablePanel(QWidget):
             else QAbstractItemView.SelectionMode.SingleSelection
         )
         self.view.setSortingEnabled(True)
-        self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        # The default order (None: as the server lists them).
+        self.view.sortByColumn(*(sort or (-1, Qt.SortOrder.AscendingOrder)))
         self.view.setAlternatingRowColors(True)
         self.view.setWordWrap(False)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)

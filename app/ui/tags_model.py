@@ -1,6 +1,15 @@
-"""Columns of the tags table."""
+"""Columns of the tags table.
+
+Tag names sort in natural order, digits as numbers (1.14.2 before 1.14.10, v9
+before v10): tags are mostly versions. The registry lists them in the distribution
+spec's lexical order, which cannot be paged in this order, so the table sorts the
+rows it has as pages arrive (the server is not asked to sort by name).
+"""
 
 from __future__ import annotations
+
+import re
+from functools import lru_cache
 
 from app.client.berth_api import Tag
 from app.core.mediatypes import is_index
@@ -8,6 +17,17 @@ from app.ui.formatting import NEVER, known_bytes, long_time, relative_time, shor
 from app.ui.table_model import Column, PagedTableModel, Runner
 
 TAG, DIGEST, SIZE, PLATFORMS, CREATED, PUSHED, OTHER_TAGS = range(7)
+_DIGITS = re.compile(r"(\d+)")
+
+
+@lru_cache(maxsize=1 << 18)  # a sort of 100,000 rows splits each name once
+def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
+    """Text runs compared without case, digit runs as numbers; ties (v01, v1) by the
+    exact name. Split on digits, text and numbers alternate, so parts at the same
+    position are always of the same type."""
+    parts = _DIGITS.split(name)
+    key = tuple(int(p) if i % 2 else p.casefold() for i, p in enumerate(parts))
+    return key, name
 
 
 def _platforms(tag: Tag) -> str:
@@ -22,7 +42,12 @@ def _other(tag: Tag) -> str:
 
 
 COLUMNS: list[Column[Tag]] = [
-    Column("Tag", lambda t: t.name, lambda t: t.name, server_sort="name", description="Tag name"),
+    Column(
+        "Tag",
+        lambda t: t.name,
+        lambda t: natural_key(t.name),
+        description="Tag name (sorted as versions: 1.2 before 1.10)",
+    ),
     Column(
         "Digest",
         lambda t: short_digest(t.digest),
