@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QModelIndex, QPoint, QPointF, QRect, Qt
+from PySide6.QtCore import QModelIndex, QPoint, QPointF, QRect, Qt, QTimer
 from PySide6.QtGui import QAction, QWheelEvent, QWindow
 from PySide6.QtWidgets import (
     QAbstractButton,
@@ -49,8 +49,15 @@ def plain(text: str) -> str:
 
 
 # --- where things are -------------------------------------------------------------
+# PySide6 deletes a combo box's popup (a private Qt class) when the last Python
+# wrapper of it that QWidget.window() handed out goes away: keep them.
+_POPUPS: list[QWidget] = []
+
+
 def _window_of(widget: QWidget) -> tuple[QWindow, QWidget]:
     top = widget.window()
+    if top.windowType() == Qt.WindowType.Popup and not isinstance(top, QMenu):
+        _POPUPS.append(top)
     handle = top.windowHandle()
     assert handle is not None, f"{widget!r} is not in a shown window"
     return handle, top
@@ -95,13 +102,13 @@ def click(
 ) -> None:
     """Click ``widget`` (at ``pos``, default its centre)."""
     handle, at = _aim(widget, pos if pos is not None else widget.rect().center())
-    _activate(qtbot, widget.window())
+    _activate(qtbot, _window_of(widget)[1])
     qtbot.mouseClick(handle, button, modifier, at)
 
 
 def double_click(qtbot: QtBot, widget: QWidget, pos: QPoint | None = None) -> None:
     handle, at = _aim(widget, pos if pos is not None else widget.rect().center())
-    _activate(qtbot, widget.window())
+    _activate(qtbot, _window_of(widget)[1])
     qtbot.mouseDClick(handle, LEFT, NO_MOD, at)
 
 
@@ -120,8 +127,12 @@ def key(
     qtbot: QtBot, widget: QWidget, key_: Qt.Key, modifier: Qt.KeyboardModifier = NO_MOD
 ) -> None:
     """Press a key in ``widget``'s window: it goes to whatever holds the focus there,
-    and the window's shortcuts apply as they would."""
-    handle, _top = _window_of(widget)
+    and the window's shortcuts apply as they would. With no window active (a dialog
+    over it just closed), the window becomes active first, as a window manager
+    hands the focus back to the window under a closed dialog."""
+    handle, top = _window_of(widget)
+    if QApplication.activeWindow() is None:
+        _activate(qtbot, top)
     qtbot.keyClick(handle, key_, modifier)
 
 
@@ -263,7 +274,7 @@ def drag_rows(qtbot: QtBot, view: QAbstractItemView, first: int, last: int) -> N
     start = index_point(qtbot, view, model.index(first, 0))
     end = index_point(qtbot, view, model.index(last, 0))
     handle, at = _aim(viewport, start)
-    _activate(qtbot, viewport.window())
+    _activate(qtbot, _window_of(viewport)[1])
     qtbot.mousePress(handle, LEFT, NO_MOD, at)
     step = 4 if end.y() >= start.y() else -4
     for y in range(start.y(), end.y(), step):
@@ -323,7 +334,9 @@ def popup_menu(qtbot: QtBot, timeout: int = 5_000) -> QMenu:
 
 def menu_action(menu: QMenu, text: str) -> QAction:
     for action in menu.actions():
-        if not action.isSeparator() and plain(action.text()).rstrip("…") == text.rstrip("…"):
+        # A greyed entry may say why after its label: "Delete image… (needs admin …)".
+        label = plain(action.text()).split(" (")[0]
+        if not action.isSeparator() and label.rstrip("…") == text.rstrip("…"):
             return action
     shown = [plain(a.text()) for a in menu.actions() if not a.isSeparator()]
     raise AssertionError(f"the menu has no {text!r}: {shown}")
@@ -342,13 +355,32 @@ def pick(qtbot: QtBot, menu: QMenu, text: str) -> None:
 
 
 def close_menu(qtbot: QtBot, menu: QMenu) -> None:
+    """Escape closes the menu (which may delete itself on closing)."""
     key(qtbot, menu, Qt.Key.Key_Escape)
-    qtbot.waitUntil(lambda: not menu.isVisible(), timeout=5_000)
+    gone(qtbot, menu, timeout=5_000)
 
 
 def right_click(qtbot: QtBot, widget: QWidget, pos: QPoint | None = None) -> QMenu:
-    """Right-click ``widget``; the context menu that opens."""
-    click(qtbot, widget, pos, button=RIGHT)
+    """Right-click ``widget``; the context menu that opens. A menu that runs its own
+    event loop (``QMenu.exec``) would keep the click from returning: it is closed
+    after a while and the test fails, rather than hanging."""
+    stuck: list[bool] = []
+
+    def watchdog() -> None:
+        menu = QApplication.activePopupWidget()
+        if menu is not None:
+            stuck.append(True)
+            menu.close()
+
+    timer = QTimer()
+    timer.setSingleShot(True)
+    timer.timeout.connect(watchdog)
+    timer.start(10_000)
+    try:
+        click(qtbot, widget, pos, button=RIGHT)
+    finally:
+        timer.stop()
+    assert not stuck, "the context menu ran its own event loop (exec), out of the test's reach"
     return popup_menu(qtbot)
 
 
@@ -407,6 +439,11 @@ def wait_dialog(
     return found[-1]
 
 
+def visible_dialogs(kind: type[W] = QDialog) -> list[W]:  # type: ignore[assignment]
+    """The dialogs of ``kind`` on screen now."""
+    return [w for w in QApplication.topLevelWidgets() if isinstance(w, kind) and w.isVisible()]
+
+
 def dialog_button(dialog: QWidget, text: str) -> QAbstractButton:
     """A button of ``dialog`` by its text as shown."""
     buttons = [b for b in dialog.findChildren(QAbstractButton) if b.isVisible()]
@@ -463,8 +500,7 @@ def click_tab(qtbot: QtBot, tabs: Any, title: str) -> None:
     """Click the tab titled ``title`` of a QTabWidget."""
     bar = tabs.tabBar()
     for i in range(bar.count()):
-        if plain(bar.tabText(i)) == title:
-            assert bar.isTabVisible(i), f"the {title!r} tab is hidden"
+        if plain(bar.tabText(i)) == title and bar.isTabVisible(i):
             click(qtbot, bar, bar.tabRect(i).center())
             qtbot.waitUntil(lambda n=i: tabs.currentIndex() == n, timeout=5_000)
             return
@@ -485,3 +521,24 @@ def click_header(qtbot: QtBot, view: Any, column: int) -> None:
     assert not header.isSectionHidden(column), f"column {column} is hidden"
     x = header.sectionViewportPosition(column) + header.sectionSize(column) // 2
     click(qtbot, header.viewport(), QPoint(x, header.height() // 2))
+
+
+def click_menu_button_and_pick(qtbot: QtBot, button: QWidget, text: str) -> None:
+    """Click a tool button that opens a menu and click ``text`` in it. Such a menu
+    runs its own event loop until it closes, so the pick is made from inside it."""
+    picked: list[bool] = []
+    tries = [0]
+
+    def pick_when_open() -> None:
+        menu = QApplication.activePopupWidget()
+        if not isinstance(menu, QMenu) or not menu.isVisible():
+            tries[0] += 1
+            if tries[0] < 500:
+                QTimer.singleShot(10, pick_when_open)
+            return
+        pick(qtbot, menu, text)
+        picked.append(True)
+
+    QTimer.singleShot(0, pick_when_open)
+    click(qtbot, button)
+    qtbot.waitUntil(lambda: bool(picked), timeout=10_000)

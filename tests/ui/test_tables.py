@@ -68,7 +68,7 @@ def test_server_side_filter_when_not_all_rows_are_loaded(
     registry: RegistryServer, make_window: WindowFactory, qtbot: QtBot
 ) -> None:
     tags = [f"r{i:03d}" for i in range(300)]
-    window, panel, model = _open_tags(registry, make_window, qtbot, tags, variants=5, page_size=50)
+    _window, panel, model = _open_tags(registry, make_window, qtbot, tags, variants=5, page_size=50)
     assert model.rowCount() == 50
     panel.filter.setText("r29")  # r290..r299 are not loaded yet
     assert panel.proxy.rowCount() == 0

@@ -17,6 +17,7 @@ from app.client.profiles import Profile
 from app.ui.main import connect_on_start
 from app.ui.main_window import MainWindow
 from app.ui.settings import Settings
+from tests.support.distribution import DistributionServer
 from tests.support.keyrings import MemoryKeyring
 from tests.support.registry import PASSWORD, RegistryServer
 
@@ -46,10 +47,17 @@ def launch(
         name: str = "test registry",
         connect: bool = True,
         profiles: list[Profile] | None = None,
+        profile: Profile | None = None,
+        secret: str | None = None,
     ) -> MainWindow:
         store = CredentialStore(backend=memory_keyring)
         if profiles is not None:
             settings.set_profiles(profiles)
+        if profile is not None:  # a saved connection of any kind, its secret in the keyring
+            settings.set_profiles([profile])
+            settings.set_last_profile(profile.name)
+            if secret is not None:
+                store.set(profile.secret_account, secret)
         if server is not None:
             profile = Profile(name=name, url=server.url, username=user, kind=kind)  # type: ignore[arg-type]
             settings.set_profiles([profile])
@@ -60,7 +68,7 @@ def launch(
         window.show()
         qtbot.waitExposed(window)
         window.activateWindow()
-        if connect and (server is not None or data_dir is not None):
+        if connect and (server is not None or data_dir is not None or profile is not None):
             connect_on_start(window, data_dir=data_dir)
             qtbot.waitUntil(lambda: window.backend is not None, timeout=60_000)
             qtbot.waitUntil(lambda: not window.ops.busy, timeout=WAIT_MS)
@@ -68,6 +76,16 @@ def launch(
 
     yield start
     for window in windows:
+        if window.closed:
+            continue
         window.close()
         qtbot.waitUntil(lambda w=window: w.closed, timeout=WAIT_MS)
         window.deleteLater()
+
+
+@pytest.fixture
+def distribution(tmp_path: Path) -> Iterator[DistributionServer]:
+    """A CNCF Distribution 2.8 holding the content of tests/ui/test_oci_distribution.py."""
+    from tests.ui.test_oci_distribution import seeded_distribution
+
+    yield from seeded_distribution(tmp_path)
