@@ -72,6 +72,10 @@ class Column(Generic[T]):
     tooltip: Callable[[T], str | None] = _nothing
     numeric: bool = False  # right-aligned
     server_sort: str | None = None  # the API's ?sort= field, if it has one
+    # The server's order for this column is only close to the table's (tag names:
+    # the registry pages them in lexical order, the table shows them in natural
+    # order): loaded rows are sorted here too, as pages arrive.
+    sort_here_too: bool = False
     description: str = ""  # header tooltip and accessible description
 
 
@@ -495,8 +499,9 @@ class PagedTableModel(QAbstractTableModel, Generic[T]):
             self._visible.extend(shown)
         if count:
             self.endInsertRows()
-        if self.state.sort_column >= 0 and self._server_sort() is None:
-            self._sort_rows()  # the server cannot sort on this column: keep order here
+        column = self.state.sort_column
+        if column >= 0 and (self._server_sort() is None or self.columns[column].sort_here_too):
+            self._sort_rows()  # the server cannot sort (exactly) on this column
 
     def _sort_in_place(self) -> bool:
         """Order the rows by the sort column (and filter them again); False when

@@ -1,9 +1,10 @@
 """Columns of the tags table.
 
 Tag names sort in natural order, digits as numbers (1.14.2 before 1.14.10, v9
-before v10): tags are mostly versions. The registry lists them in the distribution
-spec's lexical order, which cannot be paged in this order, so the table sorts the
-rows it has as pages arrive (the server is not asked to sort by name).
+before v10): tags are mostly versions. The registry pages them in the distribution
+spec's lexical order (ascending or descending as asked), and the table sorts the
+rows it has naturally as pages arrive: exact once every tag is loaded (an image
+with fewer tags than a page, or after scrolling to the end), close before.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ COLUMNS: list[Column[Tag]] = [
         "Tag",
         lambda t: t.name,
         lambda t: natural_key(t.name),
+        server_sort="name",
+        sort_here_too=True,
         description="Tag name (sorted as versions: 1.2 before 1.10)",
     ),
     Column(

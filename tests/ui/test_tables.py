@@ -7,6 +7,7 @@ tester."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from PySide6.QtCore import QAbstractItemModel, Qt
@@ -23,8 +24,31 @@ from app.ui.tags_model import TagsModel
 from tests.support import oci
 from tests.support.registry import PASSWORD, RegistryServer
 from tests.ui.conftest import WindowFactory, wait_idle
+from tests.ui.flows.test_delete_flow import NAME
 from tests.ui.seed import seed_image, server_tags
-from tests.ui.test_delete import NAME, Confirm, open_image
+
+
+def open_image(window: MainWindow, qtbot: QtBot, path: tuple[str, ...] = ("acme",)) -> None:
+    """Straight to the first image (these tests are about the tables' internals; the
+    flows by mouse and keyboard are in tests/ui/flows)."""
+    if window.current_path() != path:
+        assert window.select_path(path)
+    qtbot.waitUntil(lambda: window.browse.images_model.rowCount() > 0)
+    first = window.browse.images_model.rows[0]
+    window.browse.images.select_keys([first.id], current=first.id)
+    wait_idle(qtbot, window)
+
+
+class Confirm:
+    """A stand-in for the confirmation seam that records what it was shown."""
+
+    def __init__(self, answer: bool) -> None:
+        self.answer = answer
+        self.calls: list[tuple[Any, Any]] = []
+
+    async def __call__(self, parent: Any, plan: Any, impact: Any, error: Any = None) -> bool:
+        self.calls.append((plan, impact))
+        return self.answer
 
 
 def test_paging_through_1200_tags_sort_and_filter(
@@ -72,9 +96,12 @@ def test_server_side_filter_when_not_all_rows_are_loaded(
     assert model.rowCount() == 50
     panel.filter.setText("r29")  # r290..r299 are not loaded yet
     assert panel.proxy.rowCount() == 0
-    qtbot.waitUntil(lambda: panel.proxy.rowCount() == 10, timeout=10_000)
-    wait_idle(qtbot, window)
-    assert sorted(t.name for t in model.rows) == [f"r29{i}" for i in range(10)]
+    # The server's answer replaces the rows (the view may have paged on meanwhile,
+    # to fill itself while the filter hid every loaded row).
+    wanted = [f"r29{i}" for i in range(10)]
+    qtbot.waitUntil(lambda: sorted(t.name for t in model.rows) == wanted, timeout=10_000)
+    assert panel.proxy.rowCount() == 10
+    assert model.state.query == "r29"
 
 
 def test_selection_survives_a_refresh(
