@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 
 from app.client.errors import ClientError
@@ -167,7 +167,7 @@ class DetailsLoader:
 
     async def iter_tags(
         self, repository: str, tags: Iterable[str], *, workers: int | None = None
-    ) -> AsyncIterator[TagDetails]:
+    ) -> AsyncGenerator[TagDetails, None]:
         """Details of ``tags`` as they arrive (not in order). A tag that cannot be
         read comes back with ``error`` set; other failures do not stop the rest.
 
@@ -175,12 +175,14 @@ class DetailsLoader:
         bounds the requests in flight in any case. Closing the iterator (or
         cancelling its consumer) cancels the outstanding work.
         """
-        async for row in self.iter_many([(repository, t) for t in tags], workers=workers):
-            yield row
+        many = self.iter_many([(repository, t) for t in tags], workers=workers)
+        async with contextlib.aclosing(many) as rows:  # closed with this one: workers stop
+            async for row in rows:
+                yield row
 
     async def iter_many(
         self, items: Iterable[tuple[str, str]], *, workers: int | None = None
-    ) -> AsyncIterator[TagDetails]:
+    ) -> AsyncGenerator[TagDetails, None]:
         """Like :meth:`iter_tags` over (repository, tag) pairs of any repositories."""
         queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         for item in items:

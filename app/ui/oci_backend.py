@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import re
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import httpx
@@ -64,6 +64,7 @@ from app.core import storage as storage_math
 from app.core.permissions import Permission
 from app.ui import backend
 from app.ui.backend import Capabilities, Identity, Namespace, Scope
+from app.ui.formatting import counted
 from app.ui.oci_deletion import (
     DIGEST,
     PLACEHOLDER,
@@ -334,7 +335,7 @@ class OciBackend:
 
     async def fill_images(
         self, images: Sequence[Image]
-    ) -> AsyncIterator[tuple[Image, ClientError | None]]:
+    ) -> AsyncGenerator[tuple[Image, ClientError | None], None]:
         """Each image again with its tag count, as the tag lists arrive."""
 
         async def count(name: str) -> tuple[Image, ClientError | None]:
@@ -410,7 +411,7 @@ class OciBackend:
 
     async def fill_tags(
         self, image: Image, names: Sequence[str], *, batch_s: float = 0.05
-    ) -> AsyncIterator[TagFill]:
+    ) -> AsyncGenerator[TagFill, None]:
         """The rows of ``names`` completed with their manifest details, in batches
         (at most one per ``batch_s``) as the details arrive. A tag's row changes
         other rows too: the tags sharing its digest list it."""
@@ -419,18 +420,21 @@ class OciBackend:
         changed: set[str] = set()
         batch = TagFill()
         last = loop.time()
-        async for row in self.loader.iter_tags(repository, names):
-            if row.details is not None:
-                changed |= self._resolved(row)
-            elif isinstance(row.error, NotFound):
-                self.index(repository).forget([row.tag])
-                batch.gone.append(row.tag)
-            elif row.error is not None:
-                batch.errors.append((row.tag, row.error))
-            if loop.time() - last >= batch_s:
-                batch.rows = [self.tag_row(repository, t) for t in sorted(changed)]
-                yield batch
-                changed, batch, last = set(), TagFill(), loop.time()
+        # Closed at a yield (its consumer moved on), this closes the loader too,
+        # which cancels its workers.
+        async with contextlib.aclosing(self.loader.iter_tags(repository, names)) as rows:
+            async for row in rows:
+                if row.details is not None:
+                    changed |= self._resolved(row)
+                elif isinstance(row.error, NotFound):
+                    self.index(repository).forget([row.tag])
+                    batch.gone.append(row.tag)
+                elif row.error is not None:
+                    batch.errors.append((row.tag, row.error))
+                if loop.time() - last >= batch_s:
+                    batch.rows = [self.tag_row(repository, t) for t in sorted(changed)]
+                    yield batch
+                    changed, batch, last = set(), TagFill(), loop.time()
         batch.rows = [self.tag_row(repository, t) for t in sorted(changed)]
         if batch.rows or batch.gone or batch.errors:
             yield batch
@@ -525,7 +529,7 @@ class OciBackend:
             # Without every tag's digest, a delete by digest could take a tag the
             # confirmation did not name: do nothing rather than guess.
             raise ClientError(
-                f"Could not read {len(failed)} tag(s) of {repository} (first, {tag}: "
+                f"Could not read {counted(len(failed), 'tag')} of {repository} (first, {tag}: "
                 f"{error.message}); nothing was deleted."
             )
         return digests, manifests
@@ -642,7 +646,7 @@ class OciBackend:
             failed += [r for r in await self.run_step(step) if r.status == "error"]
         if failed:
             raise ClientError(
-                f"Deleting {image.full_name}: {len(failed)} manifest(s) not deleted "
+                f"Deleting {image.full_name}: {counted(len(failed), 'manifest')} not deleted "
                 f"(first: {failed[0].message})"
             )
 

@@ -17,6 +17,7 @@ The window keeps its generic flows; this part adds what a plain registry needs:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from app.client.errors import ClientError
 from app.ui import confirm_delete, oci_repositories_dialog
 from app.ui.backend import Backend
 from app.ui.deletion import BulkOutcome, DeleteMethod, DeletePlan
+from app.ui.formatting import counted
 from app.ui.images_model import PROJECT
 from app.ui.oci_backend import NO_SCAN, OciBackend, PreparedTagDelete
 from app.ui.oci_banner import CapabilityBanner, summary
@@ -208,21 +210,24 @@ class OciController(QObject):
         window = self.window
         model = window.browse.tags_model
         errors: list[tuple[str, ClientError]] = []
-        async for batch in oci.fill_tags(image, names):
-            if model.state.generation != generation:
-                return
-            for row in batch.rows:
-                model.replace_row(row)
-            self._tags_done.update(r.name for r in batch.rows)
-            self._tags_done.update(tag for tag, _ in batch.errors)
-            if batch.gone:
-                model.remove_keys(batch.gone)
-            errors += batch.errors
-            self._details_arrived(batch.rows)
+        # aclosing: leaving the loop early (a newer list) closes the generator now,
+        # which cancels its workers; a generator merely dropped keeps them running.
+        async with contextlib.aclosing(oci.fill_tags(image, names)) as batches:
+            async for batch in batches:
+                if model.state.generation != generation:
+                    return
+                for row in batch.rows:
+                    model.replace_row(row)
+                self._tags_done.update(r.name for r in batch.rows)
+                self._tags_done.update(tag for tag, _ in batch.errors)
+                if batch.gone:
+                    model.remove_keys(batch.gone)
+                errors += batch.errors
+                self._details_arrived(batch.rows)
         if errors:
             tag, error = errors[0]
             window.error_bar.show_message(
-                f"Could not read the details of {len(errors)} tag(s) of {image.full_name} "
+                f"Could not read the details of {counted(len(errors), 'tag')} of {image.full_name} "
                 f"(first, {tag}: {error.message})"
             )
 
@@ -250,18 +255,20 @@ class OciController(QObject):
     async def _fill_images(self, oci: OciBackend, generation: int, rows: list[Image]) -> None:
         model = self.window.browse.images_model
         errors: list[tuple[str, ClientError]] = []
-        async for image, error in oci.fill_images(rows):
-            if model.state.generation != generation:
-                return
-            self._images_done.add(image.id)
-            if error is not None:
-                errors.append((image.full_name, error))
-            else:
-                model.replace_row(image)
+        async with contextlib.aclosing(oci.fill_images(rows)) as filled:
+            async for image, error in filled:
+                if model.state.generation != generation:
+                    return  # the generator closes, cancelling its tag lists
+                self._images_done.add(image.id)
+                if error is not None:
+                    errors.append((image.full_name, error))
+                else:
+                    model.replace_row(image)
         if errors:
             name, error = errors[0]
             self.window.error_bar.show_message(
-                f"Could not list the tags of {len(errors)} repositories (first, {name}: "
+                f"Could not list the tags of "
+                f"{counted(len(errors), 'repository', 'repositories')} (first, {name}: "
                 f"{error.message})"
             )
 

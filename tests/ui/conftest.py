@@ -10,6 +10,7 @@ tasks running fails.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -60,6 +61,9 @@ def qt_loop(qapp: QApplication, qtbot: QtBot) -> Iterator[asyncio.AbstractEventL
         executor.shutdown(wait=True)
         asyncio.events._set_running_loop(None)
         asyncio.set_event_loop(None)
+        # Whatever the test left unclosed (a socket, a transport) is found now, in
+        # this test's teardown, not later in whichever test the collector runs in.
+        gc.collect()
         if pending:
             pytest.fail(f"test left asyncio tasks running: {[t.get_name() for t in pending]}")
 
