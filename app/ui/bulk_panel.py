@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.ui.deletion import BulkDelete, BulkOutcome
+from app.ui.formatting import counted
 
 
 class BulkPanel(QFrame):
@@ -63,7 +64,7 @@ class BulkPanel(QFrame):
         self.job = job
         self.outcome = None
         total = len(job.tags)
-        self.label.setText(f"Deleting {total:,} tags of {job.image.full_name}…")
+        self.label.setText(f"Deleting {counted(total, 'tag')} of {job.image.full_name}…")
         self.progress.setRange(0, total)
         self.progress.setValue(0)
         self.failures.clear()

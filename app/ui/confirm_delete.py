@@ -80,7 +80,7 @@ def staying_text(staying: Sequence[StayingTags]) -> str:
         names = ", ".join(group.names)
         more = group.count - len(group.names)
         if more > 0:
-            names = f"{names} … and {more:,} more" if names else f"{more:,} tags"
+            names = f"{names} … and {more:,} more" if names else counted(more, "tag")
         parts.append(f"{names} ({short_digest(group.digest)})")
     rest = len(staying) - MANIFESTS_NAMED
     if rest > 0:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from app.client.berth_api import DeleteImpact, Image, StayingTags, Tag, TagDeleteResult
 from app.client.errors import ClientError
 from app.ui.backend import Backend
+from app.ui.formatting import counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +104,10 @@ class BulkOutcome:
 
     @property
     def summary(self) -> str:
-        text = f"Deleted {len(self.deleted):,} of {self.requested:,} tags"
+        # "1 of 2 tags", "1 of 1 tag": the noun goes with the total.
+        text = f"Deleted {len(self.deleted):,} of {counted(self.requested, 'tag')}"
         if self.gone:
-            text += f"; {len(self.gone):,} were already gone"
+            text += f"; {len(self.gone):,} {'was' if len(self.gone) == 1 else 'were'} already gone"
         if self.failed:
             text += f"; {len(self.failed):,} not deleted"
         if self.cancelled:

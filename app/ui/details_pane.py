@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 
 from app.client.berth_api import ChildManifest, Layer, ManifestDetail, Tag
 from app.core.mediatypes import IMAGE_CONFIGS, is_index
-from app.ui.formatting import format_bytes, long_time, short_digest
+from app.ui.formatting import counted, exact_bytes, format_bytes, long_time, short_digest
 from app.ui.table_model import Column, PagedTableModel
 
 LAYER_COLUMNS: list[Column[Layer]] = [
@@ -28,7 +28,7 @@ LAYER_COLUMNS: list[Column[Layer]] = [
         "Size",
         lambda x: format_bytes(x.size),
         lambda x: x.size,
-        lambda x: f"{x.size:,} bytes",
+        lambda x: exact_bytes(x.size),
         numeric=True,
     ),
     Column(
@@ -38,7 +38,7 @@ LAYER_COLUMNS: list[Column[Layer]] = [
             if x.image_count < 0
             else "this image only"
             if x.image_count <= 1
-            else f"{x.image_count} images"
+            else counted(x.image_count, "image")
         ),
         lambda x: x.image_count,
         lambda x: (
@@ -46,7 +46,7 @@ LAYER_COLUMNS: list[Column[Layer]] = [
             if x.image_count < 0
             else "Freed by GC when this image's tags go"
             if x.image_count <= 1
-            else f"Referenced by {x.image_count} images: kept while any of them is"
+            else f"Referenced by {counted(x.image_count, 'image')}: kept while any of them is"
         ),
         description="How many images reference this layer",
     ),
@@ -169,7 +169,7 @@ class DetailsPane(QWidget):
         self.heading.setText(f"Details of {tag.name}")
         self._set("media_type", tag.media_type or "—")
         self._set("digest", tag.digest)
-        self._set("size", format_bytes(tag.size), f"{tag.size:,} bytes")
+        self._set("size", format_bytes(tag.size), exact_bytes(tag.size))
         self._set("created", long_time(tag.created) or "—")
         self._set("platforms", ", ".join(tag.platforms) or "—")
         self._set("tags", ", ".join((tag.name, *tag.other_tags)))
@@ -185,7 +185,7 @@ class DetailsPane(QWidget):
         self._set("digest", manifest.digest)
         # The compressed size: the manifest with its config and layers (an index:
         # with its children), the same figure as the tags table's Size column.
-        self._set("size", format_bytes(manifest.size), f"{manifest.size:,} bytes")
+        self._set("size", format_bytes(manifest.size), exact_bytes(manifest.size))
         self._set("created", long_time(manifest.created) or "—")
         self._set("platforms", ", ".join(manifest.platforms) or "—")
         self._set("tags", ", ".join(manifest.tags) or tag.name)

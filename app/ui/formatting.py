@@ -10,6 +10,7 @@ from app.core.units import format_bytes
 
 __all__ = [
     "counted",
+    "exact_bytes",
     "format_bytes",
     "known_bytes",
     "long_time",
@@ -30,6 +31,11 @@ def plural(n: int, one: str, many: str | None = None) -> str:
 def counted(n: int, one: str, many: str | None = None) -> str:
     """A count with its noun: "1 tag", "2 tags", "1,024 tags", "0 tags"."""
     return f"{n:,} {plural(n, one, many)}"
+
+
+def exact_bytes(n: int) -> str:
+    """A size to the byte, for tooltips: "1 byte", "1,048,576 bytes"."""
+    return counted(n, "byte")
 
 
 def known_bytes(n: int) -> str:

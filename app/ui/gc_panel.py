@@ -26,7 +26,14 @@ from PySide6.QtWidgets import (
 from app.client.berth_api import GcRun, GcStatus
 from app.ui import storage_style as style
 from app.ui.dialogs import ask
-from app.ui.formatting import format_bytes, long_time, relative_time, timestamp
+from app.ui.formatting import (
+    counted,
+    exact_bytes,
+    format_bytes,
+    long_time,
+    relative_time,
+    timestamp,
+)
 from app.ui.storage_charts import duration_text, run_text, trigger_text
 from app.ui.table_model import Column, FilterProxy, PagedTableModel
 
@@ -63,7 +70,7 @@ RUN_COLUMNS: list[Column[GcRun]] = [
         "Freed",
         lambda r: format_bytes(r.bytes_freed),
         lambda r: r.bytes_freed,
-        lambda r: f"{r.bytes_freed:,} bytes",
+        lambda r: exact_bytes(r.bytes_freed),
         numeric=True,
         description="Bytes given back",
     ),
@@ -202,20 +209,21 @@ class GcPanel(QWidget):
     def show_status(self, status: GcStatus) -> None:
         self.status = status
         self.pending.setText(format_bytes(status.pending_bytes))
-        self.pending.setToolTip(f"{status.pending_bytes:,} bytes")
+        self.pending.setToolTip(exact_bytes(status.pending_bytes))
         due = status.due_manifests + status.due_blobs
         self.queued.setText(
-            f"{status.queued_manifests:,} manifests, {status.queued_blobs:,} blobs"
-            + (f" ({due:,} due now)" if due else "")
+            f"{counted(status.queued_manifests, 'manifest')}, "
+            f"{counted(status.queued_blobs, 'blob')}" + (f" ({due:,} due now)" if due else ""),
         )
         self.queued.setToolTip(
-            f"Due now: {status.due_manifests:,} manifests, {status.due_blobs:,} blobs"
+            f"Due now: {counted(status.due_manifests, 'manifest')}, "
+            f"{counted(status.due_blobs, 'blob')}"
         )
         self.next_review.setText(until_text(status.next_review_at))
         self.next_review.setToolTip(long_time(status.next_review_at) or "")
         self.timing.setText(
             f"review delay {seconds_text(status.review_delay_s)}, "
-            f"upload grace {seconds_text(status.upload_grace_s)}"
+            f"upload grace {seconds_text(status.upload_grace_s)}",
         )
         self.timing.setToolTip(
             "Deletes are reviewed after the review delay; blobs and manifests uploaded "
@@ -229,8 +237,9 @@ class GcPanel(QWidget):
 
     def show_run(self, run: GcRun) -> None:
         self.result.setText(
-            f"GC freed {format_bytes(run.bytes_freed)}: {run.blobs_deleted:,} blobs and "
-            f"{run.manifests_deleted:,} manifests in {duration_text(run.duration_ms)}."
+            f"GC freed {format_bytes(run.bytes_freed)}: {counted(run.blobs_deleted, 'blob')} "
+            f"and {counted(run.manifests_deleted, 'manifest')} in "
+            f"{duration_text(run.duration_ms)}."
         )
         self.result.setToolTip(run_text(run))
 
@@ -250,7 +259,8 @@ async def confirm_run_gc(parent: QWidget | None, workspace: str, status: GcStatu
     box.setWindowTitle("Run garbage collection")
     box.setText(f"Run garbage collection in {workspace} now?")
     queued = (
-        f"{status.queued_manifests:,} manifests and {status.queued_blobs:,} blobs are queued; "
+        f"{counted(status.queued_manifests, 'manifest')} and "
+        f"{counted(status.queued_blobs, 'blob')} are queued; "
         f"{format_bytes(status.pending_bytes)} is pending. "
         if status is not None
         else ""

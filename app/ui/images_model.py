@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.client.berth_api import Image
-from app.ui.formatting import known_bytes, long_time, relative_time, timestamp
+from app.ui.formatting import exact_bytes, known_bytes, long_time, relative_time, timestamp
 from app.ui.table_model import Column, PagedTableModel, Runner
 
 NAME, TAGS, SIZE, EXCLUSIVE, LAST_PUSH, REPOSITORY, PROJECT = range(7)
@@ -32,7 +32,9 @@ COLUMNS: list[Column[Image]] = [
         lambda i: known_bytes(i.size),
         lambda i: i.size,
         lambda i: (
-            f"{i.size:,} bytes in the distinct blobs of its tags" if i.size >= 0 else NOT_SCANNED
+            f"{exact_bytes(i.size)} in the distinct blobs of its tags"
+            if i.size >= 0
+            else NOT_SCANNED
         ),
         numeric=True,
         server_sort="size",
@@ -43,7 +45,7 @@ COLUMNS: list[Column[Image]] = [
         lambda i: known_bytes(i.exclusive_size),
         lambda i: i.exclusive_size,
         lambda i: (
-            f"{i.exclusive_size:,} bytes no other image shares: freed by GC after a delete"
+            f"{exact_bytes(i.exclusive_size)} no other image shares: freed by GC after a delete"
             if i.exclusive_size >= 0
             else NOT_SCANNED
         ),

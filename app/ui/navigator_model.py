@@ -18,6 +18,7 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QObject, QPersistent
 from app.client.berth_api import Project, Repository, Workspace
 from app.client.errors import ClientError
 from app.ui.backend import Namespace, Scope
+from app.ui.formatting import counted
 from app.ui.table_model import ObjectRole, Runner, SortRole
 
 Index = QModelIndex | QPersistentModelIndex
@@ -61,23 +62,27 @@ class Node:
         payload = self.payload
         if isinstance(payload, Workspace):
             return (
-                f"Workspace {payload.slug} ({payload.name}): {payload.project_count} projects, "
-                f"{payload.repository_count} repositories, {payload.image_count} images; "
+                f"Workspace {payload.slug} ({payload.name}): "
+                f"{counted(payload.project_count, 'project')}, "
+                f"{counted(payload.repository_count, 'repository', 'repositories')}, "
+                f"{counted(payload.image_count, 'image')}; "
                 f"your role: {payload.role}"
             )
         if isinstance(payload, Project):
             return (
-                f"Project {payload.key} ({payload.name}): {payload.repository_count} "
-                f"repositories, {payload.image_count} images"
+                f"Project {payload.key} ({payload.name}): "
+                f"{counted(payload.repository_count, 'repository', 'repositories')}, "
+                f"{counted(payload.image_count, 'image')}"
             )
         if isinstance(payload, Repository):
             return (
-                f"Repository {payload.path}: {payload.image_count} images, "
-                f"{payload.tag_count} tags; your permission: {payload.permission.label}"
+                f"Repository {payload.path}: {counted(payload.image_count, 'image')}, "
+                f"{counted(payload.tag_count, 'tag')}; your permission: {payload.permission.label}"
             )
         if isinstance(payload, Namespace):
             where = f"{payload.registry}/{payload.path}" if payload.path else payload.registry
-            return f"{where}: {payload.image_count} repositories at or under this path"
+            repositories = counted(payload.image_count, "repository", "repositories")
+            return f"{where}: {repositories} at or under this path"
         return self.label
 
 

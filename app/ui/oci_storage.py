@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from app.client.berth_api import RepositoryStorage
 from app.client.scan import PENDING_GC_UNKNOWN, ScanProgress
 from app.core.storage import SharedLayer
-from app.ui.formatting import format_bytes, short_digest
+from app.ui.formatting import counted, exact_bytes, format_bytes, short_digest
 from app.ui.oci_backend import OciBackend, ScanResult
 from app.ui.operations import Operations
 from app.ui.storage_charts import RepositoriesChart, percent
@@ -62,7 +62,7 @@ IMAGE_COLUMNS: list[Column[ImageUsageRow]] = [
         "Size",
         lambda r: format_bytes(r.total),
         lambda r: r.total,
-        lambda r: f"{r.total:,} bytes its tags reach",
+        lambda r: f"{exact_bytes(r.total)} its tags reach",
         numeric=True,
         description="Distinct bytes its tags reach",
     ),
@@ -70,7 +70,7 @@ IMAGE_COLUMNS: list[Column[ImageUsageRow]] = [
         "Exclusive",
         lambda r: format_bytes(r.exclusive),
         lambda r: r.exclusive,
-        lambda r: f"{r.exclusive:,} bytes: freed by the registry's GC if the image goes",
+        lambda r: f"{exact_bytes(r.exclusive)}: freed by the registry's GC if the image goes",
         numeric=True,
         description="Bytes no other image reaches (freed by the registry's GC if it goes)",
     ),
@@ -78,7 +78,7 @@ IMAGE_COLUMNS: list[Column[ImageUsageRow]] = [
         "Shared",
         lambda r: format_bytes(r.shared),
         lambda r: r.shared,
-        lambda r: f"{r.shared:,} bytes that other images reach too",
+        lambda r: f"{exact_bytes(r.shared)} that other images reach too",
         numeric=True,
         description="Bytes other images reach too (kept while any of them is)",
     ),
@@ -90,7 +90,7 @@ LAYER_COLUMNS: list[Column[SharedLayer]] = [
         "Size",
         lambda x: format_bytes(x.size),
         lambda x: x.size,
-        lambda x: f"{x.size:,} bytes",
+        lambda x: exact_bytes(x.size),
         numeric=True,
     ),
     Column("Images", lambda x: str(len(x.images)), lambda x: len(x.images), numeric=True),
@@ -273,15 +273,15 @@ class OciStorageView(QWidget):
         self.status.setText(f"Scanned {when}")
         self.intro.setText(
             f"Computed by Berth from the manifests it read at {when}: "
-            f"{len(scan.repositories):,} images, {len(scan.tags):,} tags, "
-            f"{len(scan.manifests):,} manifests. Pushes and deletes made elsewhere since "
+            f"{counted(len(scan.repositories), 'image')}, {counted(len(scan.tags), 'tag')}, "
+            f"{counted(len(scan.manifests), 'manifest')}. Pushes and deletes made elsewhere since "
             "show in the next scan."
         )
         exclusive = s.referenced - s.shared
         self.referenced.show_bytes(
             s.referenced,
             f"exclusive {format_bytes(exclusive)}",
-            f"Exclusive (one image): {exclusive:,} bytes; shared: {s.shared:,} bytes",
+            f"Exclusive (one image): {exact_bytes(exclusive)}; shared: {exact_bytes(s.shared)}",
         )
         self.shared.show_bytes(s.shared, f"{percent(s.shared, s.referenced)} of referenced")
         self.logical.show_bytes(s.logical, f"sharing saves {format_bytes(s.sharing_saving)}")
@@ -306,8 +306,9 @@ class OciStorageView(QWidget):
         if scan.errors:
             first, error = next(iter(scan.errors.items()))
             self.errors.setText(
-                f"{len(scan.errors):,} repositories or tags could not be read and are not "
-                f"counted (first, {first}: {error.message})"
+                f"{counted(len(scan.errors), 'repository or tag', 'repositories or tags')} "
+                f"could not be read and {'is' if len(scan.errors) == 1 else 'are'} not counted "
+                f"(first, {first}: {error.message})"
             )
         self.errors.setVisible(bool(scan.errors))
 
@@ -338,10 +339,12 @@ class OciStorageView(QWidget):
         self.progress.setRange(0, p.repositories_total + p.tags_total)
         self.progress.setValue(p.repositories_done + p.tags_done)
         if p.repositories_done < p.repositories_total:
-            text = f"Listing tags: {p.repositories_done:,} of {p.repositories_total:,} images"
+            text = (
+                f"Listing tags: {p.repositories_done:,} of {counted(p.repositories_total, 'image')}"
+            )
         else:
-            text = f"Reading manifests: {p.tags_done:,} of {p.tags_total:,} tags"
-        self.status.setText(f"{text} ({p.requests:,} requests)")
+            text = f"Reading manifests: {p.tags_done:,} of {counted(p.tags_total, 'tag')}"
+        self.status.setText(f"{text} ({counted(p.requests, 'request')})")
 
     def _scanned(self, _result: ScanResult) -> None:
         self._scanning(False)

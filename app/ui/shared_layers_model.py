@@ -32,7 +32,7 @@ from PySide6.QtCore import (
 
 from app.client.berth_api import Page, SharedLayer
 from app.client.errors import ClientError
-from app.ui.formatting import format_bytes, short_digest
+from app.ui.formatting import counted, exact_bytes, format_bytes, short_digest
 from app.ui.table_model import ObjectRole, Runner, SortRole
 
 Index = QModelIndex | QPersistentModelIndex
@@ -166,14 +166,18 @@ class SharedLayersModel(QAbstractItemModel):
             texts = (short_digest(layer.digest), format_bytes(layer.size), f"{layer.image_count:,}")
             return texts[column]
         if role == Qt.ItemDataRole.AccessibleTextRole:  # a screen reader reads it whole
-            texts = (layer.digest, format_bytes(layer.size), f"{layer.image_count} images")
+            texts = (layer.digest, format_bytes(layer.size), counted(layer.image_count, "image"))
             return texts[column]
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == DIGEST:
                 return layer.digest
             if column == SIZE:
-                return f"{layer.size:,} bytes, stored once for {layer.image_count:,} images"
-            return f"{layer.image_count:,} images reference this layer"
+                return (
+                    f"{exact_bytes(layer.size)}, stored once for "
+                    f"{counted(layer.image_count, 'image')}"
+                )
+            verb = "references" if layer.image_count == 1 else "reference"
+            return f"{counted(layer.image_count, 'image')} {verb} this layer"
         if role == SortRole:
             return (layer.digest, layer.size, layer.image_count)[column]
         if role == ObjectRole:

@@ -30,6 +30,7 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, QTimer
 
 from app.client.embedded import State
+from app.ui.formatting import counted
 from app.ui.main_window import MainWindow
 
 # Long enough for a first demo seeding on a slow machine; a hung start fails the
@@ -91,7 +92,7 @@ class SmokeTest(QObject):
             count = window.nav_model.rowCount()
             say(
                 f"connected to {window.profile.base_url} as {window.identity.user}, "
-                f"{count} workspaces"
+                f"{counted(count, 'workspace')}"
             )
             if embedded is not None and embedded.demo and not embedded.seed_error:
                 say("demo seeded")

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import QGridLayout, QLabel, QToolTip, QWidget
 
 from app.client.berth_api import GcRun, RepositoryStorage, Storage, StorageHistory, StorageSample
 from app.ui import storage_style as style
-from app.ui.formatting import format_bytes
+from app.ui.formatting import counted, exact_bytes, format_bytes
 
 REPOSITORIES_SHOWN = 10
 _KIB = 1024
@@ -99,8 +99,8 @@ def run_text(run: GcRun) -> str:
     return (
         f"GC run at {when}\n"
         f"Trigger: {trigger_text(run.triggers)}\n"
-        f"Freed {format_bytes(run.bytes_freed)} ({run.bytes_freed:,} bytes): "
-        f"{run.blobs_deleted:,} blobs, {run.manifests_deleted:,} manifests\n"
+        f"Freed {format_bytes(run.bytes_freed)} ({exact_bytes(run.bytes_freed)}): "
+        f"{counted(run.blobs_deleted, 'blob')}, {counted(run.manifests_deleted, 'manifest')}\n"
         f"Took {duration_text(run.duration_ms)}"
     )
 
@@ -236,7 +236,7 @@ class CompositionChart(_Chart):
         name = piece.label()
         value = int(piece.value())
         return (
-            f"{name}: {format_bytes(value)} ({value:,} bytes, {percent(value, self.total)} "
+            f"{name}: {format_bytes(value)} ({exact_bytes(value)}, {percent(value, self.total)} "
             f"of stored)\n{self.meaning[piece]}"
         )
 
@@ -362,9 +362,9 @@ class RepositoriesChart(_Chart):
     def bar_tip(self, index: int) -> str:
         r = self.shown[index]
         return (
-            f"{r.slug} (project {r.project or '—'}), {r.image_count:,} images\n"
-            f"Exclusive: {format_bytes(r.exclusive)} ({r.exclusive:,} bytes)\n"
-            f"Shared with other images: {format_bytes(r.shared)} ({r.shared:,} bytes)\n"
+            f"{r.slug} (project {r.project or '—'}), {counted(r.image_count, 'image')}\n"
+            f"Exclusive: {format_bytes(r.exclusive)} ({exact_bytes(r.exclusive)})\n"
+            f"Shared with other images: {format_bytes(r.shared)} ({exact_bytes(r.shared)})\n"
             "Click to select this repository"
         )
 
@@ -474,7 +474,7 @@ class HistoryChart(_Chart):
         self.values.set_maximum(max((p.y() for p in stored), default=0))
         latest = samples[-1] if samples else None
         self.setAccessibleDescription(
-            f"{len(samples)} points, {len(self.run_points)} GC runs"
+            f"{counted(len(samples), 'point')}, {counted(len(self.run_points), 'GC run')}"
             + (
                 f"; now stored {format_bytes(latest.stored)}, referenced "
                 f"{format_bytes(latest.referenced)}"

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QToolButton, QWidget
 
 from app.client.berth_api import Storage
 from app.core.units import format_bytes
+from app.ui.formatting import exact_bytes
 
 
 class PendingGcButton(QToolButton):
@@ -46,7 +47,8 @@ class PendingGcButton(QToolButton):
             return
         self.setText(f"GC: {format_bytes(storage.pending)} pending")
         self.setToolTip(
-            f"{storage.pending:,} bytes in {workspace} are held but no tag reaches them; "
+            f"{exact_bytes(storage.pending)} in {workspace} "
+            f"{'is' if storage.pending == 1 else 'are'} held but no tag reaches them; "
             "garbage collection frees them. Click for the storage view."
         )
         self._set_shown(True)

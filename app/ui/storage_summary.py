@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from app.client.berth_api import Storage
 from app.ui import storage_style as style
-from app.ui.formatting import format_bytes
+from app.ui.formatting import counted, exact_bytes, format_bytes
 from app.ui.storage_charts import percent
 
 
@@ -53,10 +53,12 @@ class FigureCard(QFrame):
         self.bytes = value
         self.value.setText(format_bytes(value))
         self.note.setText(note)
-        tip = f"{value:,} bytes\n{self.meaning}" + (f"\n{detail}" if detail else "")
+        tip = f"{exact_bytes(value)}\n{self.meaning}" + (f"\n{detail}" if detail else "")
         self.setToolTip(tip)
         self.value.setToolTip(tip)
-        self.setAccessibleDescription(f"{format_bytes(value)} ({value:,} bytes). {self.meaning}")
+        self.setAccessibleDescription(
+            f"{format_bytes(value)} ({exact_bytes(value)}). {self.meaning}"
+        )
 
     def clear(self) -> None:
         self.bytes = None
@@ -113,11 +115,11 @@ class StorageSummary(QWidget):
             layout.addWidget(card, 1)
 
     def show_storage(self, s: Storage) -> None:
-        self.stored.show_bytes(s.stored, f"{s.blob_count:,} blobs")
+        self.stored.show_bytes(s.stored, counted(s.blob_count, "blob"))
         self.referenced.show_bytes(
             s.referenced,
             f"exclusive {format_bytes(s.exclusive)}",
-            f"Exclusive (one image): {s.exclusive:,} bytes; shared: {s.shared:,} bytes",
+            f"Exclusive (one image): {exact_bytes(s.exclusive)}; shared: {exact_bytes(s.shared)}",
         )
         self.shared.show_bytes(s.shared, f"{percent(s.shared, s.referenced)} of referenced")
         self.pending.show_bytes(s.pending, "nothing to free" if not s.pending else "awaiting GC")

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.ui.formatting import counted
 from app.ui.table_model import FilterProxy, KeyRole, ObjectRole, PagedTableModel
 
 SERVER_FILTER_DELAY_MS = 300
@@ -45,7 +46,8 @@ class TablePanel(QWidget):
     ) -> None:
         super().__init__(parent)
         self.model = model
-        self.noun = noun
+        self.noun = noun  # plural; "1 image" takes the singular
+        self.one = noun.removesuffix("s")
         self.setObjectName(f"{name}Panel")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -150,7 +152,7 @@ class TablePanel(QWidget):
         if total is not None and total > loaded:
             parts.append(f"{loaded:,} of {total:,} loaded")
         else:
-            parts.append(f"{loaded:,} {self.noun}")
+            parts.append(counted(loaded, self.one, self.noun))
         if self.model.loading:
             parts.append("loading…")
         text = " · ".join(parts)

@@ -14,7 +14,14 @@ from functools import lru_cache
 
 from app.client.berth_api import Tag
 from app.core.mediatypes import is_index
-from app.ui.formatting import NEVER, known_bytes, long_time, relative_time, short_digest
+from app.ui.formatting import (
+    NEVER,
+    exact_bytes,
+    known_bytes,
+    long_time,
+    relative_time,
+    short_digest,
+)
 from app.ui.table_model import Column, PagedTableModel, Runner
 
 TAG, DIGEST, SIZE, PLATFORMS, CREATED, PUSHED, OTHER_TAGS = range(7)
@@ -62,7 +69,7 @@ COLUMNS: list[Column[Tag]] = [
         "Size",
         lambda t: known_bytes(t.size),
         lambda t: t.size,
-        lambda t: f"{t.size:,} bytes" if t.size >= 0 else "Reading the manifest…",
+        lambda t: exact_bytes(t.size) if t.size >= 0 else "Reading the manifest…",
         numeric=True,
         server_sort="size",
         description="Bytes of the manifest, its config and layers",
