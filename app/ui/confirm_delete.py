@@ -226,6 +226,13 @@ class ConfirmDeleteDialog(QDialog):
             self.typed.textChanged.connect(
                 lambda text: self.delete_button.setEnabled(text.strip() == image.name)
             )
+            # Enter in the name field confirms with the name typed (and does nothing
+            # without it); it must not reach Cancel, the default button, and close
+            # the dialog on someone who mistyped.
+            cancel.setDefault(False)
+            for button in (cancel, self.delete_button):
+                button.setAutoDefault(False)
+            self.typed.returnPressed.connect(self.accept)
             self.typed.setFocus()
         else:
             cancel.setFocus()

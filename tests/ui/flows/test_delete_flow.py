@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QToolButton
 from pytestqt.qtbot import QtBot
@@ -54,6 +55,16 @@ def test_drag_select_delete_names_every_staying_tag_with_the_true_count(
     chosen = [f"r{i:02d}" for i in range(3, 13)]
     assert gui.selected_texts(view) == chosen
     assert window.acts.delete_tags.text() == "&Delete 10 tags…"
+    # Cancel first: nothing goes.
+    gui.key(qtbot, window, Qt.Key.Key_Delete)
+    dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
+    assert dialog.focusWidget() is gui.dialog_button(dialog, "Cancel")  # the safe default
+    gui.click_dialog_button(qtbot, dialog, "Cancel")
+    gui.gone(qtbot, dialog)
+    assert server_tags(registry, NAME) == set(tags)
+    assert gui.model_rows(view) == 42
+    assert gui.selected_texts(view) == chosen
+
     gui.key(qtbot, window, Qt.Key.Key_Delete)
     dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
     text = gui.shown_text(dialog)
@@ -122,6 +133,8 @@ def test_shift_delete_image_with_its_typed_name_and_everything_follows(
     assert dialog.typed is not None
     gui.type_text(qtbot, dialog.typed, "frontent")
     assert not delete.isEnabled()
+    gui.key(qtbot, dialog, Qt.Key.Key_Return)  # Enter without the name deletes nothing
+    assert dialog.isVisible()
     gui.key(qtbot, dialog, Qt.Key.Key_Backspace)
     gui.type_text(qtbot, dialog.typed, "d")
     assert delete.isEnabled()
@@ -199,3 +212,65 @@ def test_deletes_by_someone_else_reach_the_window_through_the_event_stream(
     # The image still shown is still the one whose tags are listed.
     assert window.browse.tags.title.text() == "Tags of acme/web/frontend"
     assert sorted(gui.texts(tags)) == ["a", "c"]
+
+
+def test_a_bulk_delete_cut_off_by_the_server_going_away_and_finished_after_f5(
+    registry_factory: Any, launch: Launch, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server: RegistryServer = registry_factory()
+    tags = [f"t{i:03d}" for i in range(60)]
+    seed_image(server, NAME, tags, variants=4)
+    window = launch(server)
+    open_image(qtbot, window)
+    view = window.browse.tags.view
+    qtbot.waitUntil(lambda: gui.model_rows(view) == 60, timeout=WAIT_MS)
+    # Instrumentation, not a user step: chunks of 20, and the registry dies after
+    # answering the first.
+    assert window.backend is not None
+    monkeypatch.setattr(window.backend, "bulk_chunk", 20)
+    real_delete = window.backend.delete_tags
+    calls = 0
+
+    async def delete_then_crash(image: Any, names: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        result = await real_delete(image, names)
+        if calls == 1:
+            server.kill()
+        return result
+
+    monkeypatch.setattr(window.backend, "delete_tags", delete_then_crash)
+    gui.click_row(qtbot, view, "t000")
+    gui.key(qtbot, window, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    assert len(gui.selected_texts(view)) == 60
+    gui.key(qtbot, window, Qt.Key.Key_Delete)
+    dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
+    gui.click_dialog_button(qtbot, dialog, "Delete")
+    gui.gone(qtbot, dialog)
+    bulk = window.browse.bulk
+    qtbot.waitUntil(lambda: bulk.label.text().startswith("Deleted 20 of 60 tags"), timeout=WAIT_MS)
+    assert "40 not deleted" in bulk.label.text()
+    assert "Stopped:" in bulk.label.text()
+    assert bulk.failures.count() == 40
+    assert "refused" in bulk.failures.item(0).text()
+    assert window.error_bar.isVisible()
+    assert gui.model_rows(view) == 40  # only what was deleted left the table
+
+    # The registry comes back on the same port; F5, then delete the rest.
+    port = server.url.rsplit(":", 1)[1]
+    server.extra_args = ["--port", port]
+    server.start()
+    monkeypatch.setattr(window.backend, "delete_tags", real_delete)
+    gui.key(qtbot, window, Qt.Key.Key_F5)
+    qtbot.waitUntil(lambda: not window.error_bar.isVisible(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.ops.busy, timeout=WAIT_MS)
+    assert gui.model_rows(view) == 40
+    gui.click_row(qtbot, view, 0)
+    gui.key(qtbot, window, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    gui.key(qtbot, window, Qt.Key.Key_Delete)
+    dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
+    assert "Delete 40 tags of acme/web/frontend?" in gui.shown_text(dialog)
+    gui.click_dialog_button(qtbot, dialog, "Delete")
+    gui.gone(qtbot, dialog)
+    qtbot.waitUntil(lambda: gui.model_rows(view) == 0, timeout=WAIT_MS)
+    assert server_tags(server, NAME) == set()
