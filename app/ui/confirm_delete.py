@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 from app.client.berth_api import DeleteImpact, StayingTags
 from app.ui.deletion import DeleteMethod, DeletePlan
 from app.ui.dialogs import ask
-from app.ui.formatting import counted, format_bytes, plural, short_digest
+from app.ui.formatting import counted, format_bytes, plain_text, plural, short_digest
 
 LIST_LIMIT = 2000  # names listed in full; beyond this, a count
 MANIFESTS_NAMED = 20  # manifests whose staying tags are named; beyond this, a count
@@ -252,7 +252,7 @@ class ConfirmDeleteDialog(QDialog):
         if self.plan.storage_note:
             text += " " + self.plan.storage_note
         self.storage.setText(text)
-        self.storage.setAccessibleDescription(text)
+        self.storage.setAccessibleDescription(plain_text(text))
         also = method.also_deleted if method is not None else ()
         if also:
             shown = ", ".join(also[:20]) + (

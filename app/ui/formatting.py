@@ -4,6 +4,8 @@ number ("1 tag", "2 tags")."""
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime
 
 from app.core.units import format_bytes
@@ -14,6 +16,7 @@ __all__ = [
     "format_bytes",
     "known_bytes",
     "long_time",
+    "plain_text",
     "plural",
     "relative_time",
     "short_digest",
@@ -31,6 +34,15 @@ def plural(n: int, one: str, many: str | None = None) -> str:
 def counted(n: int, one: str, many: str | None = None) -> str:
     """A count with its noun: "1 tag", "2 tags", "1,024 tags", "0 tags"."""
     return f"{n:,} {plural(n, one, many)}"
+
+
+_TAG = re.compile(r"<[^>]*>")
+
+
+def plain_text(rich: str) -> str:
+    """A label's rich text as words (for an accessible description: a screen reader
+    would read the markup aloud)."""
+    return html.unescape(_TAG.sub("", rich))
 
 
 def exact_bytes(n: int) -> str:

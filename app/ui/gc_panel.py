@@ -145,16 +145,18 @@ class GcPanel(QWidget):
         self.timing = QLabel("—", self)
         self.result = QLabel("", self)
         self.result.setWordWrap(True)
+        self._titles: dict[QLabel, str] = {}
         for label, text, description in (
             (self.pending, "Pending GC:", "Bytes held that no tag reaches: GC frees them"),
             (self.queued, "Queued reviews:", "Manifests and blobs waiting for review"),
             (self.next_review, "Next review:", "When the earliest queued review falls due"),
             (self.timing, "Timing:", "Review delay and upload grace of this registry"),
         ):
-            label.setAccessibleName(text.rstrip(":"))
+            self._titles[label] = text.rstrip(":")
             label.setAccessibleDescription(description)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             form.addRow(text, label)
+            self._set(label, "—")
         layout.addLayout(form)
         layout.addWidget(self.result)
 
@@ -206,12 +208,19 @@ class GcPanel(QWidget):
         self.run_button.setToolTip(tip)
         self.run_button.setAccessibleDescription(tip)
 
+    def _set(self, label: QLabel, text: str) -> None:
+        """A value, and what a screen reader reads: the value with its label (the
+        form's label is another widget, which the reader does not tie to it)."""
+        label.setText(text)
+        label.setAccessibleName(f"{self._titles[label]}: {text}")
+
     def show_status(self, status: GcStatus) -> None:
         self.status = status
-        self.pending.setText(format_bytes(status.pending_bytes))
+        self._set(self.pending, format_bytes(status.pending_bytes))
         self.pending.setToolTip(exact_bytes(status.pending_bytes))
         due = status.due_manifests + status.due_blobs
-        self.queued.setText(
+        self._set(
+            self.queued,
             f"{counted(status.queued_manifests, 'manifest')}, "
             f"{counted(status.queued_blobs, 'blob')}" + (f" ({due:,} due now)" if due else ""),
         )
@@ -219,9 +228,10 @@ class GcPanel(QWidget):
             f"Due now: {counted(status.due_manifests, 'manifest')}, "
             f"{counted(status.due_blobs, 'blob')}"
         )
-        self.next_review.setText(until_text(status.next_review_at))
+        self._set(self.next_review, until_text(status.next_review_at))
         self.next_review.setToolTip(long_time(status.next_review_at) or "")
-        self.timing.setText(
+        self._set(
+            self.timing,
             f"review delay {seconds_text(status.review_delay_s)}, "
             f"upload grace {seconds_text(status.upload_grace_s)}",
         )
@@ -246,7 +256,7 @@ class GcPanel(QWidget):
     def clear(self) -> None:
         self.status = None
         for label in (self.pending, self.queued, self.next_review, self.timing):
-            label.setText("—")
+            self._set(label, "—")
             label.setToolTip("")
         self.result.setText("")
         self.runs_model.set_rows([])

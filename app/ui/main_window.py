@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication
+from PySide6.QtGui import QActionGroup, QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QLabel,
@@ -41,7 +41,7 @@ from app.ui import backend as backends
 from app.ui import berth_backend as _berth_backend  # noqa: F401  (registers the "berth" kind)
 from app.ui import confirm_delete, connections_dialog, login_dialog, storage_view
 from app.ui import oci_backend as _oci_backend  # noqa: F401  (registers the "oci" kind)
-from app.ui.actions import Actions, Context
+from app.ui.actions import Actions, Context, install_context_menu
 from app.ui.backend import Backend, Identity, NamespaceTree, Scope
 from app.ui.browse_updates import BrowseUpdates
 from app.ui.browse_view import BrowseView
@@ -90,9 +90,8 @@ class MainWindow(QMainWindow):
         self._seed_refreshed = 0.0  # when its seeding last made the window refresh
         self._restore_image: int | None = None
 
-        self.setWindowTitle("Berth")
         self.setObjectName("mainWindow")
-        self.setAccessibleName("Berth")
+        self._set_title("Berth")
         self.setAccessibleDescription("Browse registries, select and delete tags and images")
         self.acts = Actions(self)
         self._build()
@@ -141,7 +140,6 @@ class MainWindow(QMainWindow):
         )
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.setUniformRowHeights(True)
-        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.tree.header().setStretchLastSection(False)
         self.tree.header().setSectionResizeMode(0, self.tree.header().ResizeMode.Stretch)
         self.tree.header().setSectionResizeMode(1, self.tree.header().ResizeMode.ResizeToContents)
@@ -201,7 +199,7 @@ class MainWindow(QMainWindow):
         m = menu.addMenu("&View")
         m.addAction(a.refresh)
 
-        # Context menus: the same actions (Qt builds the menu from them).
+        # Context menus: the same actions.
         tags_view = self.browse.tags.view
         images_view = self.browse.images.view
         for view, items in (
@@ -210,13 +208,7 @@ class MainWindow(QMainWindow):
             (images_view, [a.copy_pull, None, a.delete_image, None, a.refresh]),
             (self.tree, [a.refresh]),
         ):  # fmt: skip
-            for item in items:
-                if item is None:
-                    sep = QAction(view)
-                    sep.setSeparator(True)
-                    view.addAction(sep)
-                else:
-                    view.addAction(item)
+            install_context_menu(view, items)
         # Del deletes tags only where tags have focus; Shift+Del the image from either table.
         a.delete_tags.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         a.delete_image.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
@@ -230,9 +222,9 @@ class MainWindow(QMainWindow):
         self.busy.setAccessibleName("Working")
         self.busy.hide()
         status.addPermanentWidget(self.busy)
-        self.connection_label = QLabel("Not connected", status)
+        self.connection_label = QLabel(status)
         self.connection_label.setObjectName("connectionStatus")
-        self.connection_label.setAccessibleName("Connection")
+        self._show_connection("Not connected")
         status.addPermanentWidget(self.connection_label)
         self.embedded_label = QLabel(status)
         self.embedded_label.setObjectName("embeddedStatus")
@@ -246,6 +238,16 @@ class MainWindow(QMainWindow):
         # What a plain OCI registry needs besides (banner, storage scan, deletes).
         self.oci = OciController(self)
         outer.insertWidget(outer.indexOf(self.error_bar) + 1, self.oci.banner)
+
+    def _show_connection(self, text: str) -> None:
+        """The status bar's connection; a screen reader reads what it says, too."""
+        self.connection_label.setText(text)
+        self.connection_label.setAccessibleName(f"Connection: {text}")
+
+    def _set_title(self, title: str) -> None:
+        # The X title alone does not reach a screen reader: the window's name says it.
+        self.setWindowTitle(title)
+        self.setAccessibleName(title)
 
     def add_view(self, widget: QWidget, title: str, description: str = "") -> int:
         """The slot for more views (storage, ...): a tab beside Browse. A view keeps
@@ -337,13 +339,13 @@ class MainWindow(QMainWindow):
         """Replace the connection: close the old backend, log in, load the tree."""
         await self._disconnect()
         self.profile = profile
-        self.connection_label.setText(f"Connecting to {profile.host}…")
+        self._show_connection(f"Connecting to {profile.host}…")
         secret = secret if secret is not None else self.secret_for(profile)
         while True:
             if secret is None and profile.username:
                 answer = await self._ask_login(profile, "Enter the password or token.")
                 if answer is None:
-                    self.connection_label.setText(f"Not connected ({profile.name})")
+                    self._show_connection(f"Not connected ({profile.name})")
                     return
                 profile, secret = answer
             backend = backends.create(profile, secret)
@@ -356,23 +358,24 @@ class MainWindow(QMainWindow):
                     profile, f"{profile.host} rejected the credentials for {profile.username}."
                 )
                 if answer is None:
-                    self.connection_label.setText(f"Not connected ({profile.name})")
+                    self._show_connection(f"Not connected ({profile.name})")
                     return
                 profile, secret = answer
                 continue
             except BaseException:
                 await backend.aclose()
-                self.connection_label.setText(f"Not connected ({profile.name})")
+                self._show_connection(f"Not connected ({profile.name})")
                 raise
             break
         self.backend, self.identity, self.profile = backend, identity, profile
         if not profile.embedded:
             self.settings.set_last_profile(profile.name)
         role = " (superuser)" if identity.superuser else ""
-        self.connection_label.setText(f"{identity.user}{role} @ {profile.host}")
+        self._show_connection(f"{identity.user}{role} @ {profile.host}")
         self.connection_label.setToolTip(f"{profile.name}: {profile.base_url}")
         self.connection_button.setText(profile.name)
-        self.setWindowTitle(f"Berth — {identity.user} @ {profile.host}")
+        self.connection_button.setAccessibleName(f"Connection: {profile.name}")
+        self._set_title(f"Berth — {identity.user} @ {profile.host}")
         self.error_bar.clear()
         self.nav_model.set_children(self.nav_model.root, await self._top_nodes(backend, workspaces))
         self.connected.emit(backend)
@@ -400,6 +403,7 @@ class MainWindow(QMainWindow):
             self.ops.cancel(name)
         old, self.backend = self.backend, None
         self.identity = None
+        self._set_title("Berth")
         self.scope = None
         self.image = None
         self.permissions.clear()
@@ -752,9 +756,7 @@ class MainWindow(QMainWindow):
         blocked = self.backend.capabilities.delete_blocked if self.backend is not None else None
         if blocked:  # deletes are off on this registry: say so where the actions are
             for action in (self.acts.delete_tags, self.acts.delete_image):
-                action.setEnabled(False)
-                action.setToolTip(blocked)
-                action.setStatusTip(blocked)
+                self.acts.explain_blocked(action, blocked, "deletes are off here")
 
     def update_actions(self) -> None:
         """Enable and explain the actions again (capabilities found, selection)."""

@@ -93,7 +93,6 @@ class TablePanel(QWidget):
         self.view.sortByColumn(*(sort or (-1, Qt.SortOrder.AscendingOrder)))
         self.view.setAlternatingRowColors(True)
         self.view.setWordWrap(False)
-        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.view.setTabKeyNavigation(False)  # Tab leaves the table: keyboard users move on
         vheader = self.view.verticalHeader()
         vheader.setVisible(False)
