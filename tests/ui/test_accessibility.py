@@ -29,11 +29,11 @@ from pytestqt.qtbot import QtBot
 from app.client.profiles import Profile
 from app.ui.confirm_delete import ConfirmDeleteDialog
 from app.ui.connections_dialog import ConnectionsDialog
-from app.ui.deletion import DeletePlan
 from app.ui.login_dialog import LoginDialog
 from app.ui.main_window import MainWindow
 from app.ui.oci_backend import OciBackend
 from app.ui.oci_repositories_dialog import RepositoriesDialog
+from tests.support import gui
 from tests.support.registry import PASSWORD, RegistryServer
 from tests.ui.conftest import WindowFactory, wait_idle
 from tests.ui.seed import seed_image
@@ -116,12 +116,12 @@ def test_main_window_dialogs_and_storage_view_are_named(
 ) -> None:
     seed_image(registry, "acme/web/frontend", ["v1", "v2", "v3"])
     window: MainWindow = make_window(registry)
-    window.select_path(("acme",))
-    qtbot.waitUntil(lambda: window.browse.images_model.rowCount() == 1)
-    image = window.browse.images_model.rows[0]
-    window.browse.images.select_keys([image.id], current=image.id)
-    wait_idle(qtbot, window)
-    window.browse.tags.select_keys(["v1", "v2"], current="v1")
+    images, tags = window.browse.images.view, window.browse.tags.view
+    gui.wait_row(qtbot, images, "frontend")
+    gui.click_row(qtbot, images, "frontend")
+    qtbot.waitUntil(lambda: len(gui.texts(tags)) == 3)
+    gui.click_row(qtbot, tags, "v1")
+    gui.click_row(qtbot, tags, "v2", modifier=Qt.KeyboardModifier.ControlModifier)
     wait_idle(qtbot, window)
 
     assert unnamed(window) == []
@@ -141,33 +141,39 @@ def test_main_window_dialogs_and_storage_view_are_named(
     assert all(w in chain for w in along)
     assert [w for w in chain if w in along] == along
     # Table cells expose the text the table shows.
-    tags = window.browse.tags
+    panel = window.browse.tags
     shown = {
-        str(tags.proxy.index(r, c).data())
-        for r in range(tags.proxy.rowCount())
-        for c in range(tags.proxy.columnCount())
-        if not tags.view.isColumnHidden(c) and tags.proxy.index(r, c).data()
+        str(panel.proxy.index(r, c).data())
+        for r in range(panel.proxy.rowCount())
+        for c in range(panel.proxy.columnCount())
+        if not panel.view.isColumnHidden(c) and panel.proxy.index(r, c).data()
     }
     assert {"v1", "v2", "v3"} <= shown
-    assert shown <= cell_texts(tags.view)
+    assert shown <= cell_texts(panel.view)
 
-    window.views.setCurrentWidget(window.storage)
+    gui.click_tab(qtbot, window.views, "Storage")
     qtbot.waitUntil(lambda: window.storage.storage is not None and not window.ops.busy)
     assert unnamed(window) == []
-    window.views.setCurrentWidget(window.browse)
+    gui.click_tab(qtbot, window.views, "Browse")
 
-    assert window.image is not None
-    plan = DeletePlan(window.image, tuple(window.browse.tags.selected()))
-    confirm = ConfirmDeleteDialog(plan, None, "delete impact unavailable", window)
-    connections = ConnectionsDialog(window.all_profiles(), window.store, None, window)
-    image_plan = DeletePlan(window.image, (), whole_image=True)
-    confirm_image = ConfirmDeleteDialog(image_plan, None, None, window)
-    dialogs: list[QDialog] = [confirm, connections, confirm_image]
-    for dialog in dialogs:
-        dialog.show()
-        qtbot.waitExposed(dialog)
-        assert unnamed(dialog) == [], dialog.windowTitle()
-        dialog.reject()
+    # The dialogs, opened as a user opens them.
+    gui.click_row(qtbot, tags, "v1")
+    gui.key(qtbot, window, Qt.Key.Key_Delete)
+    dialog: QDialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
+    assert unnamed(dialog) == [], dialog.windowTitle()
+    gui.click_dialog_button(qtbot, dialog, "Cancel")
+    gui.gone(qtbot, dialog)
+    gui.key(qtbot, window, Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier)
+    dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
+    assert dialog.typed is not None
+    assert unnamed(dialog) == [], dialog.windowTitle()
+    gui.click_dialog_button(qtbot, dialog, "Cancel")
+    gui.gone(qtbot, dialog)
+    gui.menu_bar_pick(qtbot, window, "Connection", "Connections…")
+    dialog = gui.wait_dialog(qtbot, ConnectionsDialog)
+    assert unnamed(dialog) == [], dialog.windowTitle()
+    gui.click_dialog_button(qtbot, dialog, "Cancel")
+    gui.gone(qtbot, dialog)
 
 
 def test_oci_kind_window_and_its_dialogs_are_named(

@@ -1,7 +1,6 @@
-"""Connections: the dialog stores profiles without secrets and secrets in the
-keyring; "Test connection" answers plainly for a refused or unresolvable host, a
-TLS failure, 401 and 403; switching profiles reloads; a 401 mid-session asks to
-log in again."""
+""" "Test connection" answers plainly for a refused or unresolvable host, a TLS
+failure, 401 and 403. (The dialog, switching connections and logging in again are
+used as a person does in tests/ui/flows/test_connections_flow.py.)"""
 
 from __future__ import annotations
 
@@ -13,16 +12,11 @@ import httpx
 import pytest
 from pytestqt.qtbot import QtBot
 
-from app.client.credentials import CredentialStore
 from app.client.profiles import Profile
 from app.ui import backend as backends
-from app.ui import connections_dialog, login_dialog
 from app.ui.berth_backend import BerthBackend
-from app.ui.connections_dialog import ConnectionsDialog, check_connection
-from app.ui.settings import Settings
-from tests.support.keyrings import MemoryKeyring
-from tests.support.registry import PASSWORD, RegistryServer, admin_ok
-from tests.ui.conftest import WindowFactory, wait_idle
+from app.ui.connections_dialog import check_connection
+from tests.support.registry import PASSWORD, RegistryServer
 
 
 def _answer(qtbot: QtBot, profile: Profile, secret: str | None) -> tuple[bool, str]:
@@ -85,97 +79,3 @@ def test_test_connection_answers(
     assert not ok
     assert "access is denied (403)" in text
     assert "no access to the API" in text
-
-
-def test_dialog_keeps_secrets_in_the_keyring(
-    qtbot: QtBot, qt_loop: Any, settings: Settings, memory_keyring: MemoryKeyring
-) -> None:
-    store = CredentialStore(backend=memory_keyring)
-    dialog = ConnectionsDialog([], store)
-    qtbot.addWidget(dialog)
-    dialog.name.setText("prod")
-    dialog.url.setText("https://registry.example.com")
-    dialog.username.setText("alice")
-    dialog.password.setText("s3cret-value")
-    dialog.verify.setChecked(True)
-    dialog.connect_button.click()
-    result = dialog.result_value()
-    assert result.connect_to is not None
-    assert result.connect_to.name == "prod"
-    assert memory_keyring.secrets[("berth", "alice@https://registry.example.com")] == "s3cret-value"
-    settings.set_profiles(result.profiles)
-    settings.sync()
-    saved = settings.store.fileName()
-    with open(saved) as fh:
-        text = fh.read()
-    assert "registry.example.com" in text
-    assert "s3cret-value" not in text
-    assert settings.profiles()[0].username == "alice"
-
-
-def test_dialog_rejects_a_bad_profile(qtbot: QtBot, qt_loop: Any) -> None:
-    dialog = ConnectionsDialog([], CredentialStore(backend=MemoryKeyring()))
-    qtbot.addWidget(dialog)
-    dialog.name.setText("")
-    dialog.url.setText("registry.example.com")
-    dialog.save_button.click()
-    assert dialog.isVisible() or dialog.result() != dialog.DialogCode.Accepted
-    assert "Give the connection a name." in dialog.problems.text()
-    assert "http://" in dialog.problems.text()
-
-
-def test_switching_profiles_reloads_everything(
-    registry_factory: Any, make_window: WindowFactory, qtbot: QtBot,
-    monkeypatch: pytest.MonkeyPatch, memory_keyring: MemoryKeyring,
-) -> None:  # fmt: skip
-    first = registry_factory()
-    second = registry_factory()
-    admin_ok(second.data, "workspace", "add", "initech")
-    window = make_window(first)
-    assert [c.name for c in window.nav_model.root.children] == ["acme", "globex"]
-    other = Profile("second", second.url, "root")
-    memory_keyring.secrets[("berth", other.secret_account)] = PASSWORD
-
-    async def pick(parent: Any, profiles: Any, store: Any, current: Any = None) -> Any:
-        return connections_dialog.ConnectionsResult([other], other)
-
-    monkeypatch.setattr(connections_dialog, "edit_connections", pick)
-    window.acts.connections.trigger()
-    wait_idle(qtbot, window)
-    assert [c.name for c in window.nav_model.root.children] == ["acme", "globex", "initech"]
-    assert window.profile == other
-    assert "root (superuser) @ " + other.host in window.connection_label.text()
-    assert window.settings.last_profile() == "second"
-
-
-def test_expired_credentials_ask_to_log_in_again(
-    registry: RegistryServer,
-    make_window: WindowFactory,
-    qtbot: QtBot,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    window = make_window(registry, user="reader")
-    # The password changes (the registry restarts on the same port to pick it up).
-    port = registry.url.rsplit(":", 1)[1]
-    registry.stop()
-    admin_ok(
-        registry.data, "user", "passwd", "reader", "--password-stdin", password="a-new-password"
-    )
-    registry.extra_args = ["--port", port]
-    registry.start()
-    asked: list[str] = []
-
-    async def relogin(parent: Any, profile: Profile, reason: str, can_remember: bool) -> Any:
-        asked.append(reason)
-        return profile.username, "a-new-password", True
-
-    monkeypatch.setattr(login_dialog, "ask_password", relogin)
-    window.acts.refresh.trigger()
-    qtbot.waitUntil(lambda: bool(asked), timeout=20_000)
-    wait_idle(qtbot, window)
-    qtbot.waitUntil(lambda: window.backend is not None and not window.ops.busy, timeout=20_000)
-    assert "no longer accepted" in asked[0]
-    assert window.backend is not None
-    assert [c.name for c in window.nav_model.root.children] == ["acme"]
-    account = window.profile.secret_account if window.profile else ""
-    assert window.store.get(account) == "a-new-password"

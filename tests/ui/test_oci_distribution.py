@@ -80,6 +80,11 @@ def skopeo(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 def distribution(tmp_path: Path) -> Iterator[DistributionServer]:
+    yield from seeded_distribution(tmp_path)
+
+
+def seeded_distribution(tmp_path: Path) -> Iterator[DistributionServer]:
+    """A Distribution server holding PUSHED (pushed with skopeo); stopped after."""
     server = DistributionServer(tmp_path / "dist").start()
     try:
         for name, tags in PUSHED.items():

@@ -1,9 +1,10 @@
-"""The storage view against a real registry process: what it shows equals what the
-management API says, which equals sums this test computes from the blobs it pushed
-(a blob several images share counted once); it follows the event stream (a tag
-delete raises pending GC by the exclusive bytes, a GC run brings it back to zero
-and shows in the history), never by polling; "Run GC now" is for workspace admins;
-the charts carry the real figures; clicking a repository's bar selects it."""
+"""The storage view against a real registry process, reached and used with the
+mouse: what it shows equals what the management API says, which equals sums this
+test computes from the blobs it pushed (a blob several images share counted once);
+it follows the event stream (a tag delete raises pending GC by the exclusive bytes,
+a GC run brings it back to zero and shows in the history), never by polling; "Run
+GC now" is for workspace admins; the charts carry the real figures; clicking a
+repository's bar selects it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox, QToolTip
 from pytestqt.qtbot import QtBot
 
 from app.client.errors import PermissionDenied
@@ -28,6 +29,7 @@ from app.ui.shared_layers_model import DIGEST, IMAGES, SIZE
 from app.ui.storage_charts import run_text
 from app.ui.storage_view import StorageView
 from app.ui.table_model import ObjectRole
+from tests.support import gui
 from tests.support.api import Content, api, as_listed, push_content
 from tests.support.registry import RegistryServer
 from tests.ui.conftest import WindowFactory, wait_idle
@@ -103,15 +105,23 @@ def pushed(factory: Factory, review_delay: float) -> tuple[RegistryServer, Conte
 
 
 def open_storage(window: MainWindow, qtbot: QtBot, workspace: str = "acme") -> StorageView:
-    window.select_path((workspace,))
+    """Click the workspace in the tree, then the Storage tab."""
+    gui.wait_row(qtbot, window.tree, workspace)
+    gui.click_index(qtbot, window.tree, gui.tree_index(window.tree, [workspace]))
     view = window.storage
-    window.views.setCurrentWidget(view)
+    gui.click_tab(qtbot, window.views, "Storage")
     qtbot.waitUntil(
         lambda: view.workspace == workspace and view.storage is not None, timeout=WAIT_MS
     )
     qtbot.waitUntil(lambda: view.stream_opens > 0, timeout=WAIT_MS)  # the event stream is open
     wait_idle(qtbot, window)
     return view
+
+
+def chart_point(chart_view: Any, chart_position: QPointF) -> QPoint:
+    """Where a point of the chart (``QChart.mapToPosition``) is in the view's viewport."""
+    scene = chart_view.chart().mapToScene(chart_position)
+    return chart_view.mapFromScene(scene)
 
 
 def shown_bytes(view: StorageView) -> dict[str, int | None]:
@@ -195,12 +205,12 @@ def test_figures_equal_the_api_and_the_sums_of_what_was_pushed(
     parent = model.index(row, 0)
     children = [model.index(i, 0, parent).data() for i in range(model.rowCount(parent))]
     assert children == sorted(n for n in sums.users[content.base.digest])
-    view.layers.view.expand(parent)
+    gui.click_expander(qtbot, view.layers.view, parent)
     assert view.layers.view.isExpanded(parent)
     qtmodeltester.check(model)
 
     # Filtering to one repository asks the server for that repository's layers.
-    view.layers.select_repository("api")
+    gui.choose_in_combo(qtbot, view.layers.repository, "api")
     qtbot.waitUntil(
         lambda: not model.loading and model.total == api_layers["total"], timeout=WAIT_MS
     )
@@ -253,16 +263,12 @@ def test_a_tag_delete_raises_pending_by_its_exclusive_bytes_and_run_gc_now_frees
     floor = history.referenced.at(history.referenced.count() - 1).y()
     assert int(top - floor) == freed  # the amber band on the right is the pending bytes
 
-    # Run GC now, confirmed through the seam.
-    asked: list[str] = []
-
-    async def yes(_parent: Any, workspace: str, _status: Any) -> bool:
-        asked.append(workspace)
-        return True
-
-    monkeypatch.setattr(gc_panel, "confirm_run_gc", yes)
+    # Run GC now, confirmed in its dialog.
     runs_before = len(view.history.gc_runs) if view.history else 0
-    qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    gui.click_button(qtbot, panel.run_button)
+    box = gui.wait_dialog(qtbot, QMessageBox)
+    assert box.text() == "Run garbage collection in acme now?"
+    gui.click_dialog_button(qtbot, box, "Run GC now")
     qtbot.waitUntil(
         lambda: (
             view.summary.pending.bytes == 0
@@ -272,7 +278,6 @@ def test_a_tag_delete_raises_pending_by_its_exclusive_bytes_and_run_gc_now_frees
         timeout=WAIT_MS,
     )
     wait_idle(qtbot, window)
-    assert asked == ["acme"]
     assert view.history is not None
     run = view.history.gc_runs[-1]
     assert "manual" in run.triggers
@@ -290,6 +295,10 @@ def test_a_tag_delete_raises_pending_by_its_exclusive_bytes_and_run_gc_now_frees
     tip = run_text(run)
     assert "Trigger: run now" in tip
     assert f"Freed {format_bytes(freed)} ({freed:,} bytes)" in tip
+    # Hovering the run's point in the chart shows that text.
+    where = chart_point(history, history.chart().mapToPosition(point, history.runs))
+    gui.hover(qtbot, history.viewport(), where)
+    qtbot.waitUntil(lambda: QToolTip.text() == tip, timeout=WAIT_MS)
     assert f"Took {run.duration_ms} ms" in tip
     # And in the panel's last runs, newest first.
     runs = panel.runs_proxy
@@ -311,7 +320,7 @@ def test_the_gc_worker_frees_a_deleted_image_and_the_view_follows(
     view = open_storage(window, qtbot)
     runs_before = {run.id for run in view.history.gc_runs} if view.history else set()
     # Hidden behind Browse, the view only notes that it is stale.
-    window.views.setCurrentWidget(window.browse)
+    gui.click_tab(qtbot, window.views, "Browse")
     refreshes, events = view.refreshes, view.events_seen
     with api(server, "root") as c:
         backend = content.ids[BACKEND]
@@ -323,7 +332,7 @@ def test_the_gc_worker_frees_a_deleted_image_and_the_view_follows(
 
     qtbot.waitUntil(lambda: view.stale and view.events_seen > events, timeout=WAIT_MS)
     assert view.refreshes == refreshes
-    window.views.setCurrentWidget(view)
+    gui.click_tab(qtbot, window.views, "Storage")
     qtbot.waitUntil(
         lambda: (
             view.storage is not None
@@ -371,33 +380,6 @@ def test_run_gc_now_is_for_workspace_admins_only(
     assert open_storage(superuser, qtbot).gc_panel.run_button.isEnabled()
 
 
-def test_declining_the_confirmation_runs_nothing(
-    registry_factory: Factory,
-    make_window: WindowFactory,
-    qtbot: QtBot,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    server, content = pushed(registry_factory, review_delay=300)
-    with api(server, "root") as c:
-        frontend = content.ids["acme/web/frontend"]
-        c.delete(f"/images/{frontend}/tags/v1", headers=as_listed(c, frontend))
-    window = make_window(server, user="wsadmin")
-    view = open_storage(window, qtbot)
-    pending = view.summary.pending.bytes
-    assert pending
-
-    async def no(*_args: Any) -> bool:
-        return False
-
-    monkeypatch.setattr(gc_panel, "confirm_run_gc", no)
-    task = view.run_gc()
-    assert task is not None
-    qtbot.waitUntil(task.done, timeout=WAIT_MS)
-    assert task.result() is None
-    with api(server, "wsadmin") as c:
-        assert c.get("/workspaces/acme/gc").json()["pending_bytes"] == pending
-
-
 def test_clicking_a_repository_bar_selects_it_in_the_tree(
     registry_factory: Factory, make_window: WindowFactory, qtbot: QtBot
 ) -> None:
@@ -407,7 +389,11 @@ def test_clicking_a_repository_bar_selects_it_in_the_tree(
     bars = view.repositories
     index = next(i for i, r in enumerate(bars.shown) if r.slug == "api")
     assert "api (project PLAT)" in bars.bar_tip(index)
-    bars.shared.clicked.emit(index)
+    shown = bars.shown[index]
+    middle = QPointF(shown.exclusive + shown.shared / 2, index)
+    gui.click(
+        qtbot, bars.viewport(), chart_point(bars, bars.chart().mapToPosition(middle, bars.series))
+    )
     qtbot.waitUntil(lambda: window.current_path() == ("acme", "PLAT", "api"), timeout=WAIT_MS)
     node = window.tree.currentIndex().data(ObjectRole)
     assert isinstance(node, Node)
@@ -417,7 +403,8 @@ def test_clicking_a_repository_bar_selects_it_in_the_tree(
     wait_idle(qtbot, window)
     assert {i.repository for i in window.browse.images_model.rows} == {"api"}
     # Back to the workspace: the layers of every repository again.
-    window.select_path(("acme",))
+    gui.click_tab(qtbot, window.views, "Browse")
+    gui.click_index(qtbot, window.tree, gui.tree_index(window.tree, ["acme"]))
     assert view.layers.selected_repository == ""
 
 
@@ -460,7 +447,7 @@ def test_the_toolbar_shows_pending_gc_while_the_browse_tab_is_open(
     server, content = pushed(registry_factory, review_delay=300)
     freed = Sums.of(content).exclusive_to("acme/web/frontend", "v1")
     window = make_window(server, user="wsadmin")
-    window.select_path(("acme",))
+    gui.click_index(qtbot, window.tree, gui.tree_index(window.tree, ["acme"]))
     view = window.storage
     indicator = view.indicator
     assert indicator is not None
@@ -483,8 +470,7 @@ def test_the_toolbar_shows_pending_gc_while_the_browse_tab_is_open(
     assert f"{freed:,} bytes in acme" in indicator.toolTip()
     assert window.views.currentWidget() is window.browse
 
-    assert indicator.isEnabled()
-    qtbot.mouseClick(indicator, Qt.MouseButton.LeftButton)
+    gui.click_button(qtbot, indicator)
     assert window.views.currentWidget() is view
     qtbot.waitUntil(lambda: view.summary.pending.bytes == freed, timeout=WAIT_MS)
     wait_idle(qtbot, window)

@@ -6,10 +6,13 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from app.ui import tags_model
 from tests.support import gui
 from tests.support.registry import RegistryServer
 from tests.ui.flows.conftest import WAIT_MS, Launch
 from tests.ui.seed import seed_image
+
+TOOLTIP = Qt.ItemDataRole.ToolTipRole
 
 
 def test_tree_image_tags_details_by_mouse(
@@ -43,6 +46,15 @@ def test_tree_image_tags_details_by_mouse(
     row = gui.find_row(browse.tags.view, "v2").row()
     assert browse.tags.view.model().index(row, 1).data(Qt.ItemDataRole.ToolTipRole) == digest
     assert gui.texts(details.layers_view, 2) == ["this image only", "this image only"]
+    # The pane's size is the tags table's: the manifest with its config and layers,
+    # each counted once (more than the layers alone).
+    size_tip = browse.tags.view.model().index(row, tags_model.SIZE).data(TOOLTIP)
+    assert details.fields["size"].toolTip() == size_tip
+    layers_bytes = sum(
+        int(str(details.layers_view.model().index(r, 1).data(TOOLTIP)).split()[0].replace(",", ""))
+        for r in range(gui.model_rows(details.layers_view))
+    )
+    assert int(size_tip.split()[0].replace(",", "")) > layers_bytes
 
 
 def test_arrow_keys_walk_images_and_tags(

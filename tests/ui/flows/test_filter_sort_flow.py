@@ -86,7 +86,6 @@ def test_filter_with_ctrl_f_and_sort_by_clicking_headers(
     gui.type_text(qtbot, window.tree_filter, "api")
     qtbot.waitUntil(lambda: gui.texts(window.tree) == ["acme"], timeout=WAIT_MS)
     qtbot.waitUntil(
-        lambda: gui.texts(window.tree, 0, gui.tree_index(window.tree, ["acme", "PLAT"]))
-        == ["api"],
+        lambda: gui.texts(window.tree, 0, gui.tree_index(window.tree, ["acme", "PLAT"])) == ["api"],
         timeout=WAIT_MS,
     )
