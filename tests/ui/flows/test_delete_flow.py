@@ -16,7 +16,7 @@ from app.core.units import format_bytes
 from app.ui import tags_model
 from app.ui.confirm_delete import ConfirmDeleteDialog
 from tests.support import gui
-from tests.support.api import api
+from tests.support.api import api, as_listed
 from tests.support.registry import RegistryServer
 from tests.ui.flows.conftest import WAIT_MS, Launch
 from tests.ui.seed import seed_image, server_tags
@@ -188,8 +188,9 @@ def test_deletes_by_someone_else_reach_the_window_through_the_event_stream(
     assert shown_like_server("frontend")
     frontend = image_rows(registry)["frontend"]["id"]
     with api(registry, "admin") as c:
-        assert c.delete(f"/images/{frontend}/tags/b").status_code == 204
-        assert c.delete(f"/images/{frontend}/tags/d").status_code == 204
+        for tag in ("b", "d"):
+            r = c.delete(f"/images/{frontend}/tags/{tag}", headers=as_listed(c, frontend))
+            assert r.status_code == 204, r.text
     qtbot.waitUntil(lambda: sorted(gui.texts(tags)) == ["a", "c"], timeout=WAIT_MS)
     # a's digest keeps no other tag now.
     assert gui.row_texts(tags, gui.find_row(tags, "a").row())[other_tags] == ""
@@ -199,7 +200,8 @@ def test_deletes_by_someone_else_reach_the_window_through_the_event_stream(
 
     backend = image_rows(registry)["backend"]["id"]
     with api(registry, "admin") as c:
-        assert c.delete(f"/images/{backend}").status_code == 204
+        r = c.delete(f"/images/{backend}", headers=as_listed(c, backend))
+        assert r.status_code == 204, r.text
     qtbot.waitUntil(lambda: gui.texts(images) == ["frontend"], timeout=WAIT_MS)
     paths = (["acme"], ["acme", "PLAT"], ["acme", "PLAT", "web"])
     qtbot.waitUntil(
@@ -231,10 +233,10 @@ def test_a_bulk_delete_cut_off_by_the_server_going_away_and_finished_after_f5(
     real_delete = window.backend.delete_tags
     calls = 0
 
-    async def delete_then_crash(image: Any, names: Any) -> Any:
+    async def delete_then_crash(image: Any, names: Any, *rest: Any, **kw: Any) -> Any:
         nonlocal calls
         calls += 1
-        result = await real_delete(image, names)
+        result = await real_delete(image, names, *rest, **kw)
         if calls == 1:
             server.kill()
         return result
