@@ -348,8 +348,12 @@ def menu_items(menu: QMenu) -> list[tuple[str, bool]]:
 
 
 def pick(qtbot: QtBot, menu: QMenu, text: str) -> None:
-    """Click an entry of an open menu (it must be enabled)."""
+    """Click an entry of an open menu (it must be enabled). An entry greyed while the
+    window is still checking the user's permission is waited for, as a person waits
+    for it with the menu open (the menu shows the action's state as it changes); one
+    greyed for a reason fails."""
     action = menu_action(menu, text)
+    qtbot.waitUntil(lambda: "checking" not in action.toolTip(), timeout=30_000)
     assert action.isEnabled(), f"{text!r} is greyed out: {action.toolTip()}"
     click(qtbot, menu, menu.actionGeometry(action).center())
 

@@ -406,6 +406,16 @@ def test_clicking_a_repository_bar_selects_it_in_the_tree(
     gui.click_tab(qtbot, window.views, "Browse")
     gui.click_index(qtbot, window.tree, gui.tree_index(window.tree, ["acme"]))
     assert view.layers.selected_repository == ""
+    # The workspace's images are loading now: the test ends once all of them are shown.
+    with api(server, "wsadmin") as c:
+        items = c.get("/workspaces/acme/images").json()["items"]
+    everywhere = {i["full_name"].split("/")[1] for i in items}
+    assert len(everywhere) > 1
+    qtbot.waitUntil(
+        lambda: {i.repository for i in window.browse.images_model.rows} == everywhere
+        and not window.ops.busy,
+        timeout=WAIT_MS,
+    )
 
 
 def test_a_burst_of_events_is_one_refresh(
