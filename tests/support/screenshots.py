@@ -92,6 +92,14 @@ async def render(out: Path, tmp: Path) -> None:
             await asyncio.to_thread(seed, server)
             window.open_profile(Profile("Demo", server.url, "root"), PASSWORD)
         await until(lambda: window.backend is not None and not window.ops.busy)
+        if embedded is not None:
+            # The demo is seeded beside its running registry: the pictures show all of it.
+            demo = embedded
+            await until(lambda: demo.seeding is None)
+            if demo.seed_error:
+                raise SystemExit(f"the demo's seeding failed: {demo.seed_error}")
+            window.refresh()
+            await until(lambda: not window.ops.busy)
         acme = window.nav_model.find(("acme",))
         if acme is not None:
             window.tree.expand(window.nav_proxy.mapFromSource(window.nav_model.index_of(acme)))
