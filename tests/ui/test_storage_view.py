@@ -412,8 +412,10 @@ def test_clicking_a_repository_bar_selects_it_in_the_tree(
     everywhere = {i["full_name"].split("/")[1] for i in items}
     assert len(everywhere) > 1
     qtbot.waitUntil(
-        lambda: {i.repository for i in window.browse.images_model.rows} == everywhere
-        and not window.ops.busy,
+        lambda: (
+            {i.repository for i in window.browse.images_model.rows} == everywhere
+            and not window.ops.busy
+        ),
         timeout=WAIT_MS,
     )
 
