@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__
 from app.core.permissions import Permission
-from app.registry import accounts
+from app.registry import accounts, trash_records
 from app.registry.blobstore import StoreUnavailable
 from app.registry.content import Timing
 from app.registry.db import schema
@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=_port, default=5000, help="0 picks a free port")
     serve.add_argument("--gc-review-delay", type=_seconds, default=300.0, metavar="SECONDS")
     serve.add_argument("--gc-upload-grace", type=_seconds, default=3600.0, metavar="SECONDS")
+    serve.add_argument(
+        "--trash-retention",
+        type=_seconds,
+        default=float(trash_records.WEEK_S),
+        metavar="SECONDS",
+        help="how long a deleted tag or image stays restorable, holding its storage "
+        "(default 7 days; 0 turns the trash off: deletes are final)",
+    )
     serve.add_argument(
         "--pull-flush-interval",
         type=_seconds,
@@ -371,6 +379,7 @@ def _serve(args: argparse.Namespace) -> int:
     timing = Timing(
         review_delay=int(args.gc_review_delay * 1000),
         upload_grace=int(args.gc_upload_grace * 1000),
+        trash_retention=int(args.trash_retention * 1000),
     )
     # Bind before opening the store: a port in use touches nothing on disk.
     try:

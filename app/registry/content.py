@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.manifests import MAX_SIZE, Manifest, parse_image_config
 from app.core.mediatypes import IMAGE_CONFIGS
-from app.registry import gc_review, reviews, uploads, usage
+from app.registry import gc_review, reviews, trash_records, uploads, usage
 from app.registry.accounts import Repository
 from app.registry.db import schema as s
 from app.registry.db.engine import inserted_id
@@ -53,10 +53,16 @@ MAX_CREATED = 64
 
 @dataclass(frozen=True, slots=True)
 class Timing:
-    """GC timing, in milliseconds."""
+    """GC timing, in milliseconds. ``trash_retention``: how long a delete stays
+    restorable (app.registry.trash); 0 turns the trash off and deletes are final."""
 
     review_delay: int = 300_000
     upload_grace: int = 3_600_000
+    trash_retention: int = 0
+
+    @property
+    def trash_on(self) -> bool:
+        return self.trash_retention > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +107,9 @@ class Change:
 # Statements every push runs, built once: executed with parameters they come straight
 # from SQLAlchemy's compiled cache instead of being rebuilt and re-keyed per request.
 _i, _m, _t = s.images.c, s.manifests.c, s.tags.c
+# The live image of that name: an image in the trash is not found.
 _FIND_IMAGE = select(_i.id, _i.workspace_id, _i.repository_id, _i.name).where(
-    _i.repository_id == bindparam("repo"), _i.name == bindparam("name")
+    _i.repository_id == bindparam("repo"), _i.name == bindparam("name"), _i.trashed_at.is_(None)
 )
 _FIND_IMAGE_LOCKED = _FIND_IMAGE.with_for_update(key_share=True)  # NO KEY UPDATE: lock_image
 _LOCK_IMAGE = select(_i.id).where(_i.id == bindparam("image")).with_for_update(key_share=True)
@@ -112,7 +119,7 @@ _PUSHED = (
     .values(last_push_at=bindparam("now"), tag_count=_i.tag_count + bindparam("added"))
 )
 _EXISTING = (
-    select(_m.id, _m.total_size, _m.created)
+    select(_m.id, _m.total_size, _m.created, _m.trashed_at)
     .where(_m.image_id == bindparam("image"), _m.digest == bindparam("digest"))
     .with_for_update()
 )
@@ -123,9 +130,10 @@ _TOUCH_MANIFEST = (
 )
 _INSERT_MANIFEST = insert(s.manifests)
 _TAG_ROW = (
-    select(_t.id, _t.manifest_id)
+    select(_t.id, _t.manifest_id, _t.pushed_at, _t.manifest_size, _m.digest)
+    .join(s.manifests, _m.id == _t.manifest_id)
     .where(_t.image_id == bindparam("image"), _t.name == bindparam("tag"))
-    .with_for_update()
+    .with_for_update(of=s.tags)
 )
 _INSERT_TAG = insert(s.tags)
 _MOVE_TAG = (
@@ -145,6 +153,7 @@ _REPUSH_TAG = update(s.tags).where(_t.id == bindparam("tid")).values(pushed_at=b
 def find_image(
     conn: Connection, repo: Repository, name: str, *, lock: bool = False
 ) -> Image | None:
+    """The live image of that name (an image in the trash is not found)."""
     stmt = _FIND_IMAGE_LOCKED if lock else _FIND_IMAGE
     row = conn.execute(stmt, {"repo": repo.id, "name": name}).first()
     return Image(*row) if row is not None else None
@@ -187,11 +196,13 @@ def ensure_image(conn: Connection, repo: Repository, name: str, now: int) -> Ima
     return image
 
 
-def image_by_id(conn: Connection, image_id: int) -> Image | None:
+def image_by_id(conn: Connection, image_id: int, *, trashed: bool = False) -> Image | None:
+    """The live image with this id (``trashed``: the one in the trash with it)."""
+    i = s.images.c
     row = conn.execute(
-        select(
-            s.images.c.id, s.images.c.workspace_id, s.images.c.repository_id, s.images.c.name
-        ).where(s.images.c.id == image_id)
+        select(i.id, i.workspace_id, i.repository_id, i.name).where(
+            i.id == image_id, i.trashed_at.is_not(None) if trashed else i.trashed_at.is_(None)
+        )
     ).first()
     return Image(*row) if row is not None else None
 
@@ -370,8 +381,11 @@ def get_manifest(
     conn: Connection, image: Image, reference: str, *, by_digest: bool
 ) -> StoredManifest:
     if by_digest:
+        # A manifest deleted by digest into the trash is gone for the OCI API.
         q = select(*_MANIFEST_COLS, literal(None).label("tag_id")).where(
-            s.manifests.c.image_id == image.id, s.manifests.c.digest == reference
+            s.manifests.c.image_id == image.id,
+            s.manifests.c.digest == reference,
+            s.manifests.c.trashed_at.is_(None),
         )
     else:
         q = (
@@ -416,6 +430,7 @@ class _Subject:
     id: int
     digest: str
     live: bool
+    trash_live: bool
 
 
 def _subject_of(conn: Connection, image: Image, digest: str, manifest: Manifest) -> _Subject | None:
@@ -427,13 +442,13 @@ def _subject_of(conn: Connection, image: Image, digest: str, manifest: Manifest)
     if subject_digest == digest:
         return None
     row = conn.execute(
-        select(s.manifests.c.id, s.manifests.c.holders).where(
+        select(s.manifests.c.id, s.manifests.c.holders, s.manifests.c.trash_holders).where(
             s.manifests.c.image_id == image.id, s.manifests.c.digest == subject_digest
         )
     ).first()
     if row is None:
         return None
-    return _Subject(int(row.id), subject_digest, bool(row.holders))
+    return _Subject(int(row.id), subject_digest, bool(row.holders), bool(row.trash_holders))
 
 
 def put_manifest(
@@ -485,7 +500,12 @@ def put_manifest(
                 s.manifests.c.platforms,
                 func.length(s.manifests.c.payload).label("length"),
             )
-            .where(s.manifests.c.image_id == image.id, s.manifests.c.digest.in_(child_digests))
+            .where(
+                s.manifests.c.image_id == image.id,
+                s.manifests.c.digest.in_(child_digests),
+                # Deleted by digest into the trash: gone, until pushed again.
+                s.manifests.c.trashed_at.is_(None),
+            )
             .order_by(s.manifests.c.digest)
             .with_for_update()
         )
@@ -508,6 +528,8 @@ def put_manifest(
     existing = conn.execute(_EXISTING, {"image": image.id, "digest": digest}).first()
     # Holder changes, applied (and carried through the graph) once the rows are in.
     holders: dict[int, int] = defaultdict(int)
+    trash_holders: dict[int, int] = defaultdict(int)
+    counters = usage.BlobCounters()
     known: dict[int, usage.Edges] = {}
     # A tag row keeps copies of its manifest's size and creation date (sort keys).
     sort_keys: dict[str, Any]
@@ -518,6 +540,10 @@ def put_manifest(
             "manifest_created": existing.created or "",
         }
         touch_manifest(conn, manifest_id, now)
+        if existing.trashed_at is not None:
+            # Deleted by digest into the trash and pushed again: it is back (its
+            # trash entries stay, restorable as they were).
+            usage.unhide(conn, [manifest_id], counters)
     else:
         subject = _subject_of(conn, image, digest, manifest)
         if subject is not None:
@@ -604,6 +630,8 @@ def put_manifest(
             )
         if subject is not None and subject.live:
             holders[manifest_id] += 1
+        if subject is not None and subject.trash_live:
+            trash_holders[manifest_id] += 1
         # Its edges and blobs are in hand: usage.hold need not read them back.
         known[manifest_id] = usage.Edges(
             image.id,
@@ -616,15 +644,34 @@ def put_manifest(
             tuple(int(r.id) for r in child_rows.values()),
         )
 
+    moved: list[trash_records.Deleted] = []
     new_tags = sum(
-        _set_tag(conn, image, name, manifest_id, sort_keys, holders, now) for name in tags
+        _set_tag(conn, image, name, manifest_id, sort_keys, holders, now, moved) for name in tags
     )
-    usage.hold(conn, holders, known=known)
-    # The manifests tags moved away from: reviewed once the delay has passed.
-    moved_from = [mid for mid, delta in holders.items() if delta < 0]
-    reviews.queue_manifests(
-        conn, image.workspace_id, moved_from, now + timing.review_delay, reviews.TAG_REPUSH
-    )
+    usage.hold(conn, holders, known=known, counters=counters)
+    usage.hold(conn, trash_holders, usage.TRASH, counters=counters)
+    if moved and timing.trash_on:
+        # The digests tags left stay restorable: restoring one rolls the tag back.
+        trash_records.record(
+            conn,
+            image.workspace_id,
+            image.repository_id,
+            image.id,
+            [replace(d, replaced_by=digest) for d in moved],
+            action=trash_records.TAG_MOVE,
+            actor=actor,
+            now=now,
+            retention_ms=timing.trash_retention,
+            counters=counters,
+            events=change.events,
+        )
+    counters.flush(conn)
+    if not timing.trash_on:
+        # The manifests tags moved away from: reviewed once the delay has passed.
+        moved_from = [mid for mid, delta in holders.items() if delta < 0]
+        reviews.queue_manifests(
+            conn, image.workspace_id, moved_from, now + timing.review_delay, reviews.TAG_REPUSH
+        )
     if not tags:
         # Pushed by digest only: unless a tag, an index or a subject keeps it, the GC
         # collects it (never within the upload grace).
@@ -659,9 +706,10 @@ def _set_tag(
     sort_keys: dict[str, Any],
     holders: dict[int, int],
     now: int,
+    moved: list[trash_records.Deleted],
 ) -> bool:
-    """Point a tag at a manifest (the holder changes go to ``holders``); True if the
-    tag is new."""
+    """Point a tag at a manifest (the holder changes go to ``holders``, the digest a
+    moved tag leaves to ``moved``); True if the tag is new."""
     old = conn.execute(_TAG_ROW, {"image": image.id, "tag": tag}).first()
     if old is None:
         row = {"image_id": image.id, "name": tag, "manifest_id": manifest_id, "pushed_at": now}
@@ -681,6 +729,15 @@ def _set_tag(
         )
         holders[manifest_id] += 1
         holders[int(old.manifest_id)] -= 1
+        moved.append(
+            trash_records.Deleted(
+                int(old.manifest_id),
+                str(old.digest),
+                int(old.manifest_size),
+                tag,
+                pushed_at=int(old.pushed_at),
+            )
+        )
     else:
         conn.execute(_REPUSH_TAG, {"tid": old.id, "now": now})
     return False
@@ -748,94 +805,194 @@ def delete_tags(
     timing: Timing,
     now: int,
     actor: str | None,
+    *,
+    how: str = trash_records.TAG_DELETE,
 ) -> tuple[list[str], list[str], Change]:
-    """Delete tags of one image. Returns (deleted, not found, change)."""
+    """Delete tags of one image (into the trash when it is on; ``how`` is the action
+    its entries record). Returns (deleted, not found, change)."""
     change = Change()
     lock_image(conn, image)
     wanted = sorted(set(names))
+    t = s.tags.c
     rows = conn.execute(
-        select(s.tags.c.id, s.tags.c.name, s.tags.c.manifest_id, s.manifests.c.digest)
-        .join(s.manifests, s.manifests.c.id == s.tags.c.manifest_id)
-        .where(s.tags.c.image_id == image.id, s.tags.c.name.in_(wanted))
-        .order_by(s.tags.c.name)
+        select(t.id, t.name, t.manifest_id, t.pushed_at, t.manifest_size, s.manifests.c.digest)
+        .join(s.manifests, s.manifests.c.id == t.manifest_id)
+        .where(t.image_id == image.id, t.name.in_(wanted))
+        .order_by(t.name)
         .with_for_update(of=s.tags)
     ).all()
     found = {r.name for r in rows}
     if rows:
-        conn.execute(delete(s.tags).where(s.tags.c.id.in_([r.id for r in rows])))
+        conn.execute(delete(s.tags).where(t.id.in_([r.id for r in rows])))
         dropped: dict[int, int] = defaultdict(int)
         for r in rows:
             dropped[int(r.manifest_id)] -= 1
-        usage.hold(conn, dropped)
+        counters = usage.BlobCounters()
+        usage.hold(conn, dropped, counters=counters)
         _count_tags(conn, image, -len(rows))
-        reviews.queue_manifests(
-            conn,
-            image.workspace_id,
-            [r.manifest_id for r in rows],
-            now + timing.review_delay,
-            reviews.TAG_DELETE,
-        )
-        label = image_label(conn, image)
-        for r in rows:
-            _audit(
+        entries: dict[str, int] = {}
+        if timing.trash_on:
+            recorded = trash_records.record(
                 conn,
                 image.workspace_id,
-                actor,
-                "tag.delete",
-                f"{label}:{r.name}",
-                {"digest": r.digest},
-                now,
+                image.repository_id,
+                image.id,
+                [
+                    trash_records.Deleted(
+                        int(r.manifest_id),
+                        str(r.digest),
+                        int(r.manifest_size),
+                        str(r.name),
+                        pushed_at=int(r.pushed_at),
+                    )
+                    for r in rows
+                ],
+                action=how,
+                actor=actor,
+                now=now,
+                retention_ms=timing.trash_retention,
+                counters=counters,
+                events=change.events,
             )
-        change.events.append(
+            entries = {str(e.tag): e.id for e in recorded}
+            counters.flush(conn)
+        else:
+            counters.flush(conn)
+            reviews.queue_manifests(
+                conn,
+                image.workspace_id,
+                [r.manifest_id for r in rows],
+                now + timing.review_delay,
+                reviews.TAG_DELETE,
+            )
+        label = image_label(conn, image)
+        for r in rows:
+            detail: dict[str, Any] = {"digest": r.digest}
+            if r.name in entries:
+                detail["trash_entry"] = entries[r.name]
+            if how != trash_records.TAG_DELETE:
+                detail["how"] = how
+            _audit(conn, image.workspace_id, actor, "tag.delete", f"{label}:{r.name}", detail, now)
+        # Before the trash event: a follower that drops the tags and then adds them to
+        # its recently deleted list sees them go and arrive in that order.
+        change.events.insert(
+            0,
             {
                 "type": "tag_deleted",
                 "image_id": image.id,
                 "repository_id": image.repository_id,
                 "tags": [r.name for r in rows],
                 "actor": actor,
-            }
+            },
         )
     return [r.name for r in rows], [n for n in wanted if n not in found], change
+
+
+def _parent_index(conn: Connection, manifest_id: int, *, hidden: bool) -> str | None:
+    """The digest of an index listing the manifest: a visible one, or (``hidden``) one
+    deleted by digest into the trash."""
+    m = s.manifests.c
+    return conn.execute(
+        select(m.digest)
+        .join(s.manifest_children, s.manifest_children.c.parent_id == m.id)
+        .where(
+            s.manifest_children.c.child_id == manifest_id,
+            m.trashed_at.is_not(None) if hidden else m.trashed_at.is_(None),
+        )
+        .order_by(m.digest)
+        .limit(1)
+    ).scalar()
 
 
 def delete_manifest(
     conn: Connection, image: Image, digest: str, timing: Timing, now: int, actor: str | None
 ) -> Change:
-    """DELETE by digest: the manifest and every tag on it go at once."""
+    """DELETE by digest: the manifest and every tag on it go at once. With the trash
+    on, the manifest stays hidden (404 by digest) while its entries hold it."""
     change = Change()
     lock_image(conn, image)
     m = conn.execute(
-        select(s.manifests.c.id, s.manifests.c.config_blob_id, s.manifests.c.media_type)
-        .where(s.manifests.c.image_id == image.id, s.manifests.c.digest == digest)
+        select(s.manifests.c.id, s.manifests.c.config_blob_id, s.manifests.c.total_size)
+        .where(
+            s.manifests.c.image_id == image.id,
+            s.manifests.c.digest == digest,
+            s.manifests.c.trashed_at.is_(None),
+        )
         .with_for_update()
     ).first()
     if m is None:
         raise ManifestUnknown(
             f"manifest {digest} is not known to this image", detail={"digest": digest}
         )
-    parent = conn.execute(
-        select(s.manifests.c.digest)
-        .join(s.manifest_children, s.manifest_children.c.parent_id == s.manifests.c.id)
-        .where(s.manifest_children.c.child_id == m.id)
-    ).first()
+    parent = _parent_index(conn, m.id, hidden=False)
     if parent is not None:
         raise Conflict(
-            f"manifest {digest} is referenced by index {parent.digest}; delete the index first",
-            detail={"index": parent.digest},
+            f"manifest {digest} is referenced by index {parent}; delete the index first",
+            detail={"index": parent},
         )
-    tag_names = list(
-        conn.execute(select(s.tags.c.name).where(s.tags.c.manifest_id == m.id)).scalars()
-    )
-    held = gc_review.holdings(conn, m.id, m.config_blob_id)
-    # It stops holding its children and referrers (and its blobs) as it goes.
-    usage.release(conn, m.id)
-    conn.execute(delete(s.tags).where(s.tags.c.manifest_id == m.id))
-    conn.execute(delete(s.manifest_children).where(s.manifest_children.c.parent_id == m.id))
-    conn.execute(delete(s.manifests).where(s.manifests.c.id == m.id))
-    due = now + timing.review_delay
-    reviews.queue_blobs(conn, image.workspace_id, held.blobs, due, reviews.MANIFEST_DELETE)
-    reviews.queue_manifests(conn, image.workspace_id, held.children, due, reviews.INDEX_DELETE)
-    reviews.queue_manifests(conn, image.workspace_id, held.referrers, due, reviews.MANIFEST_DELETE)
+    if not timing.trash_on:
+        trashed_parent = _parent_index(conn, m.id, hidden=True)
+        if trashed_parent is not None:
+            raise Conflict(
+                f"manifest {digest} is referenced by index {trashed_parent}, which is in the "
+                "trash; empty that trash entry first",
+                detail={"index": trashed_parent},
+            )
+    t = s.tags.c
+    tag_rows = conn.execute(
+        select(t.name, t.pushed_at).where(t.manifest_id == m.id).order_by(t.name)
+    ).all()
+    tag_names = [str(r.name) for r in tag_rows]
+    detail: dict[str, Any] = {"tags": tag_names}
+    trashed: list[dict[str, Any]] = []  # its trash event, after the delete's own
+    if timing.trash_on:
+        counters = usage.BlobCounters()
+        conn.execute(delete(s.tags).where(t.manifest_id == m.id))
+        deleted = [
+            trash_records.Deleted(
+                int(m.id), digest, int(m.total_size), str(r.name), pushed_at=int(r.pushed_at)
+            )
+            for r in tag_rows
+        ] or [trash_records.Deleted(int(m.id), digest, int(m.total_size), None)]
+        # The trash holds it before the tags let go: what it reaches never drops to
+        # unheld in between (both within this transaction anyway).
+        recorded = trash_records.record(
+            conn,
+            image.workspace_id,
+            image.repository_id,
+            image.id,
+            deleted,
+            action=trash_records.MANIFEST_DELETE,
+            actor=actor,
+            now=now,
+            retention_ms=timing.trash_retention,
+            counters=counters,
+            events=trashed,
+        )
+        usage.hold(conn, {int(m.id): -len(tag_rows)}, counters=counters)
+        usage.hide(conn, int(m.id), now, counters)
+        counters.flush(conn)
+        detail["trash_entries"] = [e.id for e in recorded]
+    else:
+        held = gc_review.holdings(conn, m.id, m.config_blob_id)
+        # Entries made while the trash was on may name it: a delete by digest is final.
+        gone = _drop_entries_of_manifest(conn, int(m.id))
+        # It stops holding its children and referrers (and its blobs) as it goes.
+        counters = usage.BlobCounters()
+        usage.release(conn, m.id, counters=counters)
+        usage.release(conn, m.id, usage.TRASH, counters=counters)
+        counters.flush(conn)
+        conn.execute(delete(s.tags).where(t.manifest_id == m.id))
+        conn.execute(delete(s.manifest_children).where(s.manifest_children.c.parent_id == m.id))
+        conn.execute(delete(s.manifests).where(s.manifests.c.id == m.id))
+        due = now + timing.review_delay
+        reviews.queue_blobs(conn, image.workspace_id, held.blobs, due, reviews.MANIFEST_DELETE)
+        reviews.queue_manifests(conn, image.workspace_id, held.children, due, reviews.INDEX_DELETE)
+        reviews.queue_manifests(
+            conn, image.workspace_id, held.referrers, due, reviews.MANIFEST_DELETE
+        )
+        if gone:
+            detail["trash_entries_emptied"] = gone
     _count_tags(conn, image, -len(tag_names))
     _audit(
         conn,
@@ -843,7 +1000,7 @@ def delete_manifest(
         actor,
         "manifest.delete",
         f"{image_label(conn, image)}@{digest}",
-        {"tags": tag_names},
+        detail,
         now,
     )
     change.events.append(
@@ -856,13 +1013,88 @@ def delete_manifest(
             "actor": actor,
         }
     )
+    change.events.extend(trashed)
     return change
+
+
+def _drop_entries_of_manifest(conn: Connection, manifest_id: int) -> list[int]:
+    """Remove the trash entries naming a manifest that goes for good (their holds go
+    with the manifest's own release)."""
+    e = s.trash_entries.c
+    ids = list(
+        conn.execute(
+            select(e.id).where(e.manifest_id == manifest_id).order_by(e.id).with_for_update()
+        ).scalars()
+    )
+    if ids:
+        conn.execute(delete(s.trash_entries).where(e.id.in_(ids)))
+    return ids
 
 
 def delete_image(
     conn: Connection, image: Image, timing: Timing, now: int, actor: str | None
 ) -> Change:
-    """Delete an image with all its tags and manifests; its blobs are queued for review.
+    """Delete an image with all its tags and manifests. With the trash on it goes
+    there whole (row, id, tags, manifests, blob links kept, invisible); otherwise its
+    rows go now and its blobs are queued for review (:func:`purge_image`)."""
+    if not timing.trash_on:
+        return purge_image(conn, image, timing, now, actor)
+    change = Change()
+    label = image_label(conn, image)
+    lock_image(conn, image)
+    counters = usage.BlobCounters()
+    trashed: list[dict[str, Any]] = []  # its trash event, after the delete's own
+    entry = trash_records.record_image(
+        conn,
+        image.workspace_id,
+        image.repository_id,
+        image.id,
+        actor=actor,
+        now=now,
+        retention_ms=timing.trash_retention,
+        counters=counters,
+        events=trashed,
+    )
+    counters.flush(conn)
+    tag_count = conn.execute(
+        select(s.trash_entries.c.tag_count).where(s.trash_entries.c.id == entry.id)
+    ).scalar_one()
+    # Uploads into it end: a restore brings back what was pushed, not half a push.
+    change.ended_uploads = uploads.session_ids_of_image(conn, image.id)
+    conn.execute(delete(s.upload_sessions).where(s.upload_sessions.c.image_id == image.id))
+    manifest_count = conn.execute(
+        select(func.count()).select_from(s.manifests).where(s.manifests.c.image_id == image.id)
+    ).scalar()
+    detail = {"tags": tag_count, "manifests": manifest_count, "trash_entry": entry.id}
+    _audit(conn, image.workspace_id, actor, "image.delete", label, detail, now)
+    change.events.append(_image_deleted(image, label, actor))
+    change.events.extend(trashed)
+    return change
+
+
+def _image_deleted(image: Image, label: str, actor: str | None) -> dict[str, Any]:
+    return {
+        "type": "image_deleted",
+        "image_id": image.id,
+        "repository_id": image.repository_id,
+        "name": label,
+        "actor": actor,
+    }
+
+
+def purge_image(
+    conn: Connection,
+    image: Image,
+    timing: Timing,
+    now: int,
+    actor: str | None,
+    *,
+    event: str = reviews.IMAGE_DELETE,
+    audit: bool = True,
+) -> Change:
+    """Remove an image with all its tags and manifests for good (a delete with the
+    trash off, or its trash entry expiring or emptied); its blobs are queued for
+    review under ``event``. Any trash entries of the image go with it.
 
     All of an image's manifests go at once: every index child and every referrer of
     them lives in the same image, so none of them can stay alive without the others.
@@ -904,6 +1136,13 @@ def delete_image(
     manifest_count = conn.execute(
         select(func.count()).select_from(s.manifests).where(s.manifests.c.image_id == image.id)
     ).scalar()
+    entries = list(
+        conn.execute(
+            select(s.trash_entries.c.id).where(s.trash_entries.c.image_id == image.id)
+        ).scalars()
+    )
+    if entries:
+        conn.execute(delete(s.trash_entries).where(s.trash_entries.c.image_id == image.id))
     conn.execute(delete(s.tags).where(s.tags.c.image_id == image.id))
     conn.execute(
         delete(s.manifest_children).where(s.manifest_children.c.parent_id.in_(manifest_ids))
@@ -918,27 +1157,13 @@ def delete_image(
     change.ended_uploads = uploads.session_ids_of_image(conn, image.id)
     conn.execute(delete(s.upload_sessions).where(s.upload_sessions.c.image_id == image.id))
     conn.execute(delete(s.images).where(s.images.c.id == image.id))
-    reviews.queue_blobs(
-        conn, image.workspace_id, blob_ids, now + timing.review_delay, reviews.IMAGE_DELETE
-    )
-    _audit(
-        conn,
-        image.workspace_id,
-        actor,
-        "image.delete",
-        label,
-        {"tags": tag_count, "manifests": manifest_count},
-        now,
-    )
-    change.events.append(
-        {
-            "type": "image_deleted",
-            "image_id": image.id,
-            "repository_id": image.repository_id,
-            "name": label,
-            "actor": actor,
-        }
-    )
+    reviews.queue_blobs(conn, image.workspace_id, blob_ids, now + timing.review_delay, event)
+    if audit:
+        detail: dict[str, Any] = {"tags": tag_count, "manifests": manifest_count}
+        if entries:
+            detail["trash_entries_emptied"] = entries
+        _audit(conn, image.workspace_id, actor, "image.delete", label, detail, now)
+        change.events.append(_image_deleted(image, label, actor))
     return change
 
 
@@ -974,7 +1199,11 @@ def referrers(
         s.manifests.c.artifact_type,
         func.length(s.manifests.c.payload).label("size"),
         s.manifests.c.annotations,
-    ).where(s.manifests.c.image_id == image.id, s.manifests.c.subject_digest == digest)
+    ).where(
+        s.manifests.c.image_id == image.id,
+        s.manifests.c.subject_digest == digest,
+        s.manifests.c.trashed_at.is_(None),
+    )
     if artifact_type is not None:
         q = q.where(s.manifests.c.artifact_type == artifact_type)
     out = []

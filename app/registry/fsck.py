@@ -11,9 +11,13 @@ Checks, in order:
 * every reference resolves inside its workspace and image: tags, index children,
   layers, configs, image links, and each manifest's payload (it hashes to its
   digest and every descriptor in it has its row);
-* the derived usage counters (``manifests.holders``, ``blob_usage`` and its refs,
-  ``blobs.image_refs``, ``images.tag_count``), kept incrementally, equal a full walk
-  from every image's tags (``--repair`` rewrites them);
+* the derived usage counters, kept incrementally, equal a full walk from every
+  image's roots, for both kinds of holder (app.registry.usage): tags
+  (``manifests.holders``, ``blob_usage``, ``blobs.image_refs``) and the trash
+  (``manifests.trash_holders``, ``trash_usage``, ``blobs.trash_refs``), and
+  ``images.tag_count`` (``--repair`` rewrites them); trash entries name manifests of
+  their own image, no tag is on a manifest deleted by digest, and every image in
+  the trash has its entry;
 * garbage is queued: every blob no manifest references and every manifest nothing
   keeps has a GC review queued, or it would never be collected (``--repair`` queues
   it);
@@ -32,7 +36,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, select, update
 
 from app.core.digests import Digest, DigestError
 from app.core.manifests import ManifestError, parse_manifest
@@ -233,7 +237,7 @@ def _orphan(
 
 
 def _dangling(conn: Connection, report: Report) -> None:
-    m, b, i, t = s.manifests, s.blobs, s.images, s.tags
+    m, b, i, t, te = s.manifests, s.blobs, s.images, s.tags, s.trash_entries
     child = s.manifests.alias("child")
     checks: list[tuple[str, Callable[[], list[str]]]] = [
         (
@@ -295,6 +299,40 @@ def _dangling(conn: Connection, report: Report) -> None:
                     .join(m, m.c.id == s.manifest_children.c.parent_id)
                     .outerjoin(child, child.c.id == s.manifest_children.c.child_id)
                     .where((child.c.id.is_(None)) | (child.c.image_id != m.c.image_id))
+                )
+            ],
+        ),
+        (
+            "trash entry naming a manifest of another image",
+            lambda: [
+                f"entry {r.id} (image {r.image_id}) -> manifest {r.manifest_id}"
+                for r in conn.execute(
+                    select(te.c.id, te.c.image_id, te.c.manifest_id)
+                    .join(m, m.c.id == te.c.manifest_id)
+                    .where(m.c.image_id != te.c.image_id)
+                )
+            ],
+        ),
+        (
+            "tag on a manifest deleted by digest",
+            lambda: [
+                f"tag {r.name} (image {r.image_id}) -> manifest {r.manifest_id}"
+                for r in conn.execute(
+                    select(t.c.name, t.c.image_id, t.c.manifest_id)
+                    .join(m, m.c.id == t.c.manifest_id)
+                    .where(m.c.trashed_at.is_not(None))
+                )
+            ],
+        ),
+        (
+            "image in the trash without its entry",
+            lambda: [
+                f"image {r.id}"
+                for r in conn.execute(
+                    select(i.c.id).where(
+                        i.c.trashed_at.is_not(None),
+                        ~exists().where(and_(te.c.image_id == i.c.id, te.c.kind == "image")),
+                    )
                 )
             ],
         ),
@@ -373,28 +411,29 @@ def _payloads(conn: Connection, report: Report) -> None:
 
 @dataclass(slots=True)
 class _Drift:
-    """Where the incrementally kept counters differ from a full walk."""
+    """Where the incrementally kept counters of one kind differ from a full walk."""
 
+    kind: usage.Kind
     holders: dict[int, tuple[int, int]] = field(default_factory=dict)  # manifest: (kept, true)
     images: dict[int, tuple[dict[int, int], dict[int, int]]] = field(default_factory=dict)
-    blobs: dict[int, tuple[int, int]] = field(default_factory=dict)  # image_refs (kept, true)
-    tag_counts: dict[int, tuple[int, int]] = field(default_factory=dict)  # image: (kept, true)
+    blobs: dict[int, tuple[int, int]] = field(default_factory=dict)  # images (kept, true)
 
 
-def _usage_drift(conn: Connection) -> _Drift:
-    """Every image's counters against a full walk from its tags (usage.expected)."""
-    drift = _Drift()
+def _usage_drift(conn: Connection, kind: usage.Kind) -> _Drift:
+    """Every image's counters of a kind against a full walk from its roots
+    (usage.expected): tags, or the trash's entries and trashed images' tags."""
+    drift = _Drift(kind)
     kept_refs: dict[int, dict[int, int]] = defaultdict(dict)
-    u = s.blob_usage.c
+    u = kind.usage.c
     for blob_id, image_id, refs in conn.execute(select(u.blob_id, u.image_id, u.refs)):
         kept_refs[image_id][blob_id] = int(refs)
     kept_holders: dict[int, dict[int, int]] = defaultdict(dict)
     m = s.manifests.c
-    for mid, image_id, held in conn.execute(select(m.id, m.image_id, m.holders)):
+    for mid, image_id, held in conn.execute(select(m.id, m.image_id, kind.holders)):
         kept_holders[image_id][mid] = int(held)
     images_per_blob: dict[int, int] = defaultdict(int)
     for image_id in sorted(set(kept_holders) | set(kept_refs)):
-        want = usage.expected(conn, image_id)
+        want = usage.expected(conn, image_id, kind)
         for mid, true in want.holders.items():
             kept = kept_holders[image_id].get(mid, 0)
             if kept != true:
@@ -404,59 +443,77 @@ def _usage_drift(conn: Connection) -> _Drift:
             drift.images[image_id] = (want.refs, have)
         for blob_id in want.refs:
             images_per_blob[blob_id] += 1
-    for blob_id, recorded in conn.execute(select(s.blobs.c.id, s.blobs.c.image_refs)):
+    for blob_id, recorded in conn.execute(select(s.blobs.c.id, kind.images)):
         true = images_per_blob.get(blob_id, 0)
         if int(recorded) != true:
             drift.blobs[blob_id] = (int(recorded), true)
+    return drift
+
+
+def _tag_count_drift(conn: Connection) -> dict[int, tuple[int, int]]:
+    """image: (kept tag_count, true)."""
+    drift: dict[int, tuple[int, int]] = {}
     tags: dict[int, int] = dict(
         conn.execute(select(s.tags.c.image_id, func.count()).group_by(s.tags.c.image_id)).all()
     )
     for image_id, recorded in conn.execute(select(s.images.c.id, s.images.c.tag_count)):
         true = int(tags.get(image_id, 0))
         if int(recorded) != true:
-            drift.tag_counts[image_id] = (int(recorded), true)
+            drift[image_id] = (int(recorded), true)
     return drift
 
 
 def _repair_usage(conn: Connection) -> None:
-    drift = _usage_drift(conn)
     m = s.manifests.c
-    for mid, (_kept, true) in sorted(drift.holders.items()):
-        conn.execute(update(s.manifests).where(m.id == mid).values(holders=true))
-    for image_id, (want, _have) in sorted(drift.images.items()):
-        conn.execute(delete(s.blob_usage).where(s.blob_usage.c.image_id == image_id))
-        if want:
-            conn.execute(
-                insert(s.blob_usage),
-                [{"blob_id": b, "image_id": image_id, "refs": n} for b, n in sorted(want.items())],
-            )
-    for blob_id, (_recorded, true) in sorted(drift.blobs.items()):
-        conn.execute(update(s.blobs).where(s.blobs.c.id == blob_id).values(image_refs=true))
-    for image_id, (_recorded, true) in sorted(drift.tag_counts.items()):
+    for kind in usage.KINDS:
+        drift = _usage_drift(conn, kind)
+        for mid, (_kept, true) in sorted(drift.holders.items()):
+            conn.execute(update(s.manifests).where(m.id == mid).values({kind.holders: true}))
+        for image_id, (want, _have) in sorted(drift.images.items()):
+            conn.execute(delete(kind.usage).where(kind.usage.c.image_id == image_id))
+            if want:
+                conn.execute(
+                    insert(kind.usage),
+                    [
+                        {"blob_id": b, "image_id": image_id, "refs": n}
+                        for b, n in sorted(want.items())
+                    ],
+                )
+        for blob_id, (_recorded, true) in sorted(drift.blobs.items()):
+            conn.execute(update(s.blobs).where(s.blobs.c.id == blob_id).values({kind.images: true}))
+    for image_id, (_recorded, true) in sorted(_tag_count_drift(conn).items()):
         conn.execute(update(s.images).where(s.images.c.id == image_id).values(tag_count=true))
 
 
 def _check_usage(reg: Registry, report: Report, *, repair: bool) -> None:
     with reg.db.read() as conn:
-        drift = _usage_drift(conn)
+        drifts = [_usage_drift(conn, kind) for kind in usage.KINDS]
+        tag_counts = _tag_count_drift(conn)
     found: list[Problem] = []
-    for mid, (kept, true) in sorted(drift.holders.items()):
-        found.append(report.add("usage", f"manifest {mid} holders is {kept}, should be {true}"))
-    for image_id, (want, have) in sorted(drift.images.items()):
-        wrong = sum(1 for b in set(want) & set(have) if want[b] != have[b])
-        found.append(
-            report.add(
-                "usage",
-                f"image {image_id} reaches {len(want)} blobs from its tags, "
-                f"blob_usage holds {len(have)} ({len(set(want) - set(have))} missing, "
-                f"{len(set(have) - set(want))} extra, {wrong} with wrong counts)",
+    for drift in drifts:
+        kind = drift.kind
+        holders = kind.holders.name
+        for mid, (kept, true) in sorted(drift.holders.items()):
+            found.append(
+                report.add("usage", f"manifest {mid} {holders} is {kept}, should be {true}")
             )
-        )
-    for blob_id, (recorded, true) in sorted(drift.blobs.items()):
-        found.append(
-            report.add("usage", f"blob {blob_id} image_refs is {recorded}, should be {true}")
-        )
-    for image_id, (recorded, true) in sorted(drift.tag_counts.items()):
+        for image_id, (want, have) in sorted(drift.images.items()):
+            wrong = sum(1 for b in set(want) & set(have) if want[b] != have[b])
+            found.append(
+                report.add(
+                    "usage",
+                    f"image {image_id} reaches {len(want)} blobs from its {kind.name} roots, "
+                    f"{kind.usage.name} holds {len(have)} ({len(set(want) - set(have))} "
+                    f"missing, {len(set(have) - set(want))} extra, {wrong} with wrong counts)",
+                )
+            )
+        for blob_id, (recorded, true) in sorted(drift.blobs.items()):
+            found.append(
+                report.add(
+                    "usage", f"blob {blob_id} {kind.images.name} is {recorded}, should be {true}"
+                )
+            )
+    for image_id, (recorded, true) in sorted(tag_counts.items()):
         found.append(
             report.add("usage", f"image {image_id} tag_count is {recorded}, it has {true} tags")
         )
@@ -485,12 +542,23 @@ def _unqueued(conn: Connection) -> tuple[dict[int, list[int]], dict[int, list[in
         blobs[ws].append(blob_id)
     subject = s.manifests.alias("subject")
     manifests: dict[int, list[int]] = defaultdict(list)
+    # What the GC keeps (gc_review.manifests_in_use): tags, the trash (its entries, and
+    # what they reach: trash_holders, checked above), parent rows, and -- unless it
+    # was deleted by digest -- a stored subject.
     for ws, manifest_id in conn.execute(
         select(m.c.workspace_id, m.c.id).where(
             ~exists().where(s.tags.c.manifest_id == m.c.id),
+            ~exists().where(s.trash_entries.c.manifest_id == m.c.id),
+            m.c.trash_holders == 0,
             ~exists().where(s.manifest_children.c.child_id == m.c.id),
-            ~exists().where(
-                and_(subject.c.image_id == m.c.image_id, subject.c.digest == m.c.subject_digest)
+            or_(
+                m.c.trashed_at.is_not(None),
+                ~exists().where(
+                    and_(
+                        subject.c.image_id == m.c.image_id,
+                        subject.c.digest == m.c.subject_digest,
+                    )
+                ),
             ),
             ~exists().where(s.gc_manifest_reviews.c.manifest_id == m.c.id),
         )

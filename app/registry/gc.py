@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 
 from app.core.units import format_bytes
-from app.registry import reviews, samples
+from app.registry import reviews, samples, trash
 from app.registry.blobstore import ObjectRef, StoreUnavailable
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, inserted_id, now_ms
@@ -396,6 +396,10 @@ def next_due(reg: Registry) -> int | None:
             for t in (s.gc_manifest_reviews, s.gc_blob_reviews)
         ]
     due = [int(t) for t in times if t is not None]
+    # An expiring trash entry is due work too: its holds become reviews.
+    expiry = trash.next_expiry(reg)
+    if expiry is not None:
+        due.append(expiry)
     return min(due) if due else None
 
 
@@ -412,6 +416,9 @@ def run_pass(
     collection is held."""
     if held(reg) is not None:
         return []
+    # Expired trash entries first: what they held is queued (due after the review
+    # delay, as a delete with the trash off queues it).
+    trash.expire_due(reg, clock=clock, should_stop=should_stop, workspace_ids=workspace_ids)
     only = None if workspace_ids is None else set(workspace_ids)
     runs: list[GcRun] = []
     for workspace_id in due_workspaces(reg, clock(), ignore_delay=ignore_delay):

@@ -186,10 +186,16 @@ def holdings(conn: Connection, manifest_id: int, config_blob_id: int | None) -> 
 
 
 def manifests_in_use(conn: Connection, ids: Sequence[int]) -> set[int]:
-    """Of ``ids``, those a tag, a parent index or a live subject keeps -- or any stored
-    subject: a referrer goes only once its subject has gone, like a child once its
-    index has. One indexed probe per manifest, whatever the number of its tags or
-    parents (a tag keeps a manifest live, so ``holders`` covers the tags)."""
+    """Of ``ids``, those a tag, the trash, a parent index or a live subject keeps --
+    or any stored subject: a referrer goes only once its subject has gone, like a
+    child once its index has. One indexed probe per manifest, whatever the number of
+    its tags or parents (a tag keeps a manifest live, so ``holders`` covers the tags;
+    ``trash_holders`` covers trash entries and what they reach).
+
+    A manifest deleted by digest into the trash (hidden) is kept by the trash alone
+    once it is hidden -- and by a parent row, which the index's own collection
+    removes first -- not by its subject: a referrer deleted by digest goes when its
+    entry does, as it went at once before there was a trash."""
     m, mc, subject = s.manifests, s.manifest_children.c, s.manifests.alias("subject")
     return set(
         conn.execute(
@@ -197,8 +203,10 @@ def manifests_in_use(conn: Connection, ids: Sequence[int]) -> set[int]:
                 m.c.id.in_(ids),
                 or_(
                     m.c.holders > 0,
+                    m.c.trash_holders > 0,
                     exists().where(mc.child_id == m.c.id),
                     and_(
+                        m.c.trashed_at.is_(None),
                         m.c.subject_digest.is_not(None),
                         exists().where(
                             subject.c.image_id == m.c.image_id,
@@ -323,6 +331,8 @@ def _empty_image_filter(image_ids: Iterable[int] | None, workspace_id: int) -> l
         ~exists().where(s.manifests.c.image_id == i.id),
         ~exists().where(s.image_blobs.c.image_id == i.id),
         ~exists().where(s.upload_sessions.c.image_id == i.id),
+        # An image in the trash (or with entries) keeps its row until they go.
+        ~exists().where(s.trash_entries.c.image_id == i.id),
     ]
     if image_ids is not None:
         conds.append(i.id.in_(sorted(image_ids)))

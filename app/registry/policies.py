@@ -44,6 +44,7 @@ from app.registry.db.engine import Busy, inserted_id, now_ms
 from app.registry.db.idsets import in_ids
 from app.registry.errors import Conflict, NotFound
 from app.registry.service import Registry
+from app.registry.trash_records import POLICY_RUN
 
 log = logging.getLogger(__name__)
 
@@ -291,17 +292,17 @@ def make_plan(
     images = {
         row.id: row
         for row in conn.execute(
-            select(i.id, i.repository_id, i.name).where(in_ids(conn, i.repository_id, repo_ids))
+            select(i.id, i.repository_id, i.name).where(
+                in_ids(conn, i.repository_id, repo_ids), i.trashed_at.is_(None)
+            )
         )
     }
     if not images:
         return plan
     image_ids = sorted(images)
     in_scope = in_ids(conn, m.image_id, image_ids)
-    # Plain tuples (tag id, name, pushed, pulled, size, digest): 100,000 rows read by
-    # attribute name cost more than the planning itself.
-    tags_by_image: dict[int, list[tuple[int, str, int, int | None, int, str]]] = defaultdict(list)
-    for tag_id, image_id, name, pushed, tag_pulled, size, digest, digest_pulled in conn.execute(
+    tags_by_image: dict[int, list[Any]] = defaultdict(list)
+    for row in conn.execute(
         select(
             t.id,
             t.image_id,
@@ -310,14 +311,12 @@ def make_plan(
             t.last_pulled_at,
             t.manifest_size,
             m.digest,
-            m.last_pulled_at,
+            m.last_pulled_at.label("digest_pulled"),
         )
         .join(s.manifests, m.id == t.manifest_id)
         .where(in_ids(conn, t.image_id, image_ids))
-    ).all():
-        tags_by_image[image_id].append(
-            (tag_id, name, pushed, _later(tag_pulled, digest_pulled), size, digest)
-        )
+    ):
+        tags_by_image[row.image_id].append(row)
     digests: dict[int, set[str]] = defaultdict(set)
     subjects: dict[int, dict[str, str]] = defaultdict(dict)
     for image_id, digest, subject in conn.execute(
@@ -348,22 +347,32 @@ def make_plan(
         info = images[image_id]
         full = f"{ws}/{repo_slugs[info.repository_id]}/{info.name}"
         facts = [
-            TagFacts(name, digest, pushed, pulled) for _, name, pushed, pulled, _, digest in rows
+            TagFacts(r.name, r.digest, r.pushed_at, _later(r.last_pulled_at, r.digest_pulled))
+            for r in rows
         ]
         graph = ImageGraph(
             frozenset(digests[image_id]), children.get(image_id, {}), subjects.get(image_id, {})
         )
-        by_name = {r[1]: r for r in rows}
+        by_name = {r.name: r for r in rows}
         plan.image_count += 1
-        repository_id = info.repository_id
         for decision in plan_image(facts, graph, rules, now, tracked_since):
-            tag_id, name, pushed, pulled, size, digest = by_name[decision.tag]
+            r = by_name[decision.tag]
             plan.tags.append(
                 PlannedTag(
-                    image_id, repository_id, full, tag_id, name, digest, decision.removes,
-                    decision.rule, decision.reason, pushed, pulled, size,
+                    image_id,
+                    info.repository_id,
+                    full,
+                    r.id,
+                    r.name,
+                    r.digest,
+                    decision.removes,
+                    decision.rule,
+                    decision.reason,
+                    r.pushed_at,
+                    _later(r.last_pulled_at, r.digest_pulled),
+                    r.manifest_size,
                 )
-            )  # fmt: skip
+            )
     if effect:
         plan.effect = storage_effect(conn, scope.workspace_id, [x.tag_id for x in plan.removals])
     plan.plan_ms = int((time.perf_counter() - started) * 1000)
@@ -380,11 +389,6 @@ def storage_effect(conn: Connection, workspace_id: int, tag_ids: Sequence[int]) 
 
 
 # previews ----------------------------------------------------------------------
-
-PREVIEW_TAG_COLUMNS = (
-    "preview_id", "position", "image_id", "repository_id", "image", "tag", "digest", "remove",
-    "rule", "reason", "pushed_at", "last_pulled", "size",
-)  # fmt: skip
 
 
 def save_preview(conn: Connection, plan: Plan, *, saved: bool, actor: str | None, now: int) -> int:
@@ -413,22 +417,26 @@ def save_preview(conn: Connection, plan: Plan, *, saved: bool, actor: str | None
             )
         )
     )
-    # A plan may hold 100,000 tags: written as plain tuples through the driver's
-    # executemany (SQLAlchemy's per-row parameter handling costs several times more).
     rows = [
-        (
-            preview_id, n, x.image_id, x.repository_id, x.image, x.tag, x.digest, x.remove,
-            x.rule, x.reason, x.pushed_at, x.last_pulled, x.size,
-        )
+        {
+            "preview_id": preview_id,
+            "position": n,
+            "image_id": x.image_id,
+            "repository_id": x.repository_id,
+            "image": x.image,
+            "tag": x.tag,
+            "digest": x.digest,
+            "remove": x.remove,
+            "rule": x.rule,
+            "reason": x.reason,
+            "pushed_at": x.pushed_at,
+            "last_pulled": x.last_pulled,
+            "size": x.size,
+        }
         for n, x in enumerate(plan.tags)
-    ]  # fmt: skip
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    sql = (
-        f"INSERT INTO policy_preview_tags ({', '.join(PREVIEW_TAG_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(PREVIEW_TAG_COLUMNS))})"
-    )
+    ]
     for start in range(0, len(rows), INSERT_BATCH):
-        conn.exec_driver_sql(sql, rows[start : start + INSERT_BATCH])
+        conn.execute(insert(s.policy_preview_tags), rows[start : start + INSERT_BATCH])
     return preview_id
 
 
@@ -610,7 +618,7 @@ def _delete_chunk(
                         )
                         freed = storage_effect(conn, image.workspace_id, ids).freed
                         done, _missing, change = content.delete_tags(
-                            conn, image, wanted, reg.timing, now, actor
+                            conn, image, wanted, reg.timing, now, actor, how=POLICY_RUN
                         )
                         deleted = len(done)
                         for event in change.events:
@@ -744,16 +752,9 @@ def run_saved(
     """Plan the scope's saved policy now and execute that plan (schedules, the
     command line, "run the policy now")."""
     now = now_ms()
-    try:
-        with reg.db.read() as conn:
-            policy = get_policy(conn, scope) or no_policy(scope)
-            plan = make_plan(conn, scope, policy.rules, now, effect=False)
-    except Exception as exc:
-        if claimed_run is None:
-            raise
-        # A claimed run must end, or its scope waits STALE_MS to run again.
-        log.exception("planning cleanup run %s of %s failed", claimed_run, scope.label)
-        return finish_run(reg, claimed_run, scope, RunTally(), str(exc) or type(exc).__name__)
+    with reg.db.read() as conn:
+        policy = get_policy(conn, scope) or no_policy(scope)
+        plan = make_plan(conn, scope, policy.rules, now, effect=False)
     removals = [(x.image_id, x.tag, x.digest) for x in plan.removals]
     if claimed_run is None:
         with reg.db.write() as conn:

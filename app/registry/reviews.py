@@ -24,6 +24,11 @@ MANIFEST_DELETE = "manifest_delete"
 INDEX_DELETE = "index_delete"
 BLOB_UPLOAD = "blob_upload"
 BLOB_UNLINK = "blob_unlink"
+# What a trash entry held, once it expires or is emptied (app.registry.trash).
+TRASH_EXPIRE = "trash_expire"
+TRASH_EMPTY = "trash_empty"
+# A manifest restored from the trash without a tag: collected like a push by digest.
+TRASH_RESTORE = "trash_restore"
 
 
 @functools.cache

@@ -75,38 +75,57 @@ indexes_with_subject = st.builds(
 anything = plains | indexes | referrers | indexes_with_subject
 
 
-def recompute(
-    conn: Connection,
-) -> tuple[dict[int, int], dict[tuple[int, int], int], dict[int, int]]:
-    """(holders per manifest, refs per (image, blob), image_refs per blob) from raw rows."""
+Counters = tuple[dict[int, int], dict[tuple[int, int], int], dict[int, int]]
+
+
+def recompute(conn: Connection, kind: usage.Kind = usage.TAGS) -> Counters:
+    """(holders per manifest, refs per (image, blob), images per blob) of one kind of
+    holder, from raw rows. Tags: the tags of live images are the roots, and edges
+    into manifests deleted by digest (hidden) do not count. Trash: its entries and
+    the tags of images in the trash are the roots, every edge counts."""
     m = s.manifests.c
     manifests = {
         r.id: r
         for r in conn.execute(
-            select(m.id, m.image_id, m.digest, m.subject_digest, m.config_blob_id)
+            select(m.id, m.image_id, m.digest, m.subject_digest, m.config_blob_id, m.trashed_at)
         )
     }
+    trashed = set(
+        conn.execute(select(s.images.c.id).where(s.images.c.trashed_at.is_not(None))).scalars()
+    )
     by_digest = {(r.image_id, r.digest): r.id for r in manifests.values()}
     edges: dict[int, set[int]] = defaultdict(set)
+    tags_kind = kind is usage.TAGS
+
+    def counts(target: int) -> bool:
+        return not (tags_kind and manifests[target].trashed_at is not None)
+
     for parent, child in conn.execute(
         select(s.manifest_children.c.parent_id, s.manifest_children.c.child_id)
     ):
-        edges[parent].add(child)
+        if counts(child):
+            edges[parent].add(child)
     for r in manifests.values():
         subject = by_digest.get((r.image_id, r.subject_digest)) if r.subject_digest else None
-        if subject is not None and subject != r.id:
+        if subject is not None and subject != r.id and counts(r.id):
             edges[subject].add(r.id)
-    tags: dict[int, int] = defaultdict(int)
-    for (mid,) in conn.execute(select(s.tags.c.manifest_id)):
-        tags[mid] += 1
+    roots: dict[int, int] = defaultdict(int)
+    for mid, image_id in conn.execute(select(s.tags.c.manifest_id, s.tags.c.image_id)):
+        if (image_id in trashed) != tags_kind:
+            roots[mid] += 1
+    if not tags_kind:
+        for (mid,) in conn.execute(
+            select(s.trash_entries.c.manifest_id).where(s.trash_entries.c.manifest_id.is_not(None))
+        ):
+            roots[mid] += 1
     live: set[int] = set()
-    stack = list(tags)
+    stack = list(roots)
     while stack:
         mid = stack.pop()
         if mid not in live:
             live.add(mid)
             stack.extend(edges[mid])
-    holders = {mid: tags[mid] for mid in manifests}
+    holders = {mid: roots[mid] for mid in manifests}
     for parent in live:
         for child in edges[parent]:
             holders[child] += 1
@@ -128,18 +147,18 @@ def recompute(
     return holders, dict(refs), image_refs
 
 
-def kept(conn: Connection) -> tuple[dict[int, int], dict[tuple[int, int], int], dict[int, int]]:
-    holders = dict(conn.execute(select(s.manifests.c.id, s.manifests.c.holders)).all())
-    u = s.blob_usage.c
+def kept(conn: Connection, kind: usage.Kind = usage.TAGS) -> Counters:
+    holders = dict(conn.execute(select(s.manifests.c.id, kind.holders)).all())
+    u = kind.usage.c
     refs = {(i, b): n for b, i, n in conn.execute(select(u.blob_id, u.image_id, u.refs))}
-    image_refs = dict(conn.execute(select(s.blobs.c.id, s.blobs.c.image_refs)).all())
+    image_refs = dict(conn.execute(select(s.blobs.c.id, kind.images)).all())
     return holders, refs, image_refs
 
 
 _template: Path | None = None
 
 
-def fresh_store() -> tuple[Store, Path]:
+def fresh_store(trash_retention_ms: int = 0) -> tuple[Store, Path]:
     """A registry copied from one migrated and seeded once (migrating per example
     would be most of the test's time)."""
     global _template
@@ -148,13 +167,22 @@ def fresh_store() -> tuple[Store, Path]:
         Store(_template / "data", review_delay_ms=0, grace_ms=0).close()
     root = Path(tempfile.mkdtemp(prefix="usage-"))
     shutil.copytree(_template / "data", root / "data")
-    return Store(root / "data", review_delay_ms=0, grace_ms=0, seed_accounts=False), root
+    store = Store(
+        root / "data",
+        review_delay_ms=0,
+        grace_ms=0,
+        seed_accounts=False,
+        trash_retention_ms=trash_retention_ms,
+    )
+    return store, root
 
 
 class Accounting(RuleBasedStateMachine):
+    RETENTION_MS = 0
+
     def __init__(self) -> None:
         super().__init__()
-        self.store, self.root = fresh_store()
+        self.store, self.root = fresh_store(self.RETENTION_MS)
         self.refused = 0
 
     def teardown(self) -> None:
@@ -220,18 +248,64 @@ class Accounting(RuleBasedStateMachine):
     @invariant()
     def counters_equal_a_full_walk(self) -> None:
         with self.store.reg.db.read() as conn:
-            truth = recompute(conn)
-            assert kept(conn) == truth
-            for image_id in conn.execute(select(s.images.c.id)).scalars():
-                want = usage.expected(conn, image_id)
-                assert {k: v for k, v in truth[0].items() if k in want.holders} == want.holders
-                assert {b: n for (i, b), n in truth[1].items() if i == image_id} == want.refs
+            for kind in usage.KINDS:
+                truth = recompute(conn, kind)
+                assert kept(conn, kind) == truth, kind.name
+                for image_id in conn.execute(select(s.images.c.id)).scalars():
+                    want = usage.expected(conn, image_id, kind)
+                    assert {k: v for k, v in truth[0].items() if k in want.holders} == want.holders
+                    assert {b: n for (i, b), n in truth[1].items() if i == image_id} == want.refs
+            # A manifest deleted by digest is never live through a tag, nor tagged.
+            m = s.manifests.c
+            assert not conn.execute(
+                select(m.id).where(m.trashed_at.is_not(None), m.holders != 0)
+            ).all()
+            assert not conn.execute(
+                select(s.tags.c.id)
+                .join(s.manifests, m.id == s.tags.c.manifest_id)
+                .where(m.trashed_at.is_not(None))
+            ).all()
+
+
+class TrashAccounting(Accounting):
+    """The same with the trash on: deletes and tag moves go to the trash, and entries
+    are restored (under their name or another), emptied and expired."""
+
+    RETENTION_MS = 50
+
+    @rule(pick=st.integers(0, 1_000), other_name=st.booleans())
+    def restore(self, pick: int, other_name: bool) -> None:
+        entries = self.store.trash_entries()
+        if not entries:
+            return
+        entry = entries[pick % len(entries)]
+        as_name = f"back{pick % 3}" if other_name and entry.kind != "image" else None
+        outcome = self.store.restore(entry.id, as_name)
+        assert outcome.status in ("restored", "conflict"), outcome
+
+    @rule(pick=st.integers(0, 1_000))
+    def empty(self, pick: int) -> None:
+        entries = self.store.trash_entries()
+        if entries:
+            self.store.empty([entries[pick % len(entries)].id])
+
+    @rule()
+    def expire(self) -> None:
+        self.store.advance(self.RETENTION_MS)
+        self.store.expire()
 
 
 TestAccounting = Accounting.TestCase
 TestAccounting.settings = settings(
     max_examples=60,
     stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+TestTrashAccounting = TrashAccounting.TestCase
+TestTrashAccounting.settings = settings(
+    max_examples=60,
+    stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Table, func, select
 
 from app.core.manifests import parse_manifest
 from app.core.names import ImageName
-from app.registry import accounts, content, gc
+from app.registry import accounts, content, gc, trash
 from app.registry.blobstore import new_generation
 from app.registry.content import Timing
 from app.registry.db import schema as s
@@ -31,11 +31,16 @@ class Store:
         grace_ms: int = 1_000,
         seed_accounts: bool = True,
         database_url: str | None = None,
+        trash_retention_ms: int = 0,
     ) -> None:
         self.reg = Registry.open(
             data,
             database_url=database_url,
-            timing=Timing(review_delay=review_delay_ms, upload_grace=grace_ms),
+            timing=Timing(
+                review_delay=review_delay_ms,
+                upload_grace=grace_ms,
+                trash_retention=trash_retention_ms,
+            ),
         )
         self.now = START
         if not seed_accounts:  # a registry that already has them
@@ -188,6 +193,24 @@ class Store:
     def delete_image(self, name: str) -> None:
         with self.reg.db.write() as conn:
             content.delete_image(conn, self.image(conn, name), self.reg.timing, self.now, "tests")
+
+    # the trash -----------------------------------------------------------------
+    def trash_entries(self) -> list[trash.Entry]:
+        with self.reg.db.read() as conn:
+            ids = conn.execute(select(s.trash_entries.c.id)).scalars().all()
+            return trash.entries_by_id(conn, ids)
+
+    def restore(self, entry_id: int, as_name: str | None = None) -> trash.Outcome:
+        (outcome,) = trash.restore(
+            self.reg, [trash.Restoring(entry_id, as_name)], "tests", now=self.now
+        )
+        return outcome
+
+    def empty(self, entry_ids: list[int]) -> list[int]:
+        return trash.empty(self.reg, entry_ids, "tests", now=self.now)
+
+    def expire(self) -> int:
+        return trash.expire_due(self.reg, clock=self.clock)
 
     # the GC ------------------------------------------------------------------
     def gc(self, workspace: str = "acme", *, ignore_delay: bool = False) -> gc.Tally:

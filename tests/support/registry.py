@@ -42,6 +42,9 @@ class RegistryServer:
     data: Path
     review_delay: float = 300.0
     upload_grace: float = 3600.0
+    # The trash is off unless a test asks for it (None: serve's own default, 7 days):
+    # most tests are about what a delete leaves to the GC.
+    trash_retention: float | None = 0.0
     extra_args: list[str] = field(default_factory=list)
     database_url: str | None = None  # default: SQLite in data
     blob_store: str | None = None  # default: the data directory
@@ -62,6 +65,11 @@ class RegistryServer:
                 str(self.review_delay),
                 "--gc-upload-grace",
                 str(self.upload_grace),
+                *(
+                    ["--trash-retention", str(self.trash_retention)]
+                    if self.trash_retention is not None
+                    else []
+                ),
                 *(["--database-url", self.database_url] if self.database_url else []),
                 *(["--blob-store", self.blob_store] if self.blob_store else []),
                 *self.extra_args,

@@ -117,7 +117,7 @@ def list_images(
     with caller.registry.db.read() as conn:
         access = workspace_access(conn, caller.user, ws)
         readable = readable_in(conn, caller.user, access)
-        where: list[Any] = [i.workspace_id == access.id]
+        where: list[Any] = [i.workspace_id == access.id, i.trashed_at.is_(None)]
         if readable is not None:
             where.append(i.repository_id.in_(sorted(readable)))
         if project is not None:

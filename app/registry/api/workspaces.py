@@ -72,7 +72,9 @@ def _workspace(conn: Connection, user: User, ws: WorkspaceAccess) -> Workspace:
     )
     repo_count = conn.execute(select(func.count()).select_from(repo_ids.subquery())).scalar_one()
     image_count = conn.execute(
-        select(func.count()).where(s.images.c.repository_id.in_(repo_ids))
+        select(func.count()).where(
+            s.images.c.repository_id.in_(repo_ids), s.images.c.trashed_at.is_(None)
+        )
     ).scalar_one()
     if ws.role == "guest":
         projects = select(func.count(distinct(s.repositories.c.project_id))).where(
@@ -142,7 +144,7 @@ def list_projects(
         images: dict[int, int] = dict(
             conn.execute(
                 select(s.images.c.repository_id, func.count())
-                .where(s.images.c.workspace_id == access.id)
+                .where(s.images.c.workspace_id == access.id, s.images.c.trashed_at.is_(None))
                 .group_by(s.images.c.repository_id)
             ).all()
         )
@@ -189,7 +191,7 @@ def repository_items(
     images: dict[int, int] = dict(
         conn.execute(
             select(i.repository_id, func.count())
-            .where(i.repository_id.in_(ids))
+            .where(i.repository_id.in_(ids), i.trashed_at.is_(None))
             .group_by(i.repository_id)
         ).all()
     )
@@ -198,7 +200,7 @@ def repository_items(
             select(i.repository_id, func.count())
             .select_from(s.tags)
             .join(s.images, i.id == s.tags.c.image_id)
-            .where(i.repository_id.in_(ids))
+            .where(i.repository_id.in_(ids), i.trashed_at.is_(None))
             .group_by(i.repository_id)
         ).all()
     )

@@ -161,9 +161,21 @@ images = entity_table(
     # Derived: how many tags the image has, kept with every tag change (listings show
     # it on every page; counting 100,000 tags per page is what it saves).
     Column("tag_count", Integer, nullable=False, default=0),
-    UniqueConstraint("repository_id", "name"),
+    # Deleted into the trash at this time (NULL: live). A trashed image keeps its row,
+    # tags and manifests, invisible to both APIs, until it is restored (same id) or its
+    # trash entry expires or is emptied (app.registry.trash).
+    Column("trashed_at", Ms, nullable=True),
 )
 Index("ix_images_workspace", images.c.workspace_id)
+# A name belongs to one live image; trashed images may share it with a newer one.
+Index(
+    "uq_images_live_name",
+    images.c.repository_id,
+    images.c.name,
+    unique=True,
+    sqlite_where=images.c.trashed_at.is_(None),
+    postgresql_where=images.c.trashed_at.is_(None),
+)
 
 # One row per stored object: content-addressed, deduplicated per workspace.
 blobs = entity_table(
@@ -179,11 +191,19 @@ blobs = entity_table(
     Column("touched_at", Ms, nullable=False),
     # How many images reach this blob from a tag (derived; see app.registry.usage).
     Column("image_refs", Integer, nullable=False, default=0),
+    # How many images reach it from the trash (trash_usage rows; app.registry.usage).
+    Column("trash_refs", Integer, nullable=False, default=0),
     UniqueConstraint("workspace_id", "digest"),
 )
 # Storage figures read sizes by reference count: one covering index scan per workspace
 # (app.registry.storage), and the shared blobs (image_refs > 1) without a scan.
-Index("ix_blobs_workspace_refs", blobs.c.workspace_id, blobs.c.image_refs, blobs.c.size)
+Index(
+    "ix_blobs_workspace_refs",
+    blobs.c.workspace_id,
+    blobs.c.image_refs,
+    blobs.c.trash_refs,
+    blobs.c.size,
+)
 # Object storage keys objects by generation alone: fsck finds a listed object's row.
 Index("ix_blobs_generation", blobs.c.generation)
 
@@ -219,6 +239,12 @@ manifests = entity_table(
     # Derived (app.registry.usage): the tags on it, its live parent indexes and its
     # subject if live. The manifest is live -- reached from a tag -- while > 0.
     Column("holders", Integer, nullable=False, default=0),
+    # The same for the trash: trash entries naming it (and the tags of its image while
+    # the image is in the trash), its trash-held parents and subject. GC keeps it > 0.
+    Column("trash_holders", Integer, nullable=False, default=0),
+    # Deleted by digest into the trash at this time (NULL: visible): answered 404 by
+    # digest, but kept for a restore while the trash holds it.
+    Column("trashed_at", Ms, nullable=True),
     UniqueConstraint("image_id", "digest"),
 )
 Index("ix_manifests_subject", manifests.c.image_id, manifests.c.subject_digest)
@@ -280,6 +306,17 @@ blob_usage = Table(
     Column("refs", Integer, nullable=False, default=0),
 )
 Index("ix_blob_usage_image", blob_usage.c.image_id)
+
+# The same pairs for what the trash holds: blobs reachable from trash entries (and the
+# tags of trashed images), with the number of trash-held manifests referencing them.
+trash_usage = Table(
+    "trash_usage",
+    metadata,
+    Column("blob_id", Id, ForeignKey("blobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("image_id", Id, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True),
+    Column("refs", Integer, nullable=False, default=0),
+)
+Index("ix_trash_usage_image", trash_usage.c.image_id)
 
 upload_sessions = Table(
     "upload_sessions",
@@ -366,8 +403,49 @@ storage_samples = entity_table(
     Column("stored", BigInteger, nullable=False),
     Column("referenced", BigInteger, nullable=False),
     Column("pending", BigInteger, nullable=False),
+    Column("in_trash", BigInteger, nullable=False, default=0),
 )
 Index("ix_storage_samples_workspace", storage_samples.c.workspace_id, storage_samples.c.at)
+
+# Recently deleted (app.registry.trash): one row per restorable thing -- a tag (kind
+# "tag": the tag's name on its manifest), a manifest deleted by digest with no tag on
+# it (kind "manifest"), or a whole image (kind "image": its tags stay in ``tags``,
+# its row is marked trashed). While the row lives, what it names is held (the TRASH
+# holders of app.registry.usage) and GC never frees it.
+trash_entries = entity_table(
+    "trash_entries",
+    Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
+    Column("repository_id", Id, nullable=False),
+    Column("image_id", Id, ForeignKey("images.id", ondelete="RESTRICT"), nullable=False),
+    Column("kind", String(8), nullable=False),  # "tag" | "manifest" | "image"
+    Column("tag", TagName, nullable=True),
+    Column("manifest_id", Id, ForeignKey("manifests.id", ondelete="RESTRICT"), nullable=True),
+    Column("digest", String(200), nullable=True),
+    # A tag moved by a push: the digest the push put it on (restore = roll back).
+    Column("replaced_by", String(200), nullable=True),
+    Column("pushed_at", Ms, nullable=True),  # the tag's push time, given back on restore
+    Column("size", BigInteger, nullable=False),  # the manifest's (an image: its tags') bytes
+    Column("tag_count", Integer, nullable=False),  # an image's tags; 1 or 0 otherwise
+    Column("action", String(32), nullable=False),  # how it was deleted (tag.delete, ...)
+    Column("deleted_by", String(64), nullable=True),
+    Column("deleted_at", Ms, nullable=False),
+    Column("expires_at", Ms, nullable=False),
+)
+Index(
+    "ix_trash_entries_workspace",
+    trash_entries.c.workspace_id,
+    trash_entries.c.deleted_at,
+    trash_entries.c.id,
+)
+Index(
+    "ix_trash_entries_repository",
+    trash_entries.c.repository_id,
+    trash_entries.c.deleted_at,
+    trash_entries.c.id,
+)
+Index("ix_trash_entries_image", trash_entries.c.image_id, trash_entries.c.tag, trash_entries.c.id)
+Index("ix_trash_entries_manifest", trash_entries.c.manifest_id)
+Index("ix_trash_entries_expires", trash_entries.c.expires_at)
 
 audit_log = entity_table(
     "audit_log",

@@ -292,7 +292,10 @@ async def catalog(request: Request) -> Response:
                 .select_from(s.images)
                 .join(s.repositories, s.repositories.c.id == s.images.c.repository_id)
                 .join(s.workspaces, s.workspaces.c.id == s.repositories.c.workspace_id)
-                .where(s.images.c.id.in_(select(s.manifests.c.image_id)))
+                .where(
+                    s.images.c.id.in_(select(s.manifests.c.image_id)),
+                    s.images.c.trashed_at.is_(None),
+                )
             )
             names = sorted(
                 f"{ws}/{repo}/{img}"
