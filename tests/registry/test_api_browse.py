@@ -187,6 +187,28 @@ def test_tags_rows_other_tags_and_platforms(registry: RegistryServer, content: C
         )
 
 
+def test_other_tags_of_a_manifest_held_by_more_than_its_tags(registry: RegistryServer) -> None:
+    """A tagged child of a tagged index, and a tagged referrer of a tagged subject, are
+    held by more than their one tag: still no other tags; a second tag shows."""
+    layers = [oci.random_layer(900, f"held{i}") for i in range(2)]
+    amd, arm = (oci.image([layers[i]], arch=a) for i, a in enumerate(("amd64", "arm64")))
+    multi = oci.index([amd, arm])
+    sig = oci.image([layers[0]], subject=amd.manifest, artifact_type="application/x-sig")
+    name = "acme/web/held"
+    with registry.client("root") as oc:
+        for img, tag in ((multi, "multi"), (amd, "amd"), (sig, "sig"), (sig, "sig2")):
+            assert oci.push(oc, name, img, tag).status_code == 201
+        with api(registry) as c:
+            found = c.get("/workspaces/acme/images", params={"q": "held"}).json()["items"]
+            rows = {t["name"]: t for t in c.get(f"/images/{found[0]['id']}/tags").json()["items"]}
+    assert {n: (r["other_tags"], r["other_tag_count"]) for n, r in rows.items()} == {
+        "amd": ([], 0),
+        "multi": ([], 0),
+        "sig": (["sig2"], 1),
+        "sig2": (["sig"], 1),
+    }
+
+
 def test_tag_pagination_is_ordered_complete_and_stable_under_inserts(
     registry: RegistryServer,
 ) -> None:

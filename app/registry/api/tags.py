@@ -4,7 +4,8 @@ and deleting one or many.
 Each order is served by an index: ``(image_id, name)`` (unique) for names, and
 ``(image_id, <key>, id)`` for push times, sizes and creation dates (a tag row keeps
 copies of its manifest's size and creation date for this). ``other_tags`` for a
-whole page is one windowed query over the page's manifests.
+page are ranges of ``ix_tags_manifest`` over those of its manifests that another
+holder keeps too (see :func:`other_tags`).
 """
 
 from __future__ import annotations
@@ -75,13 +76,16 @@ def other_tags(
 
     Ranges of ``ix_tags_manifest`` (manifest, name): counts for the page's manifests,
     then the names of those with a few tags in one query, and the first names of
-    each with many (a manifest with 100,000 tags costs a range of 21, not a sort)."""
+    each with many (a manifest with 100,000 tags costs a range of 21, not a sort).
+    A manifest with one tag gets no names (its tag is the caller's row)."""
     ids = sorted(set(manifest_ids))
     if not ids:
         return {}
     counts = {int(mid): int(n) for mid, n in conn.execute(_TAG_COUNTS, {"ids": ids})}
     out: dict[int, tuple[list[str], int]] = {mid: ([], n) for mid, n in counts.items()}
-    few = [mid for mid, n in counts.items() if n <= OTHER_TAGS_SHOWN + 1]
+    # A manifest with one tag has no other: that tag is the page's own row (the common
+    # case, a tag per build), so its name need not be read.
+    few = [mid for mid, n in counts.items() if 1 < n <= OTHER_TAGS_SHOWN + 1]
     for mid, name in conn.execute(_TAG_NAMES, {"ids": few}) if few else ():
         out[mid][0].append(name)
     for mid in few:
@@ -120,6 +124,7 @@ def list_tags(
                 t.name,
                 t.pushed_at,
                 t.manifest_id,
+                m.holders,
                 m.digest,
                 m.media_type,
                 m.total_size,
@@ -143,18 +148,22 @@ def list_tags(
             cursor,
             lambda row: [row.sort_value] if len(key) == 1 else [row.sort_value, row.id],
         )
-        others = other_tags(conn, image_id, [r.manifest_id for r in rows])
+        # Only a manifest with another holder than this row's tag can have other tags
+        # (holders counts its tags, live parent indexes and a live subject): with a tag
+        # per build, a page asks nothing more.
+        page: list[tuple[Any, ...]] = rows  # type: ignore[assignment]  # plain tuples
+        others = other_tags(conn, image_id, [r[3] for r in page if r[4] > 1])
     # Plain dicts in TagItem's shape, serialized once: every field comes typed from our
     # own rows, and a model per row (or attribute access on each row) was most of a
     # page's time.
     items = []
     alone: tuple[list[str], int] = ([], 1)
-    page: list[tuple[Any, ...]] = rows  # type: ignore[assignment]  # plain tuples, unpacked
     for (
         _id,
         name,
         pushed_at,
         manifest_id,
+        _holders,
         digest,
         media_type,
         size,
