@@ -32,6 +32,7 @@ from app.core.permissions import Permission
 
 if TYPE_CHECKING:
     from app.client.cleanup import CleanupApi
+    from app.client.trash import TrashApi
 
 API = "/api/v1"
 PAGE_MAX = 1000  # the server's largest ?limit=
@@ -509,6 +510,8 @@ class GcStatus:
     review_delay_s: float
     upload_grace_s: float
     recent_runs: tuple[GcRun, ...]
+    # How long a delete stays restorable; 0 (or an older registry): deletes are final.
+    trash_retention_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,6 +578,7 @@ def _gc_status(body: Any) -> GcStatus:
         next_review_at=_time(f.body.get("next_review_at")),
         review_delay_s=f.opt_seconds("review_delay_s"),
         upload_grace_s=f.opt_seconds("upload_grace_s"),
+        trash_retention_s=f.opt_seconds("trash_retention_s"),
         recent_runs=tuple(GcRun.parse(r) for r in f.items("recent_runs")),
     )
 
@@ -920,6 +924,14 @@ class BerthApi:
         from app.client.cleanup import CleanupApi
 
         return CleanupApi(self)
+
+    # recently deleted -------------------------------------------------------------
+    @property
+    def trash(self) -> TrashApi:
+        """The trash: list, restore, empty (app.client.trash)."""
+        from app.client.trash import TrashApi
+
+        return TrashApi(self)
 
     # events ---------------------------------------------------------------------
     def events(

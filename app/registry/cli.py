@@ -401,6 +401,11 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException:
         sock.close()
         raise
+    from app.registry import trash
+
+    # What the other commands (a policy run, a restore) use for their deletes.
+    with registry.db.write() as conn:
+        trash.store_retention_ms(conn, timing.trash_retention)
     registry.pull_flush_s = max(args.pull_flush_interval, 0.05)
     registry.upload_ttl_ms = int(args.upload_ttl * 1000)
     registry.policy_check_s = max(args.policy_check_interval, 0.05)
@@ -546,6 +551,25 @@ def _policy(args: argparse.Namespace) -> int:
 
 _EXTENSIONS.append(_policy_parser)
 _HANDLERS.update(policy=_policy)
+
+
+# recently deleted ----------------------------------------------------------------
+
+
+def _trash_parser(sub: SubParsers) -> None:
+    from app.registry import trash_cli
+
+    trash_cli.add_parsers(sub)
+
+
+def _trash(args: argparse.Namespace) -> int:
+    from app.registry import trash_cli
+
+    return trash_cli.handle(args)
+
+
+_EXTENSIONS.append(_trash_parser)
+_HANDLERS.update(trash=_trash)
 
 
 if __name__ == "__main__":

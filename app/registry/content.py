@@ -44,6 +44,7 @@ from app.registry.errors import (
     ManifestBlobUnknown,
     ManifestInvalid,
     ManifestUnknown,
+    NameUnknown,
 )
 
 MAX_CONFIG_READ = 1 << 20
@@ -112,7 +113,9 @@ _FIND_IMAGE = select(_i.id, _i.workspace_id, _i.repository_id, _i.name).where(
     _i.repository_id == bindparam("repo"), _i.name == bindparam("name"), _i.trashed_at.is_(None)
 )
 _FIND_IMAGE_LOCKED = _FIND_IMAGE.with_for_update(key_share=True)  # NO KEY UPDATE: lock_image
-_LOCK_IMAGE = select(_i.id).where(_i.id == bindparam("image")).with_for_update(key_share=True)
+_LOCK_IMAGE = (
+    select(_i.id, _i.trashed_at).where(_i.id == bindparam("image")).with_for_update(key_share=True)
+)
 _PUSHED = (
     update(s.images)
     .where(_i.id == bindparam("image"))
@@ -159,7 +162,7 @@ def find_image(
     return Image(*row) if row is not None else None
 
 
-def lock_image(conn: Connection, image: Image) -> None:
+def lock_image(conn: Connection, image: Image, *, live: bool = True) -> None:
     """Take the image's turn (PostgreSQL; SQLite writers are serial anyway).
 
     Every write that changes an image's tags, manifests or reference counts locks the
@@ -168,8 +171,17 @@ def lock_image(conn: Connection, image: Image) -> None:
     writers of one image can deadlock over its manifest rows. The GC cannot remove
     the row as empty meanwhile (its FOR UPDATE SKIP LOCKED passes it by), and foreign
     keys to it (KEY SHARE) are not blocked. Writes to different images run side by
-    side; where they meet -- blob rows -- they lock in id order."""
-    conn.execute(_LOCK_IMAGE, {"image": image.id}).first()
+    side; where they meet -- blob rows -- they lock in id order.
+
+    ``live``: the image must still be live once its turn comes -- a writer that found
+    it before a delete put it in the trash (or removed it) meanwhile would otherwise
+    change the tags the trash now holds -- else NameUnknown (404). The trash's own
+    writers (restore, empty, expiry) lock an image in the trash with ``live=False``."""
+    row = conn.execute(_LOCK_IMAGE, {"image": image.id}).first()
+    if live and (row is None or row.trashed_at is not None):
+        raise NameUnknown(
+            f"image {image.name} was deleted meanwhile", detail={"image_id": image.id}
+        )
 
 
 def ensure_image(conn: Connection, repo: Repository, name: str, now: int) -> Image:

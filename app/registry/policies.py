@@ -42,7 +42,7 @@ from app.registry import content, pulls, storage
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, inserted_id, now_ms
 from app.registry.db.idsets import in_ids
-from app.registry.errors import Conflict, NotFound
+from app.registry.errors import Conflict, NameUnknown, NotFound
 from app.registry.service import Registry
 from app.registry.trash_records import POLICY_RUN
 
@@ -597,6 +597,11 @@ def _delete_chunk(
             with reg.db.write() as conn:
                 now = now_ms()
                 image = content.image_by_id(conn, image_id)
+                if image is not None:
+                    try:
+                        content.lock_image(conn, image)
+                    except NameUnknown:  # deleted (into the trash) meanwhile
+                        image = None
                 if image is None:
                     missing, changed, deleted, freed = len(names), 0, 0, 0
                     change = None

@@ -20,7 +20,7 @@ from typing import Any
 
 from app.core.cleanup import PolicyError, Rule, RuleKind
 from app.core.units import format_bytes
-from app.registry import cli, policies
+from app.registry import cli, policies, trash
 from app.registry.db.engine import now_ms
 from app.registry.errors import RegistryError
 from app.registry.service import Registry
@@ -132,6 +132,8 @@ def _describe(policy: policies.Policy) -> dict[str, Any]:
 def handle(args: argparse.Namespace) -> int:
     reg = Registry.open(args.data, database_url=args.database_url)
     try:
+        # A run's deletes land in the trash as the server's would.
+        trash.use_stored_retention(reg)
         return _ACTIONS[args.action](reg, args)
     finally:
         reg.close()

@@ -30,19 +30,21 @@ class Sample:
     stored: int
     referenced: int
     pending: int
+    in_trash: int = 0  # unreferenced, held for a restore (app.registry.trash)
 
     def same_figures(self, other: Sample) -> bool:
-        return (self.stored, self.referenced, self.pending) == (
+        return (self.stored, self.referenced, self.pending, self.in_trash) == (
             other.stored,
             other.referenced,
             other.pending,
+            other.in_trash,
         )
 
 
 def latest(conn: Connection, workspace_id: int) -> Sample | None:
     c = s.storage_samples.c
     row = conn.execute(
-        select(c.at, c.stored, c.referenced, c.pending)
+        select(c.at, c.stored, c.referenced, c.pending, c.in_trash)
         .where(c.workspace_id == workspace_id)
         .order_by(c.at.desc(), c.id.desc())
         .limit(1)
@@ -52,7 +54,7 @@ def latest(conn: Connection, workspace_id: int) -> Sample | None:
 
 def current(conn: Connection, workspace_id: int, now: int) -> Sample:
     t = storage.totals(conn, workspace_id)
-    return Sample(now, t.stored, t.referenced, t.pending)
+    return Sample(now, t.stored, t.referenced, t.pending, t.in_trash)
 
 
 def insert_sample(conn: Connection, workspace_id: int, sample: Sample) -> None:
@@ -63,6 +65,7 @@ def insert_sample(conn: Connection, workspace_id: int, sample: Sample) -> None:
             stored=sample.stored,
             referenced=sample.referenced,
             pending=sample.pending,
+            in_trash=sample.in_trash,
         )
     )
 
@@ -115,7 +118,9 @@ def sample_all(db: Database, now: int, *, min_interval_ms: int = MIN_INTERVAL_MS
 def history(conn: Connection, workspace_id: int, since: int | None = None) -> list[Sample]:
     """The samples of a workspace in time order (from ``since`` on, if given)."""
     c = s.storage_samples.c
-    q = select(c.at, c.stored, c.referenced, c.pending).where(c.workspace_id == workspace_id)
+    q = select(c.at, c.stored, c.referenced, c.pending, c.in_trash).where(
+        c.workspace_id == workspace_id
+    )
     if since is not None:
         q = q.where(c.at >= since)
     return [Sample(*(int(v) for v in row)) for row in conn.execute(q.order_by(c.at, c.id))]

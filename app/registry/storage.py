@@ -106,6 +106,28 @@ def repository_bytes(conn: Connection, workspace_id: int) -> dict[int, Repositor
     }
 
 
+def repository_in_trash(conn: Connection, workspace_id: int) -> dict[int, int]:
+    """Bytes in the trash per repository id: blobs no tag reaches that the trash
+    entries (and images in the trash) of its images hold, each counted once per
+    repository."""
+    u, i, b = s.trash_usage.c, s.images.c, s.blobs.c
+    pairs = (
+        select(i.repository_id.label("repository_id"), b.id, b.size)
+        .select_from(s.trash_usage)
+        .join(s.blobs, b.id == u.blob_id)
+        .join(s.images, i.id == u.image_id)
+        .where(b.workspace_id == workspace_id, b.image_refs == 0)
+        .distinct()
+        .subquery()
+    )
+    return {
+        int(rid): int(total or 0)
+        for rid, total in conn.execute(
+            select(pairs.c.repository_id, func.sum(pairs.c.size)).group_by(pairs.c.repository_id)
+        )
+    }
+
+
 # delete impact -----------------------------------------------------------------
 
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Connection, Select, delete, func, insert, literal, select, update
@@ -169,7 +169,7 @@ def restore_entries(
     if row is None:
         return [_gone(w.entry_id) for w in wanted], change
     image = Image(*row)
-    content.lock_image(conn, image)  # the image's turn first, as every writer of it
+    content.lock_image(conn, image, live=False)  # the image's turn first, as every writer
     locked = {x.id: x for x in entries_by_id(conn, [w.entry_id for w in wanted], lock=True)}
     outcomes = []
     for w in sorted(wanted, key=lambda w: w.entry_id):
@@ -187,6 +187,8 @@ def restore_entries(
                     raise _Refused(outcome)
         except _Refused as refused:
             outcome = refused.outcome
+        if outcome.status == RESTORED:
+            del locked[w.entry_id]  # asked twice in one call: the second finds it gone
         outcomes.append(outcome)
     return outcomes, change
 
@@ -613,7 +615,7 @@ def empty(
                 ).first()  # fmt: skip
                 if image is None:
                     break  # emptied with its image meanwhile
-                content.lock_image(conn, Image(*image))
+                content.lock_image(conn, Image(*image), live=False)
                 locked = list(
                     conn.execute(
                         select(e.id)
@@ -635,13 +637,15 @@ def restore(
     reg: Registry, wanted: Sequence[Restoring], actor: str | None, *, now: int | None = None
 ) -> list[Outcome]:
     """Restore entries (the caller has checked the permissions), one transaction per
-    image, images in id order; an outcome per entry, in the order asked."""
+    image, images in id order; an outcome per entry, in the order asked (an entry asked
+    twice is restored once, as first asked, and answers the same both times)."""
     now = now if now is not None else now_ms()
     with reg.db.read() as conn:
         found = {x.id: x for x in entries_by_id(conn, [w.entry_id for w in wanted])}
     per_image: dict[int, list[Restoring]] = defaultdict(list)
     outcomes: dict[int, Outcome] = {}
-    for w in wanted:
+    first = {w.entry_id: w for w in reversed(wanted)}
+    for w in first.values():
         x = found.get(w.entry_id)
         if x is None:
             outcomes[w.entry_id] = _gone(w.entry_id)
@@ -695,6 +699,15 @@ def stored_retention_ms(conn: Connection) -> int | None:
     policy run, honour it too), or None if no serve has recorded one."""
     value = conn.execute(select(s.settings.c.value).where(s.settings.c.key == SETTING_KEY)).scalar()
     return int(value) if value is not None else None
+
+
+def use_stored_retention(reg: Registry) -> None:
+    """For a command other than serve (a policy run, a restore that rolls a tag back):
+    the retention serve last started with, or serve's default if none has."""
+    with reg.db.read() as conn:
+        stored = stored_retention_ms(conn)
+    retention = stored if stored is not None else DEFAULT_RETENTION_S * 1000
+    reg.timing = replace(reg.timing, trash_retention=retention)
 
 
 def store_retention_ms(conn: Connection, retention_ms: int) -> None:

@@ -81,6 +81,29 @@ class World:
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
 
+    def trashed_tag(self) -> int:
+        """A tag of acme/web/frontend deleted into the trash (by root): its entry id."""
+        tag = self.fresh_tag()
+        with api(self.server) as c:
+            r = c.delete(f"/images/{self.frontend}/tags/{tag}", headers=self.etag(self.frontend))
+            assert r.status_code == 204, r.text
+            return self.entry(c, "tag", tag)
+
+    def trashed_image(self) -> int:
+        """An image of acme/web deleted into the trash (by root): its entry id."""
+        image_id = self.fresh_image()
+        with api(self.server) as c:
+            assert c.delete(f"/images/{image_id}", headers=self.etag(image_id)).status_code == 204
+            return self.entry(c, "image", None, image_id)
+
+    @staticmethod
+    def entry(c: httpx.Client, kind: str, tag: str | None, image_id: int | None = None) -> int:
+        params: dict[str, object] = {"kind": kind, "limit": 1000}
+        if image_id is not None:
+            params["image_id"] = image_id
+        items = c.get("/workspaces/acme/trash", params=params).json()["items"]
+        return int(next(x["id"] for x in items if x["tag"] == tag))
+
     def fresh_member(self) -> str:
         with api(self.server) as c:
             name = f"member{next(self.serial)}"
@@ -93,7 +116,9 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    server = standard_registry(Path(tmp_path_factory.mktemp("permissions")) / "r").start()
+    server = standard_registry(
+        Path(tmp_path_factory.mktemp("permissions")) / "r", trash_retention=3600
+    ).start()
     try:
         content = push_content(server)
         with api(server) as c:
@@ -281,6 +306,23 @@ CASES: dict[str, tuple[Call, dict[str, int], str | None]] = {
     ),
     "policy runs": (lambda c, w: c.get("/workspaces/acme/policy-runs"), READ, None),
     "policy run": (_read_run, READ, None),
+    "trash": (lambda c, w: c.get("/workspaces/acme/trash"), READ, None),
+    # A bulk restore answers per entry (test_trash_restore_per_entry says which).
+    "restore trash": (
+        lambda c, w: c.post(
+            "/workspaces/acme/trash/restore", json={"entries": [{"id": w.trashed_tag()}]}
+        ),
+        READ,
+        None,
+    ),
+    "empty trash": (
+        lambda c, w: (
+            w.trashed_tag(),
+            c.post("/workspaces/acme/trash/empty", json={"all": True, "repository": "web"}),
+        )[1],
+        REPO_ADMIN,
+        "admin",
+    ),
     "members": (lambda c, w: c.get("/workspaces/acme/members"), WS_ADMIN, "workspace_admin"),
     "set member": (
         lambda c, w: c.put("/workspaces/acme/members/neo", json={"admin": False}),
@@ -336,6 +378,31 @@ def test_permission(world: World, case: str, user: str) -> None:
             assert "acme/web" in error["message"]
     if r.status_code == 404:
         assert r.json()["error"]["code"] == "NOT_FOUND"
+
+
+RESTORE_TAG = {"reader": "forbidden", "writer": "restored", "admin": "restored"}
+RESTORE_TAG |= {"wsadmin": "restored", "root": "restored"}
+RESTORE_IMAGE = {**RESTORE_TAG, "writer": "forbidden"}
+
+
+@pytest.mark.parametrize("user", USERS)
+def test_trash_restore_per_entry(world: World, user: str) -> None:
+    """Restore a tag = write, restore an image = admin, per entry of one call; what
+    the caller may not see at all answers 404 for the workspace."""
+    tag, image = world.trashed_tag(), world.trashed_image()
+    with api(world.server, user) as c:
+        r = c.post("/workspaces/acme/trash/restore", json={"entries": [{"id": tag}, {"id": image}]})
+        if user == "outsider":
+            assert r.status_code == 404
+            return
+        assert r.status_code == 200, r.text
+        got = [x["status"] for x in r.json()["results"]]
+        assert got == [RESTORE_TAG[user], RESTORE_IMAGE[user]]
+        r = c.post("/workspaces/acme/trash/empty", json={"entries": [image]})
+        emptied = r.json()["results"][0]["status"]
+    want = "emptied" if RESTORE_IMAGE[user] == "restored" else "forbidden"
+    # An image restored above is no longer in the trash: nothing to empty.
+    assert emptied == ("not_found" if want == "emptied" else want)
 
 
 def test_every_operation_has_a_permission_case(world: World) -> None:

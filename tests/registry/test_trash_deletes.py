@@ -61,7 +61,7 @@ def _stored(server: RegistryServer, meta: Metadata, img: oci.Image) -> bool:
 def test_every_delete_path_leaves_an_entry_and_gc_keeps_it(
     registry_factory: Callable[..., RegistryServer], tmp_path: Path
 ) -> None:
-    server = registry_factory(review_delay=0, upload_grace=0, trash_retention=3600)
+    server = registry_factory(review_delay=0, upload_grace=5, trash_retention=3600)
     imgs = {n: _img(n) for n in ("v1", "v2", "v3", "bydigest", "old", "new", "gone")}
     with server.client("writer") as w:
         for tag in ("v1", "v2", "v3", "bydigest", "old"):
@@ -122,6 +122,23 @@ def test_every_delete_path_leaves_an_entry_and_gc_keeps_it(
         )  # fmt: skip
         assert totals.in_trash == held
         assert totals.pending == 0
+    # The storage figures show the category: workspace, repository, overview.
+    with api(server, "reader") as c:
+        figures = c.get("/workspaces/acme/storage").json()
+        assert (figures["in_trash"], figures["pending"]) == (held, 0)
+        web = next(r for r in figures["repositories"] if r["slug"] == "web")
+        assert web["in_trash"] == held
+        assert web["image_count"] == 1  # the deleted image is not counted
+        overview = c.get("/workspaces/acme/storage/overview").json()
+        assert overview["storage"]["in_trash"] == held
+        assert overview["gc"]["trash_retention_s"] == 3600
+        impact = c.post(
+            "/workspaces/acme/storage/delete-impact",
+            json={"tags": [{"image_id": app_id, "tag": "mv"}], "images": []},
+        ).json()
+        # "held 1 hour for restore, then freed by GC"
+        assert impact["trash_retention_s"] == 3600
+        assert impact["freed"] == sum(b.size for b in imgs["new"].all_blobs())
     # The image that still has tags pulls as before.
     skopeo_pull(server.host, APP, "mv", imgs["new"], tmp_path / "pull")
     server.stop()
@@ -131,7 +148,7 @@ def test_every_delete_path_leaves_an_entry_and_gc_keeps_it(
 def test_expired_entries_become_pending_and_gc_frees_exactly_them(
     registry_factory: Callable[..., RegistryServer],
 ) -> None:
-    server = registry_factory(review_delay=0, upload_grace=0, trash_retention=3)
+    server = registry_factory(review_delay=0, upload_grace=5, trash_retention=3)
     keep, tag_gone, image_gone = _img("keep"), _img("tag-gone", 5_000), _img("image-gone", 7_000)
     with server.client("admin") as w:
         oci.push(w, APP, keep, "keep")
@@ -166,7 +183,7 @@ def test_expired_entries_become_pending_and_gc_frees_exactly_them(
 def test_retention_default_is_a_week_and_zero_turns_it_off(
     registry_factory: Callable[..., RegistryServer], retention: float | None, span_ms: Any
 ) -> None:
-    server = registry_factory(review_delay=0, upload_grace=0, trash_retention=retention)
+    server = registry_factory(review_delay=0, upload_grace=5, trash_retention=retention)
     img = _img("one")
     with server.client("writer") as w:
         oci.push(w, APP, img, "v1")

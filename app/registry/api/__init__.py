@@ -104,8 +104,25 @@ GET    /workspaces/{ws}/audit[?limit=&cursor=]   workspace admin;
                                     items: {id, at, actor, action, target, detail}
 GET    /workspaces/{ws}/events      text/event-stream; event types: pushed,
                                     tag_deleted, manifest_deleted, image_deleted,
-                                    gc_run, policy_run; data is the JSON event (non-admins see
+                                    gc_run, policy_run, trashed, restored, trash_expired,
+                                    trash_emptied; data is the JSON event (non-admins see
                                     events of repositories they may read, and GC runs)
+Recently deleted (app/registry/api/trash.py; serve --trash-retention, 0 = off):
+GET    /workspaces/{ws}/trash[?repository=&image_id=&q=&kind=&deleted_by=&sort=&limit=&cursor=]
+                                    read; items: {id, kind: "tag"|"manifest"|"image",
+                                    image_id, image, repository, tag, digest,
+                                    replaced_by, size, tag_count, action, deleted_by,
+                                    deleted_at, expires_at}; sort: -deleted_at
+                                    (default), expires_at, size, image
+POST   /workspaces/{ws}/trash/restore   body {entries: [{id, as?}]} (at most 1000);
+                                    {results: [{id, status: "restored"|"conflict"|
+                                    "not_found"|"forbidden"|"invalid", message,
+                                    image_id, tag, digest}], restored}; a tag needs
+                                    write, an image admin (per entry)
+POST   /workspaces/{ws}/trash/empty     body {entries?: [id], all?: bool, repository?,
+                                    older_than_s?}; admin (per entry; all with
+                                    nothing allowed: 403); {results: [{id, status:
+                                    "emptied"|"not_found"|"forbidden"}], emptied}
 Cleanup policies (app/registry/api/policies.py; SCOPE = /workspaces/{ws} for the
 workspace's policy, /workspaces/{ws}/repositories/{slug} for a repository's own,
 which overrides the workspace's there):

@@ -86,6 +86,7 @@ def read_gc_status(conn: Connection, reg: Registry, workspace_id: int, now: int)
         next_review_at=iso_or_none(min(upcoming) if upcoming else None),
         review_delay_s=reg.timing.review_delay / 1000,
         upload_grace_s=reg.timing.upload_grace / 1000,
+        trash_retention_s=reg.timing.trash_retention / 1000,
         recent_runs=runs,
     )
 
@@ -134,7 +135,9 @@ def history(
 
 def read_history(conn: Connection, workspace_id: int, since_ms: int | None = None) -> History:
     c = s.storage_samples.c
-    q = select(c.at, c.stored, c.referenced, c.pending).where(c.workspace_id == workspace_id)
+    q = select(c.at, c.stored, c.referenced, c.pending, c.in_trash).where(
+        c.workspace_id == workspace_id
+    )
     if since_ms is not None:
         q = q.where(c.at >= since_ms)
     rows = conn.execute(q.order_by(c.at, c.id)).all()
@@ -145,7 +148,13 @@ def read_history(conn: Connection, workspace_id: int, since_ms: int | None = Non
         rows = [rows[int(k * step)] for k in range(MAX_SAMPLES - 1)] + [rows[-1]]
     return History(
         samples=[
-            Sample(at=iso(r.at), stored=r.stored, referenced=r.referenced, pending=r.pending)
+            Sample(
+                at=iso(r.at),
+                stored=r.stored,
+                referenced=r.referenced,
+                pending=r.pending,
+                in_trash=r.in_trash,
+            )
             for r in rows
         ],
         gc_runs=list(reversed(runs)),

@@ -200,6 +200,9 @@ class RepositoryStorage(BaseModel):
     exclusive: NonNegative
     shared: NonNegative
     image_count: NonNegative
+    in_trash: NonNegative = Field(
+        0, description="bytes only its images' trash entries hold (restorable, then GC)"
+    )
 
 
 class Storage(BaseModel):
@@ -214,6 +217,11 @@ class Storage(BaseModel):
         description="bytes received by the workspace's open uploads (not blobs yet)"
     )
     upload_count: NonNegative = Field(description="open upload sessions")
+    in_trash: NonNegative = Field(
+        0,
+        description="unreferenced bytes the trash holds for a restore; GC frees them once "
+        "their entries expire or are emptied (not counted in pending)",
+    )
     repositories: list[RepositoryStorage]
 
 
@@ -236,6 +244,7 @@ class Sample(BaseModel):
     stored: NonNegative
     referenced: NonNegative
     pending: NonNegative
+    in_trash: NonNegative = 0
 
 
 class GcRun(BaseModel):
@@ -286,6 +295,11 @@ class Impact(BaseModel):
         description="per manifest of a deleted tag (not of a deleted image): the other tags "
         "of its image on it, which stay, and so does the manifest",
     )
+    trash_retention_s: float = Field(
+        0,
+        description="the deleted tags and images are held this long for a restore, then "
+        "freed by GC (0: no trash, freed by GC after its review delay)",
+    )
 
 
 class GcStatus(BaseModel):
@@ -297,6 +311,8 @@ class GcStatus(BaseModel):
     next_review_at: IsoTime | None
     review_delay_s: float
     upload_grace_s: float
+    # How long a delete stays restorable (serve --trash-retention); 0: deletes are final.
+    trash_retention_s: float
     recent_runs: list[GcRun]
 
 
@@ -506,3 +522,75 @@ class PolicyRunInfo(BaseModel):
         description="bytes the run's deletes left unreferenced (GC frees them)"
     )
     error: str | None
+
+
+# recently deleted (the trash) ------------------------------------------------------
+
+TrashKind = Literal["tag", "manifest", "image"]
+RestoreStatus = Literal["restored", "conflict", "not_found", "forbidden", "invalid"]
+
+
+class TrashEntry(BaseModel):
+    """One restorable deletion: a tag (on its digest), a manifest deleted by digest
+    with no tag on it, or a whole image with its tags."""
+
+    id: int
+    kind: TrashKind
+    image_id: int
+    image: str  # full name: workspace/repository/image
+    repository: str
+    tag: str | None
+    digest: str | None
+    replaced_by: str | None  # a tag moved by a push: the digest it went to
+    size: NonNegative  # the manifest's bytes (an image: its tags' distinct blobs)
+    tag_count: NonNegative
+    action: str  # how it was deleted: tag.delete, manifest.delete, image.delete, ...
+    deleted_by: str | None
+    deleted_at: IsoTime
+    expires_at: IsoTime
+
+
+class TrashRestoreItem(Request):
+    id: RowId
+    # Restore under another name (a tag: the new tag; an image: the new image name),
+    # for an entry whose name was reused since.
+    as_name: str | None = Field(default=None, alias="as", min_length=1, max_length=255)
+
+
+class TrashRestore(Request):
+    entries: list[TrashRestoreItem] = Field(min_length=1, max_length=1000)
+
+
+class TrashRestoreResult(BaseModel):
+    id: int
+    status: RestoreStatus
+    message: str
+    image_id: int | None = None
+    tag: str | None = None
+    digest: str | None = None
+
+
+class TrashRestored(BaseModel):
+    results: list[TrashRestoreResult]
+    restored: NonNegative
+
+
+class TrashEmpty(Request):
+    """What to empty: the ``entries`` given, and with ``all`` every entry of the
+    workspace (of ``repository`` if given, deleted at least ``older_than_s`` seconds ago
+    if given). Neither: nothing."""
+
+    entries: list[RowId] | None = Field(default=None, max_length=10_000)
+    all: StrictBool = False
+    repository: str | None = Field(default=None, min_length=1, max_length=63)
+    older_than_s: Annotated[float, Field(ge=0)] | None = None
+
+
+class TrashEmptyResult(BaseModel):
+    id: int
+    status: Literal["emptied", "not_found", "forbidden"]
+
+
+class TrashEmptied(BaseModel):
+    results: list[TrashEmptyResult]
+    emptied: NonNegative

@@ -19,6 +19,7 @@ from app.registry.api import (
     policies,
     storage,
     tags,
+    trash,
     workspaces,
 )
 
@@ -32,6 +33,7 @@ ROUTERS = (
     overview.router,
     gc.router,
     policies.router,
+    trash.router,
     audit.router,
     events.router,
     admin.router,

@@ -47,6 +47,7 @@ def storage_figures(conn: Connection, readable: set[int] | None, workspace_id: i
     """The workspace's figures, and the repositories among ``readable`` (None: all)."""
     totals = storage.totals(conn, workspace_id)
     per_repo = storage.repository_bytes(conn, workspace_id)
+    in_trash = storage.repository_in_trash(conn, workspace_id)
     repos = conn.execute(
         select(s.repositories.c.id, s.repositories.c.slug, s.projects.c.key)
         .join(s.projects, s.projects.c.id == s.repositories.c.project_id)
@@ -56,7 +57,7 @@ def storage_figures(conn: Connection, readable: set[int] | None, workspace_id: i
     image_counts: dict[int, int] = dict(
         conn.execute(
             select(i.repository_id, func.count())
-            .where(i.workspace_id == workspace_id)
+            .where(i.workspace_id == workspace_id, i.trashed_at.is_(None))
             .group_by(i.repository_id)
         ).all()
     )
@@ -72,6 +73,7 @@ def storage_figures(conn: Connection, readable: set[int] | None, workspace_id: i
         logical=totals.logical,
         saving=totals.saving,
         blob_count=totals.blob_count,
+        in_trash=totals.in_trash,
         repositories=[
             RepositoryStorage(
                 slug=r.slug,
@@ -79,6 +81,7 @@ def storage_figures(conn: Connection, readable: set[int] | None, workspace_id: i
                 exclusive=per_repo.get(r.id, empty).exclusive,
                 shared=per_repo.get(r.id, empty).shared,
                 image_count=image_counts.get(r.id, 0),
+                in_trash=in_trash.get(r.id, 0),
             )
             for r in repos
             if readable is None or r.id in readable
@@ -225,6 +228,7 @@ def delete_impact(caller: Authenticated, ws: str, body: ImpactRequest) -> Impact
         kept_blobs=impact.kept_blobs,
         tags=deleted,
         staying=staying,
+        trash_retention_s=caller.registry.timing.trash_retention / 1000,
     )
 
 
