@@ -72,11 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from app.client.credentials import CredentialStore
-    from app.ui import exception_dialog
     from app.ui.app_icon import DESKTOP_ID, app_icon
+    from app.ui.common import exception_dialog
+    from app.ui.common.settings import Settings
     from app.ui.main_window import MainWindow
     from app.ui.quit_signals import QuitOnSignals
-    from app.ui.settings import Settings
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)

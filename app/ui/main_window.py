@@ -1,9 +1,9 @@
 """The main window: navigator tree on the left, views (browse, storage) on the
 right, the error bar above, the connection and embedded registry in the status bar.
 
-The window talks to one :class:`~app.ui.backend.Backend` at a time; switching
+The window talks to one :class:`~app.ui.backends.protocol.Backend` at a time; switching
 profiles replaces it and reloads everything. Every network call goes through
-``self.ops`` (:class:`~app.ui.operations.Operations`).
+``self.ops`` (:class:`~app.ui.common.operations.Operations`).
 """
 
 from __future__ import annotations
@@ -37,17 +37,12 @@ from app.client.embedded import EmbeddedError, EmbeddedRegistry, State
 from app.client.errors import AuthenticationFailed, ClientError, NotFound
 from app.client.profiles import Profile
 from app.core.permissions import Permission
-from app.ui import backend as backends
-from app.ui import berth_backend as _berth_backend  # noqa: F401  (registers the "berth" kind)
-from app.ui import confirm_delete, connections_dialog, login_dialog, storage_view
-from app.ui import oci_backend as _oci_backend  # noqa: F401  (registers the "oci" kind)
-from app.ui.actions import Actions, Context, install_context_menu
-from app.ui.backend import Backend, Identity, NamespaceTree, Scope
-from app.ui.browse_updates import BrowseUpdates
-from app.ui.browse_view import BrowseView
-from app.ui.deletion import BulkDelete, BulkOutcome, DeletePlan
-from app.ui.error_bar import ErrorBar
-from app.ui.navigator_model import (
+from app.ui.backends import berth as _berth_backend  # noqa: F401  (registers the "berth" kind)
+from app.ui.backends import oci as _oci_backend  # noqa: F401  (registers the "oci" kind)
+from app.ui.backends import protocol as backends
+from app.ui.backends.deletion import BulkDelete, BulkOutcome, DeletePlan
+from app.ui.backends.protocol import Backend, Identity, NamespaceTree, Scope
+from app.ui.browse.navigator_model import (
     NavigatorModel,
     Node,
     namespace_node,
@@ -55,10 +50,18 @@ from app.ui.navigator_model import (
     repository_node,
     workspace_node,
 )
-from app.ui.oci_controller import OciController
-from app.ui.operations import Operations
-from app.ui.settings import Settings
-from app.ui.table_model import ObjectRole
+from app.ui.browse.updates import BrowseUpdates
+from app.ui.browse.view import BrowseView
+from app.ui.common import confirm_delete
+from app.ui.common.actions import Actions, Context, install_context_menu
+from app.ui.common.error_bar import ErrorBar
+from app.ui.common.operations import Operations
+from app.ui.common.settings import Settings
+from app.ui.common.table_model import ObjectRole
+from app.ui.connections import dialog as connections_dialog
+from app.ui.connections import login_dialog
+from app.ui.oci.controller import OciController
+from app.ui.storage import view as storage_view
 
 # While the demo is seeded beside its registry, the window refreshes this often.
 SEED_REFRESH_S = 3.0

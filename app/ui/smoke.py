@@ -30,7 +30,7 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, QTimer
 
 from app.client.embedded import State
-from app.ui.formatting import counted
+from app.ui.common.formatting import counted
 from app.ui.main_window import MainWindow
 
 # Long enough for a first demo seeding on a slow machine; a hung start fails the

@@ -43,8 +43,8 @@ from app.registry import accounts
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
 from app.registry.service import Registry
+from app.ui.common.settings import Settings
 from app.ui.main_window import MainWindow
-from app.ui.settings import Settings
 from tests.benchmarks.bench_ui import _StallProbe
 from tests.support.keyrings import MemoryKeyring
 from tests.support.registry import PASSWORD, RegistryServer

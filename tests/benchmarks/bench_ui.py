@@ -32,12 +32,12 @@ from pytestqt.qtbot import QtBot
 
 from app.client.berth_api import Tag
 from app.client.profiles import Profile
-from app.ui import tags_model
-from app.ui.berth_backend import BerthBackend
-from app.ui.deletion import BulkDelete
-from app.ui.table_model import PAGE_SIZE
-from app.ui.table_panel import TablePanel
-from app.ui.tags_model import TagsModel
+from app.ui.backends.berth import BerthBackend
+from app.ui.backends.deletion import BulkDelete
+from app.ui.browse import tags_model
+from app.ui.browse.tags_model import TagsModel
+from app.ui.common.table_model import PAGE_SIZE
+from app.ui.common.table_panel import TablePanel
 from tests.support.registry import PASSWORD, RegistryServer
 from tests.support.tools import require
 from tests.ui.conftest import memory_keyring, qt_loop  # noqa: F401  (fixtures)
@@ -244,7 +244,7 @@ COLD_START = textwrap.dedent(
     from PySide6.QtCore import QEvent, QObject
     from PySide6.QtWidgets import QApplication
     from app.ui.main_window import MainWindow
-    from app.ui.settings import Settings
+    from app.ui.common.settings import Settings
     app = QApplication([])
     window = MainWindow(Settings.at(__import__("pathlib").Path(sys.argv[2])))
     class Probe(QObject):

@@ -34,8 +34,8 @@ from app.client.profiles import Profile
 from app.client.transport import ConnectionSettings
 from app.core.permissions import Permission
 from app.registry.api.errors import repository_forbidden, workspace_admin_forbidden
-from app.ui.berth_backend import BerthBackend
-from app.ui.deletion import BulkDelete
+from app.ui.backends.berth import BerthBackend
+from app.ui.backends.deletion import BulkDelete
 from tests.client.test_transport import run
 
 URL = "https://berth.test"

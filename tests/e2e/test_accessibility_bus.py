@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.client.profiles import Profile
-from app.ui.settings import Settings
+from app.ui.common.settings import Settings
 from tests.packaging.smoke import private_env
 from tests.support.atspi import Desktop, Node
 from tests.support.processes import VENV_BIN

@@ -28,13 +28,13 @@ from app.client.berth_api import Tag
 from app.client.credentials import CredentialStore
 from app.client.embedded import EmbeddedRegistry
 from app.client.profiles import Profile
-from app.ui.confirm_delete import ConfirmDeleteDialog
-from app.ui.connections_dialog import ConnectionsDialog
-from app.ui.deletion import DeletePlan
+from app.ui.backends.deletion import DeletePlan
+from app.ui.backends.oci import OciBackend
+from app.ui.common.confirm_delete import ConfirmDeleteDialog
+from app.ui.common.settings import Settings
+from app.ui.connections.dialog import ConnectionsDialog
 from app.ui.main_window import MainWindow
-from app.ui.oci_backend import OciBackend
-from app.ui.oci_controller import delete_methods
-from app.ui.settings import Settings
+from app.ui.oci.controller import delete_methods
 from tests.support import oci
 from tests.support.distribution import PASSWORD as DIST_PASSWORD
 from tests.support.distribution import USER as DIST_USER

@@ -26,8 +26,8 @@ from pytestqt.qtbot import QtBot
 
 from app.client.credentials import CredentialStore
 from app.client.profiles import Profile
+from app.ui.common.settings import Settings
 from app.ui.main_window import MainWindow
-from app.ui.settings import Settings
 from tests.support.keyrings import MemoryKeyring
 from tests.support.registry import PASSWORD, RegistryServer
 

@@ -27,12 +27,12 @@ from PySide6.QtWidgets import (
 from pytestqt.qtbot import QtBot
 
 from app.client.profiles import Profile
-from app.ui.confirm_delete import ConfirmDeleteDialog
-from app.ui.connections_dialog import ConnectionsDialog
-from app.ui.login_dialog import LoginDialog
+from app.ui.backends.oci import OciBackend
+from app.ui.common.confirm_delete import ConfirmDeleteDialog
+from app.ui.connections.dialog import ConnectionsDialog
+from app.ui.connections.login_dialog import LoginDialog
 from app.ui.main_window import MainWindow
-from app.ui.oci_backend import OciBackend
-from app.ui.oci_repositories_dialog import RepositoriesDialog
+from app.ui.oci.repositories_dialog import RepositoriesDialog
 from tests.support import gui
 from tests.support.registry import PASSWORD, RegistryServer
 from tests.ui.conftest import WindowFactory, wait_idle

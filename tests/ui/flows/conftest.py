@@ -14,9 +14,9 @@ from pytestqt.qtbot import QtBot
 
 from app.client.credentials import CredentialStore
 from app.client.profiles import Profile
+from app.ui.common.settings import Settings
 from app.ui.main import connect_on_start
 from app.ui.main_window import MainWindow
-from app.ui.settings import Settings
 from tests.support.distribution import DistributionServer
 from tests.support.keyrings import MemoryKeyring
 from tests.support.registry import PASSWORD, RegistryServer
@@ -85,7 +85,7 @@ def launch(
 
 @pytest.fixture
 def distribution(tmp_path: Path) -> Iterator[DistributionServer]:
-    """A CNCF Distribution 2.8 holding the content of tests/ui/test_oci_distribution.py."""
-    from tests.ui.test_oci_distribution import seeded_distribution
+    """A CNCF Distribution 2.8 holding the content of tests/ui/oci/test_oci_distribution.py."""
+    from tests.ui.oci.test_oci_distribution import seeded_distribution
 
     yield from seeded_distribution(tmp_path)

@@ -11,7 +11,7 @@ from PySide6.QtGui import QAccessible
 from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
-from app.ui.confirm_delete import ConfirmDeleteDialog
+from app.ui.common.confirm_delete import ConfirmDeleteDialog
 from tests.support import gui
 from tests.support.registry import RegistryServer
 from tests.ui.flows.conftest import WAIT_MS, Launch

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from app.ui import tags_model
+from app.ui.browse import tags_model
 from tests.support import gui
 from tests.support.registry import RegistryServer
 from tests.ui.flows.conftest import WAIT_MS, Launch

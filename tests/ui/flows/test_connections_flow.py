@@ -13,8 +13,8 @@ import httpx
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from app.ui.connections_dialog import ConnectionsDialog
-from app.ui.login_dialog import LoginDialog
+from app.ui.connections.dialog import ConnectionsDialog
+from app.ui.connections.login_dialog import LoginDialog
 from tests.support import gui, oci
 from tests.support.keyrings import MemoryKeyring
 from tests.support.processes import children_of

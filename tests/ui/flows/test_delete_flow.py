@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QToolButton
 from pytestqt.qtbot import QtBot
 
 from app.core.units import format_bytes
-from app.ui import tags_model
-from app.ui.confirm_delete import ConfirmDeleteDialog
+from app.ui.browse import tags_model
+from app.ui.common.confirm_delete import ConfirmDeleteDialog
 from tests.support import gui
 from tests.support.api import api, as_listed
 from tests.support.registry import RegistryServer

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from app.client.profiles import Profile
-from app.ui.connections_dialog import ConnectionsDialog
+from app.ui.connections.dialog import ConnectionsDialog
 from tests.support import gui
 from tests.support.api import api, push_content
 from tests.support.registry import RegistryServer

@@ -15,13 +15,13 @@ from PySide6.QtWidgets import QRadioButton
 from pytestqt.qtbot import QtBot
 
 from app.client.profiles import Profile
-from app.ui import images_model, tags_model
-from app.ui.confirm_delete import ConfirmDeleteDialog
-from app.ui.connections_dialog import ConnectionsDialog
+from app.ui.browse import images_model, tags_model
+from app.ui.common.confirm_delete import ConfirmDeleteDialog
+from app.ui.connections.dialog import ConnectionsDialog
 from tests.support import gui
 from tests.support.distribution import PASSWORD, USER, DistributionServer, push_image
 from tests.ui.flows.conftest import WAIT_MS, Launch
-from tests.ui.test_oci_distribution import APP1, PUSHED, expected
+from tests.ui.oci.test_oci_distribution import APP1, PUSHED, expected
 
 
 def tags_on_server(server: DistributionServer, name: str) -> set[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from app.ui.confirm_delete import ConfirmDeleteDialog
+from app.ui.common.confirm_delete import ConfirmDeleteDialog
 from tests.support import gui
 from tests.support.api import api
 from tests.support.registry import RegistryServer

@@ -11,15 +11,15 @@ from PySide6.QtWidgets import QMessageBox, QToolButton
 from pytestqt.qtbot import QtBot
 
 from app.core.units import format_bytes
-from app.ui import gc_panel
-from app.ui.confirm_delete import ConfirmDeleteDialog
+from app.ui.common.confirm_delete import ConfirmDeleteDialog
+from app.ui.storage import gc_panel
 from tests.support import gui
 from tests.support.api import api
 from tests.support.registry import RegistryServer
 from tests.ui.flows.conftest import WAIT_MS, Launch
 from tests.ui.flows.test_delete_flow import open_image
 from tests.ui.seed import server_tags
-from tests.ui.test_storage_view import Sums, pushed
+from tests.ui.storage.test_view import Sums, pushed
 
 Factory = Callable[..., RegistryServer]
 

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
 from app.ui.main_window import MainWindow
-from app.ui.storage_view import StorageView
+from app.ui.storage.view import StorageView
 from tests.support import gui
 from tests.support.api import api, as_listed, push_content
 from tests.support.proxy import Proxy
