@@ -1,4 +1,5 @@
-"""Human-readable sizes in IEC units (KiB, MiB, GiB)."""
+"""Numbers as people read them: sizes in IEC units (KiB, MiB, GiB), counts with
+their noun in the right number ("1 tag", "2 tags")."""
 
 from __future__ import annotations
 
@@ -16,3 +17,13 @@ def format_bytes(n: int | float) -> str:
             return f"{sign}{value:.1f} {unit}" if value < 100 else f"{sign}{value:.0f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``one`` for a count of 1, else its plural (``many``, or ``one`` + "s")."""
+    return one if n == 1 else (many if many is not None else one + "s")
+
+
+def counted(n: int, one: str, many: str | None = None) -> str:
+    """A count with its noun: "1 tag", "2 tags", "1,024 tags", "0 tags"."""
+    return f"{n:,} {plural(n, one, many)}"

@@ -89,7 +89,7 @@ class SmokeTest(QObject):
         if window.backend is None or window.identity is None or window.profile is None:
             self.failures.append(f"not connected: {window.error_bar.text or 'no error shown'}")
         else:
-            count = window.nav_model.rowCount()
+            count = window.navigator.nav_model.rowCount()
             say(
                 f"connected to {window.profile.base_url} as {window.identity.user}, "
                 f"{counted(count, 'workspace')}"

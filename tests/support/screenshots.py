@@ -100,10 +100,12 @@ async def render(out: Path, tmp: Path) -> None:
                 raise SystemExit(f"the demo's seeding failed: {demo.seed_error}")
             window.refresh()
             await until(lambda: not window.ops.busy)
-        acme = window.nav_model.find(("acme",))
+        acme = window.navigator.nav_model.find(("acme",))
         if acme is not None:
-            window.tree.expand(window.nav_proxy.mapFromSource(window.nav_model.index_of(acme)))
-        window.select_path(("acme",))
+            window.navigator.tree.expand(
+                window.navigator.nav_proxy.mapFromSource(window.navigator.nav_model.index_of(acme))
+            )
+        window.navigator.select_path(("acme",))
         await until(lambda: not window.ops.busy and window.browse.images_model.rowCount() > 0)
         images = window.browse.images_model
         first = max(images.rows, key=lambda i: i.tag_count)
@@ -119,11 +121,12 @@ async def render(out: Path, tmp: Path) -> None:
         grab(window, out / "main-window.png")
 
         assert window.backend is not None
-        assert window.image is not None
+        assert window.browsing.image is not None
         selected = tags.selected()
-        plan = DeletePlan(window.image, tuple(selected))
+        plan = DeletePlan(window.browsing.image, tuple(selected))
         impact = await window.backend.delete_impact(
-            window.image.workspace, tags=[(window.image, t.name) for t in selected]
+            window.browsing.image.workspace,
+            tags=[(window.browsing.image, t.name) for t in selected],
         )
         dialog = ConfirmDeleteDialog(plan, impact, None, window)
         dialog.show()
@@ -190,7 +193,7 @@ def dark_palette() -> QPalette:
 async def render_storage(window: MainWindow, out: Path, tags: list[Tag]) -> None:
     """The storage view of acme once the tags the confirmation showed are deleted:
     pending GC holds what it promised, until the demo's short review delay ends."""
-    backend, image = window.backend, window.image
+    backend, image = window.backend, window.browsing.image
     assert backend is not None
     assert image is not None
     view = window.storage
@@ -258,12 +261,14 @@ async def render_oci(out: Path, tmp: Path) -> None:
         await until(lambda: window.backend is not None and not window.ops.busy)
         backend = window.backend
         assert isinstance(backend, OciBackend)
-        team = window.nav_model.find((server.host, "team"))
+        team = window.navigator.nav_model.find((server.host, "team"))
         assert team is not None
-        window.tree.expand(window.nav_proxy.mapFromSource(window.nav_model.index_of(team)))
-        window.select_path((server.host, "team"))
+        window.navigator.tree.expand(
+            window.navigator.nav_proxy.mapFromSource(window.navigator.nav_model.index_of(team))
+        )
+        window.navigator.select_path((server.host, "team"))
         await until(lambda: not window.ops.busy and window.browse.images_model.rowCount() > 0)
-        window.oci.storage.start_scan()
+        window.oci_storage.start_scan()
         await until(lambda: not window.ops.busy)
         app = next(i for i in window.browse.images_model.rows if i.full_name == "team/app")
         window.browse.images.select_keys([app.id], current=app.id)
@@ -276,16 +281,16 @@ async def render_oci(out: Path, tmp: Path) -> None:
         await asyncio.sleep(0.3)
         grab(window, out / "oci-window.png")
 
-        window.views.setCurrentWidget(window.oci.storage)
+        window.views.setCurrentWidget(window.oci_storage)
         await asyncio.sleep(0.3)
         grab(window, out / "oci-storage.png")
         window.views.setCurrentWidget(window.browse)
 
-        assert window.image is not None
-        prepared = await backend.prepare_tag_delete(window.image, ["1.5.0"])
+        assert window.browsing.image is not None
+        prepared = await backend.prepare_tag_delete(window.browsing.image, ["1.5.0"])
         note, error = window.oci._storage_note(backend)
         plan = DeletePlan(
-            window.image,
+            window.browsing.image,
             prepared.tags,
             methods=delete_methods(prepared, prepared.deletion),
             storage_note=note,

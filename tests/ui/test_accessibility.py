@@ -129,15 +129,15 @@ def test_main_window_dialogs_and_storage_view_are_named(
     # tags and the details, each filter before its table.
     browse = window.browse
     along = [
-        window.tree_filter,
-        window.tree,
+        window.navigator.tree_filter,
+        window.navigator.tree,
         browse.images.filter,
         browse.images.view,
         browse.tags.filter,
         browse.tags.view,
         browse.details.layers_view,
     ]
-    chain = tab_chain(window.tree_filter)
+    chain = tab_chain(window.navigator.tree_filter)
     assert all(w in chain for w in along)
     assert [w for w in chain if w in along] == along
     # Table cells expose the text the table shows.
@@ -186,7 +186,7 @@ def test_oci_kind_window_and_its_dialogs_are_named(
     assert isinstance(window.backend, OciBackend), window.error_bar.text
     assert unnamed(window) == []
 
-    storage = window.oci.storage
+    storage = window.oci_storage
     window.views.setCurrentWidget(storage)
     storage.start_scan()
     wait_idle(qtbot, window)

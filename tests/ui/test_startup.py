@@ -43,7 +43,11 @@ def test_the_demo_window_is_populated_while_the_demo_is_seeded(
     window.use_embedded(embedded)
     qtbot.waitUntil(lambda: window.backend is not None, timeout=120_000)
     assert embedded.seeding is not None, "connected only once the seeding was done"
-    assert [c.name for c in window.nav_model.root.children] == ["acme", "globex", "initech"]
+    assert [c.name for c in window.navigator.nav_model.root.children] == [
+        "acme",
+        "globex",
+        "initech",
+    ]
     qtbot.waitUntil(lambda: "seeding sample data" in window.embedded_label.text(), timeout=60_000)
     assert window.embedded_label.text().startswith("Demo registry: running at http://")
 
@@ -61,9 +65,9 @@ def test_the_demo_window_is_populated_while_the_demo_is_seeded(
     names = sorted(i["name"] for i in items)
     images = window.browse.images_model
     qtbot.waitUntil(lambda: sorted(r.name for r in images.rows) == names, timeout=60_000)
-    shown = {c.name: c.count for c in window.nav_model.root.children}
+    shown = {c.name: c.count for c in window.navigator.nav_model.root.children}
     qtbot.waitUntil(
-        lambda: {c.name: c.count for c in window.nav_model.root.children} == counts,
+        lambda: {c.name: c.count for c in window.navigator.nav_model.root.children} == counts,
         timeout=60_000,
     )
     assert shown.keys() == counts.keys()

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 from app.client.berth_api import DeleteImpact, Image, StayingTags, Tag, TagDeleteResult
 from app.client.errors import ClientError
+from app.core.units import counted
 from app.ui.backends.protocol import Backend
-from app.ui.common.formatting import counted
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ from app.client.profiles import Profile
 from app.client.scan import PlainStorage, RegistryScan, ScanProgress, scan_registry
 from app.core import storage as storage_math
 from app.core.permissions import Permission
+from app.core.units import counted
 from app.ui.backends import protocol as backend
 from app.ui.backends.oci_deletion import (
     DIGEST,
@@ -74,7 +75,6 @@ from app.ui.backends.oci_deletion import (
 )
 from app.ui.backends.oci_tree import NameTree, image_id, parent_path
 from app.ui.backends.protocol import Capabilities, Identity, Namespace, Scope
-from app.ui.common.formatting import counted
 
 UNKNOWN = -1  # a size or count not measured yet
 OTHER_TAGS_SHOWN = 20

@@ -13,28 +13,44 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from PySide6.QtCore import QObject, QTimer
 
-from app.client.berth_api import Tag
+from app.client.berth_api import Image, Tag
 from app.client.events import ServerEvent
-
-if TYPE_CHECKING:
-    from app.ui.main_window import MainWindow
+from app.ui.browse.navigator import Navigator
+from app.ui.browse.view import BrowseView
+from app.ui.common.window import Window
 
 SETTLE_MS = 250  # the events of one action (a bulk delete) arrive within this
 
 
+class Browsing(Protocol):
+    """What this needs of :class:`~app.ui.browse.controller.BrowseController`."""
+
+    window: Window
+    view: BrowseView
+    navigator: Navigator
+    image: Image | None
+
+    def image_deleted(self, image: Image, by: str | None = None) -> None: ...
+    def update_actions(self) -> None: ...
+    def show_tag_details(self, tag: Tag | None) -> None: ...
+
+
 class BrowseUpdates(QObject):
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(self, browsing: Browsing, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.browsing = browsing
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(SETTLE_MS)
         self._timer.timeout.connect(self._read_again)
-        window.connected.connect(lambda _backend: self._timer.stop())
+
+    def stop(self) -> None:
+        """A new connection (or none): what was scheduled for the old one is off."""
+        self._timer.stop()
 
     # --- what happened ----------------------------------------------------------------
     def on_event(self, event: ServerEvent) -> None:
@@ -51,21 +67,20 @@ class BrowseUpdates(QObject):
 
     def tags_deleted(self, image_id: int, names: Iterable[str]) -> None:
         """Tags of an image are gone (deleted here or elsewhere)."""
-        window = self.window
-        image = window.image
+        image = self.browsing.image
         if image is not None and image.id == image_id:
             self._take_out_tags(list(names))
         self.changed()
 
     def image_deleted(self, image_id: int, by: str | None = None) -> None:
         """An image is gone (deleted elsewhere; the window's own deletes go through
-        :meth:`MainWindow.image_deleted`, which comes here for the rest)."""
-        window = self.window
-        image = window.image
+        :meth:`BrowseController.image_deleted`, which comes here for the rest)."""
+        browsing = self.browsing
+        image = browsing.image
         if image is not None and image.id == image_id:
-            window.image_deleted(image, by=by)
+            browsing.image_deleted(image, by=by)
             return
-        window.browse.images_model.remove_keys([image_id])
+        browsing.view.images_model.remove_keys([image_id])
         self.changed()
 
     def changed(self) -> None:
@@ -75,7 +90,7 @@ class BrowseUpdates(QObject):
 
     # --- applying it ------------------------------------------------------------------
     def _take_out_tags(self, names: list[str]) -> None:
-        model = self.window.browse.tags_model
+        model = self.browsing.view.tags_model
         rows: dict[str, Tag] = {}
         for name in names:
             row = model.row_of(name)
@@ -98,17 +113,17 @@ class BrowseUpdates(QObject):
                             other_tag_count=max(0, tag.other_tag_count - lost[tag.digest]),
                         )
                     )
-        window = self.window
-        window.update_actions()
-        current: Tag | None = window.browse.tags.current()
+        browsing = self.browsing
+        browsing.update_actions()
+        current: Tag | None = browsing.view.tags.current()
         if current is not None and current.digest in lost:
-            window.show_tag_details(current)  # its manifest's tags changed
+            browsing.show_tag_details(current)  # its manifest's tags changed
 
     def _read_again(self) -> None:
-        window = self.window
-        if window.backend is None:
+        browsing = self.browsing
+        if browsing.window.backend is None:
             return
-        images = window.browse.images_model
+        images = browsing.view.images_model
         if images.source is not None:
             images.reload(keep_rows=len(images.rows))
-        window.refresh_tree()
+        browsing.navigator.refresh_tree()

@@ -8,7 +8,8 @@ import html
 import re
 from datetime import UTC, datetime
 
-from app.core.units import format_bytes
+# Sizes and counts are core's (the backends, below this package, count too).
+from app.core.units import counted, format_bytes, plural
 
 __all__ = [
     "counted",
@@ -24,16 +25,6 @@ __all__ = [
 ]
 
 NOT_MEASURED = "—"
-
-
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """``one`` for a count of 1, else its plural (``many``, or ``one`` + "s")."""
-    return one if n == 1 else (many if many is not None else one + "s")
-
-
-def counted(n: int, one: str, many: str | None = None) -> str:
-    """A count with its noun: "1 tag", "2 tags", "1,024 tags", "0 tags"."""
-    return f"{n:,} {plural(n, one, many)}"
 
 
 _TAG = re.compile(r"<[^>]*>")

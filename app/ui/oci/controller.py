@@ -8,7 +8,8 @@ The window keeps its generic flows; this part adds what a plain registry needs:
 * rows completed as their details arrive: tag counts in the images table, digest,
   size, platforms and sibling tags in the tags table (bounded concurrency, no
   waiting for the slowest request, stale fills cancelled with the selection);
-* the storage tab, from a scan of the registry's manifests;
+* the sizes and sharing its storage scan measured (the scan itself is the storage
+  tab's, :mod:`app.ui.storage.oci_view`), shown in the tables and details;
 * deleting the way the registry allows: planned from every tag's current digest,
   confirmed with a choice where the registry deletes only by digest and other
   tags share the digest (keep them: placeholder, the default; or delete them too),
@@ -19,27 +20,24 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QLineEdit, QTreeView, QWidget
 
 from app.client.berth_api import Image, Tag
 from app.client.errors import ClientError
-from app.ui.backends.deletion import BulkOutcome, DeleteMethod, DeletePlan
+from app.ui.backends.deletion import BulkDelete, BulkOutcome, DeleteMethod, DeletePlan
 from app.ui.backends.oci import NO_SCAN, OciBackend, PreparedTagDelete
 from app.ui.backends.oci_deletion import DIGEST, PLACEHOLDER, DeleteStep, StepsDelete, TagDeletion
 from app.ui.backends.protocol import Backend
-from app.ui.browse.images_model import PROJECT
 from app.ui.common import confirm_delete
 from app.ui.common.formatting import counted
+from app.ui.common.table_model import PagedTableModel
+from app.ui.common.window import Window
 from app.ui.oci import repositories_dialog as oci_repositories_dialog
 from app.ui.oci.banner import CapabilityBanner, summary
-from app.ui.storage.oci_view import DESCRIPTION, OciStorageView
-
-if TYPE_CHECKING:
-    from app.ui.main_window import MainWindow
 
 TAGS_FILL = "oci-tags-fill"
 IMAGES_FILL = "oci-images-fill"
@@ -78,38 +76,79 @@ def delete_methods(prepared: PreparedTagDelete, deletion: TagDeletion) -> tuple[
     )
 
 
+class Tables(Protocol):
+    """The browse tables (:class:`~app.ui.browse.view.BrowseView`)."""
+
+    @property
+    def images_model(self) -> PagedTableModel[Image]: ...
+    @property
+    def tags_model(self) -> PagedTableModel[Tag]: ...
+
+
+class Browsing(Protocol):
+    """What this needs of the browse feature
+    (:class:`~app.ui.browse.controller.BrowseController`)."""
+
+    @property
+    def view(self) -> Tables: ...
+    @property
+    def image(self) -> Image | None: ...
+
+    def current_tag(self) -> Tag | None: ...
+    def shown_digest(self) -> str: ...
+    def show_tag_details(self, tag: Tag | None) -> None: ...
+    def tags_removed(self, image: Image, names: list[str]) -> None: ...
+    def image_deleted(self, image: Image, by: str | None = None) -> None: ...
+    def show_project_column(self, shown: bool) -> None: ...
+    def bulk_progress(self, done: int, total: int) -> None: ...
+    async def run_bulk(self, backend: Backend, image: Image, job: BulkDelete) -> BulkOutcome: ...
+
+
+class Tree(Protocol):
+    """What this needs of the navigator (:class:`~app.ui.browse.navigator.Navigator`)."""
+
+    @property
+    def tree(self) -> QTreeView: ...
+    @property
+    def tree_filter(self) -> QLineEdit: ...
+
+    def expand_top(self) -> None: ...
+
+
 class OciController(QObject):
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
+    # A delete ran (done, failed or cancelled): the scanned figures may have changed.
+    deletesRan = Signal()
+
+    def __init__(self, window: Window, browsing: Browsing, tree: Tree, parent: QWidget) -> None:
+        super().__init__(parent)
         self.window = window
-        self.banner = CapabilityBanner(window)
+        self.browsing = browsing
+        self.tree = tree
+        self._parent = parent  # dialogs' parent
+        self.banner = CapabilityBanner(parent)
         self.banner.addRepositoriesRequested.connect(self.edit_repositories)
         self.status = QLabel(window.statusBar())
         self.status.setObjectName("capabilityStatus")
         self.status.setAccessibleName("Registry capabilities")
         self.status.hide()
         window.statusBar().addPermanentWidget(self.status)
-        self.repositories_action = QAction("Repositories added by &hand…", window)
+        self.repositories_action = QAction("Repositories added by &hand…", parent)
         tip = "Browse repositories the registry's catalog does not list"
         self.repositories_action.setToolTip(tip)
         self.repositories_action.setStatusTip(tip)
         self.repositories_action.setVisible(False)
         self.repositories_action.triggered.connect(self.edit_repositories)
-        window.tree.addAction(self.repositories_action)
-        self.storage = OciStorageView(window.ops, window.views)
-        self.storage.hide()
-        self.storage.scanned.connect(self._measured)
-        self._tree_placeholder = window.tree_filter.placeholderText()
+        tree.tree.addAction(self.repositories_action)
+        self._tree_placeholder = tree.tree_filter.placeholderText()
         self._tags_generation = -1
         self._tags_done: set[str] = set()
         self._images_generation = -1
         self._images_done: set[int] = set()
-        window.connected.connect(self._connected)
-        b = window.browse
-        b.tags_model.pageLoaded.connect(self.fill_tags)
-        b.tags_model.modelReset.connect(lambda: window.ops.cancel(TAGS_FILL))
-        b.images_model.pageLoaded.connect(self.fill_images)
-        b.images_model.modelReset.connect(lambda: window.ops.cancel(IMAGES_FILL))
+        tables = browsing.view
+        tables.tags_model.pageLoaded.connect(self.fill_tags)
+        tables.tags_model.modelReset.connect(lambda: window.ops.cancel(TAGS_FILL))
+        tables.images_model.pageLoaded.connect(self.fill_images)
+        tables.images_model.modelReset.connect(lambda: window.ops.cancel(IMAGES_FILL))
 
     @property
     def backend(self) -> OciBackend | None:
@@ -120,38 +159,20 @@ class OciController(QObject):
         return isinstance(backend, OciBackend)
 
     # --- connecting -------------------------------------------------------------------
-    def _connected(self, backend: Backend | None) -> None:
+    def connected(self, backend: Backend | None) -> None:
         window = self.window
         for name in (TAGS_FILL, IMAGES_FILL, "oci-repositories"):
             window.ops.cancel(name)
         oci = backend if isinstance(backend, OciBackend) else None
-        self.storage.set_backend(oci)
         self.show_capabilities()
         self.repositories_action.setVisible(oci is not None)
         # A plain registry has no projects: an always-empty column only takes room.
-        window.browse.images.view.setColumnHidden(PROJECT, oci is not None)
-        window.tree_filter.setPlaceholderText(
+        self.browsing.show_project_column(oci is None)
+        self.tree.tree_filter.setPlaceholderText(
             "Filter namespaces" if oci is not None else self._tree_placeholder
         )
-        if backend is not None:
-            self._show_storage_tab(oci is not None)
-        if oci is not None and window.nav_model.root.children:
-            top = window.nav_model.root.children[0]
-            window.tree.expand(window.nav_proxy.mapFromSource(window.nav_model.index_of(top)))
-
-    def _show_storage_tab(self, oci: bool) -> None:
-        """One storage tab: this one for a plain registry (the Berth storage view
-        has nothing to show there), the Berth one otherwise."""
-        views = self.window.views
-        index = views.indexOf(self.storage)
-        if oci and index < 0:
-            self.window.add_view(self.storage, "Storage", DESCRIPTION)
-        elif not oci and index >= 0:
-            views.removeTab(index)
-        berth_view = getattr(self.window, "storage", None)
-        other = views.indexOf(berth_view) if berth_view is not None else -1
-        if other >= 0:
-            views.setTabVisible(other, not oci)
+        if oci is not None:
+            self.tree.expand_top()
 
     def show_capabilities(self) -> None:
         oci = self.backend
@@ -176,7 +197,7 @@ class OciController(QObject):
         window = self.window
         catalog = oci.found.catalog if oci.found is not None else True
         names = await oci_repositories_dialog.ask_repository_names(
-            window, oci.registry, oci.profile.repositories, catalog
+            self._parent, oci.registry, oci.profile.repositories, catalog
         )
         if names is None or window.backend is not oci:
             return
@@ -194,8 +215,8 @@ class OciController(QObject):
 
     # --- rows completed as details arrive ----------------------------------------------
     def fill_tags(self) -> None:
-        oci, image = self.backend, self.window.image
-        model = self.window.browse.tags_model
+        oci, image = self.backend, self.browsing.image
+        model = self.browsing.view.tags_model
         if oci is None or image is None:
             return
         generation = model.state.generation
@@ -209,7 +230,7 @@ class OciController(QObject):
         self, oci: OciBackend, image: Image, generation: int, names: list[str]
     ) -> None:
         window = self.window
-        model = window.browse.tags_model
+        model = self.browsing.view.tags_model
         errors: list[tuple[str, ClientError]] = []
         # aclosing: leaving the loop early (a newer list) closes the generator now,
         # which cancels its workers; a generator merely dropped keeps them running.
@@ -234,16 +255,16 @@ class OciController(QObject):
 
     def _details_arrived(self, rows: list[Tag]) -> None:
         """Show the current tag's details once its digest is known."""
-        current = self.window.browse.tags.current()
-        if not isinstance(current, Tag) or not current.digest:
+        current = self.browsing.current_tag()
+        if current is None or not current.digest:
             return
-        shown = self.window.browse.details.fields["digest"].text()
+        shown = self.browsing.shown_digest()
         if current.digest != shown and any(r.name == current.name for r in rows):
-            self.window.show_tag_details(current)
+            self.browsing.show_tag_details(current)
 
     def fill_images(self) -> None:
         oci = self.backend
-        model = self.window.browse.images_model
+        model = self.browsing.view.images_model
         if oci is None:
             return
         generation = model.state.generation
@@ -254,7 +275,7 @@ class OciController(QObject):
             self.window.ops.run(self._fill_images(oci, generation, rows), name=IMAGES_FILL)
 
     async def _fill_images(self, oci: OciBackend, generation: int, rows: list[Image]) -> None:
-        model = self.window.browse.images_model
+        model = self.browsing.view.images_model
         errors: list[tuple[str, ClientError]] = []
         async with contextlib.aclosing(oci.fill_images(rows)) as filled:
             async for image, error in filled:
@@ -273,17 +294,17 @@ class OciController(QObject):
                 f"{error.message})"
             )
 
-    def _measured(self) -> None:
+    def measured(self) -> None:
         """New storage figures: sizes in the images table, sharing in the details."""
         oci = self.backend
         if oci is None:
             return
-        model = self.window.browse.images_model
+        model = self.browsing.view.images_model
         for row in list(model.rows):
             model.replace_row(oci.image_row(row.full_name))
-        current = self.window.browse.tags.current()
-        if isinstance(current, Tag) and current.digest:
-            self.window.show_tag_details(current)
+        current = self.browsing.current_tag()
+        if current is not None and current.digest:
+            self.browsing.show_tag_details(current)
 
     # --- deleting -----------------------------------------------------------------------
     def _storage_note(self, oci: OciBackend) -> tuple[str, str | None]:
@@ -299,7 +320,7 @@ class OciController(QObject):
         prepared = await backend.prepare_tag_delete(image, [t.name for t in tags])
         self.show_capabilities()  # the delete probe may have run just now
         if prepared.gone:
-            window.browse.tags_model.remove_keys(prepared.gone)
+            self.browsing.view.tags_model.remove_keys(prepared.gone)
         if not prepared.tags:
             window.statusBar().showMessage("Those tags were deleted meanwhile.", 8000)
             return
@@ -310,7 +331,7 @@ class OciController(QObject):
             plan = DeletePlan(
                 image, prepared.tags, methods=delete_methods(prepared, deletion), storage_note=note
             )
-            method = await confirm_delete.choose_delete_method(window, plan, impact_error)
+            method = await confirm_delete.choose_delete_method(self._parent, plan, impact_error)
             if method is None:
                 return
             steps = deletion.ways[method.key]
@@ -318,7 +339,7 @@ class OciController(QObject):
             ((way, steps),) = deletion.ways.items()
             plan = DeletePlan(image, prepared.tags, storage_note=note)
             impact = prepared.impacts[way]
-            if not await confirm_delete.confirm_delete(window, plan, impact, impact_error):
+            if not await confirm_delete.confirm_delete(self._parent, plan, impact, impact_error):
                 return
         await self._run(backend, image, steps)
 
@@ -336,25 +357,27 @@ class OciController(QObject):
             return
         note, impact_error = self._storage_note(backend)
         plan = DeletePlan(prepared.image, whole_image=True, storage_note=note)
-        if not await confirm_delete.confirm_delete(window, plan, prepared.impact, impact_error):
+        if not await confirm_delete.confirm_delete(
+            self._parent, plan, prepared.impact, impact_error
+        ):
             return
         outcome = await self._run(backend, prepared.image, prepared.steps)
         if not outcome.failed and not outcome.cancelled and outcome.stopped_by is None:
-            window.image_deleted(image)
+            self.browsing.image_deleted(image)
 
     async def _run(
         self, oci: OciBackend, image: Image, steps: tuple[DeleteStep, ...]
     ) -> BulkOutcome:
-        window = self.window
+        browsing = self.browsing
         job = StepsDelete(
             oci,
             oci.run_step,
             image,
             steps,
-            on_progress=window.browse.bulk.advance,
-            on_chunk=lambda names: window.tags_removed(image, names),
+            on_progress=browsing.bulk_progress,
+            on_chunk=lambda names: browsing.tags_removed(image, names),
         )
         try:
-            return await window.run_bulk(oci, image, job)
+            return await browsing.run_bulk(oci, image, job)
         finally:
-            self.storage.show_figures()
+            self.deletesRan.emit()

@@ -1,7 +1,7 @@
 """The storage view: where a workspace's bytes are, what is shared, what GC will free.
 
-A tab beside Browse (:func:`install`), showing the workspace selected in the
-navigator: the headline figures, three charts, the shared layers and the GC panel.
+A tab beside Browse (:mod:`app.ui.storage.tabs`), showing the workspace selected in
+the navigator: the headline figures, three charts, the shared layers and the GC panel.
 It keeps itself current from the workspace's event stream (pushes, deletes, GC
 runs), not by polling: an event schedules one refresh, and a burst of events is
 coalesced into at most one refresh a second, each an asyncio task so the window
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QShowEvent
@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSplitter,
     QStackedWidget,
-    QToolBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -42,7 +41,7 @@ from app.client.berth_api import (
 )
 from app.client.errors import ClientError
 from app.client.events import ServerEvent
-from app.ui.backends.protocol import Backend, Scope, StorageSource
+from app.ui.backends.protocol import Backend, StorageSource
 from app.ui.common.operations import Operations
 from app.ui.storage import gc_panel, style
 from app.ui.storage.charts import CompositionChart, DonutLegend, HistoryChart, RepositoriesChart
@@ -50,9 +49,6 @@ from app.ui.storage.gc_panel import GcPanel
 from app.ui.storage.indicator import PendingGcButton
 from app.ui.storage.layers import ALL, SharedLayersPanel
 from app.ui.storage.summary import StorageSummary
-
-if TYPE_CHECKING:
-    from app.ui.main_window import MainWindow
 
 DEBOUNCE_MS = 250  # events of one action (a bulk delete) arrive within this
 MIN_INTERVAL_MS = 1000  # a push storm refreshes at most this often
@@ -444,62 +440,3 @@ class StorageView(QWidget):
             self._ran = run
             self.refresh()
         return run
-
-
-def _is_workspace_admin(window: MainWindow, workspace: str) -> bool:
-    identity = window.identity
-    if identity is not None and identity.superuser:
-        return True
-    node = window.nav_model.find((workspace,))
-    payload = node.payload if node is not None else None
-    return getattr(payload, "role", None) == "admin"
-
-
-def install(window: MainWindow) -> StorageView:
-    """Add the storage view to ``window`` and keep it on the navigator's workspace."""
-    view = StorageView(window.ops, window.views)
-    view.setAccessibleName("Storage")
-    window.add_view(view, "Storage", DESCRIPTION)
-
-    def connected(backend: Backend | None) -> None:
-        view.set_backend(backend)
-        # A registry without storage figures (plain OCI) has no use for this tab.
-        supported = backend is None or view.backend is not None
-        window.views.setTabVisible(window.views.indexOf(view), supported)
-
-    def scope_changed(scope: Scope | None) -> None:
-        if scope is None:
-            return  # nothing selected: keep showing the last workspace
-        view.set_workspace(scope.workspace, _is_workspace_admin(window, scope.workspace))
-        view.show_repository(scope.repository)
-
-    async def reveal(repository: RepositoryStorage) -> None:
-        workspace, backend = view.workspace, window.backend
-        if workspace is None or backend is None:
-            return
-        path = (
-            (workspace, repository.project, repository.slug)
-            if backend.capabilities.projects and repository.project
-            else (workspace, repository.slug)
-        )
-        node = await window.reveal(path)
-        window.select_path(node.path)
-
-    indicator = PendingGcButton(window)
-    toolbar = window.findChild(QToolBar, "mainToolbar")
-    if toolbar is not None:
-        spacer = QWidget(toolbar)
-        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
-        toolbar.addWidget(spacer)
-        indicator.action = toolbar.addWidget(indicator)
-        indicator.show_figures(None, None)
-    view.figuresChanged.connect(indicator.show_figures)
-    indicator.clicked.connect(lambda: window.views.setCurrentWidget(view))
-    view.indicator = indicator
-
-    window.connected.connect(connected)
-    window.scopeChanged.connect(scope_changed)
-    view.serverEvent.connect(window.updates.on_event)
-    view.repositoryActivated.connect(lambda repo: window.ops.run(reveal(repo), name="reveal"))
-    window.acts.refresh.triggered.connect(view.refresh_if_shown)
-    return view

@@ -36,7 +36,7 @@ def test_server_403_when_the_ui_is_bypassed(
     assert not window.acts.delete_tags.isEnabled()
     monkeypatch.setattr(confirm_delete, "confirm_delete", yes)
     # Straight to the delete, as if the action had been enabled by mistake.
-    window.delete_tags(window.browse.tags.selected())
+    window.browsing.delete_tags(window.browse.tags.selected())
     wait_idle(qtbot, window)
     assert window.error_bar.isVisible()
     assert "write" in window.error_bar.text
@@ -44,8 +44,8 @@ def test_server_403_when_the_ui_is_bypassed(
     assert server_tags(registry, NAME) == {"keep-1", "keep-2"}
     assert window.browse.tags_model.rowCount() == 2
     # Image delete too: the server refuses, the row stays.
-    assert window.image is not None
-    window.delete_image(window.image)
+    assert window.browsing.image is not None
+    window.browsing.delete_image(window.browsing.image)
     wait_idle(qtbot, window)
     assert "admin" in window.error_bar.text
     assert window.browse.images_model.rowCount() == 1

@@ -32,8 +32,8 @@ from tests.ui.seed import seed_image, server_tags
 def open_image(window: MainWindow, qtbot: QtBot, path: tuple[str, ...] = ("acme",)) -> None:
     """Straight to the first image (these tests are about the tables' internals; the
     flows by mouse and keyboard are in tests/ui/flows)."""
-    if window.current_path() != path:
-        assert window.select_path(path)
+    if window.navigator.current_path() != path:
+        assert window.navigator.select_path(path)
     qtbot.waitUntil(lambda: window.browse.images_model.rowCount() > 0)
     first = window.browse.images_model.rows[0]
     window.browse.images.select_keys([first.id], current=first.id)
@@ -128,7 +128,7 @@ def test_images_sort_on_numbers(
     seed_image(registry, "acme/web/big", ["v1", "v2"], layer_size=50_000)
     seed_image(registry, "acme/web/medium", ["v1"], layer_size=10_000)
     window = make_window(registry)
-    assert window.select_path(("acme",))
+    assert window.navigator.select_path(("acme",))
     qtbot.waitUntil(lambda: window.browse.images_model.rowCount() == 3)
     wait_idle(qtbot, window)
     panel = window.browse.images
@@ -138,8 +138,8 @@ def test_images_sort_on_numbers(
     panel.view.sortByColumn(images_model.TAGS, Qt.SortOrder.DescendingOrder)
     assert panel.proxy.index(0, images_model.NAME).data() == "big"
     qtmodeltester.check(panel.proxy)  # type: ignore[attr-defined]
-    qtmodeltester.check(window.nav_model)  # type: ignore[attr-defined]
-    qtmodeltester.check(window.nav_proxy)  # type: ignore[attr-defined]
+    qtmodeltester.check(window.navigator.nav_model)  # type: ignore[attr-defined]
+    qtmodeltester.check(window.navigator.nav_proxy)  # type: ignore[attr-defined]
     panel.select_keys([window.browse.images_model.rows[0].id])
     open_image(window, qtbot, ("acme",))
     window.browse.tags.select_keys(["v1"], current="v1")
@@ -343,7 +343,7 @@ def test_oci_tags_sort_here_on_columns_the_registry_cannot_sort(
     assert backend.capabilities.server_sort == ("name",)
     model, panel = window.browse.tags_model, window.browse.tags
     model.page_size = 10
-    assert window.select_path((registry.host, "acme"))
+    assert window.navigator.select_path((registry.host, "acme"))
     qtbot.waitUntil(lambda: window.browse.images_model.rowCount() == 1)
     image = window.browse.images_model.rows[0]
     window.browse.images.select_keys([image.id], current=image.id)

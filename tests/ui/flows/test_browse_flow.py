@@ -21,7 +21,7 @@ def test_tree_image_tags_details_by_mouse(
     seed_image(registry, "acme/web/frontend", ["v1", "v2"], variants=2)
     seed_image(registry, "acme/api/worker", ["latest"])
     window = launch(registry)
-    tree = window.tree
+    tree = window.navigator.tree
     browse = window.browse
     # On start the first workspace is selected and its images listed.
     assert gui.texts(tree) == ["acme", "globex"]

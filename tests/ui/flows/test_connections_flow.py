@@ -36,8 +36,8 @@ def test_first_start_runs_the_embedded_registry_and_shows_what_is_pushed(
     host = url.removeprefix("http://")
     assert window.connection_label.text() == f"berth-admin (superuser) @ {host}"
     assert window.windowTitle() == f"Berth — berth-admin @ {host}"
-    assert gui.texts(window.tree) == ["local"]
-    assert gui.texts(window.tree, 1) == ["0"]
+    assert gui.texts(window.navigator.tree) == ["local"]
+    assert gui.texts(window.navigator.tree, 1) == ["0"]
     pid = window.embedded.pid if window.embedded else None
     assert pid in children_of(os.getpid())
 
@@ -46,9 +46,9 @@ def test_first_start_runs_the_embedded_registry_and_shows_what_is_pushed(
     image = oci.image([oci.random_layer(3000, "first")], label="first")
     with httpx.Client(base_url=url, auth=("berth-admin", password), timeout=30) as c:
         oci.push(c, "local/images/hello", image, "v1")
-    gui.click_index(qtbot, window.tree, gui.tree_index(window.tree, ["local"]))
+    gui.click_index(qtbot, window.navigator.tree, gui.tree_index(window.navigator.tree, ["local"]))
     gui.key(qtbot, window, Qt.Key.Key_F5)
-    qtbot.waitUntil(lambda: gui.texts(window.tree, 1) == ["1"], timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: gui.texts(window.navigator.tree, 1) == ["1"], timeout=WAIT_MS)
     qtbot.waitUntil(lambda: gui.texts(window.browse.images.view) == ["hello"], timeout=WAIT_MS)
     gui.click_row(qtbot, window.browse.images.view, "hello")
     qtbot.waitUntil(lambda: gui.texts(window.browse.tags.view) == ["v1"], timeout=WAIT_MS)
@@ -67,7 +67,7 @@ def test_add_a_connection_test_it_connect_and_switch_back(
     memory_keyring: MemoryKeyring,
 ) -> None:
     window = launch(data_dir=tmp_path / "embedded")
-    assert gui.texts(window.tree) == ["local"]
+    assert gui.texts(window.navigator.tree) == ["local"]
 
     gui.menu_bar_pick(qtbot, window, "Connection", "Connections…")
     dialog = gui.wait_dialog(qtbot, ConnectionsDialog)
@@ -94,7 +94,7 @@ def test_add_a_connection_test_it_connect_and_switch_back(
     gui.click_dialog_button(qtbot, dialog, "Connect")
     gui.gone(qtbot, dialog)
 
-    qtbot.waitUntil(lambda: gui.texts(window.tree) == ["acme"], timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: gui.texts(window.navigator.tree) == ["acme"], timeout=WAIT_MS)
     assert window.connection_label.text() == f"wsadmin @ {registry.host}"
     assert window.connection_button.text() == "staging"
     # The password went to the keyring, the settings file holds none.
@@ -107,7 +107,7 @@ def test_add_a_connection_test_it_connect_and_switch_back(
 
     # The Connection button lists both; picking the embedded registry switches back.
     gui.click_menu_button_and_pick(qtbot, window.connection_button, "Local registry")
-    qtbot.waitUntil(lambda: gui.texts(window.tree) == ["local"], timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: gui.texts(window.navigator.tree) == ["local"], timeout=WAIT_MS)
     assert window.connection_label.text().startswith("berth-admin (superuser) @ 127.0.0.1:")
 
 
@@ -115,7 +115,7 @@ def test_a_password_that_stopped_working_is_asked_for_again(
     registry: RegistryServer, launch: Launch, qtbot: QtBot, memory_keyring: MemoryKeyring
 ) -> None:
     window = launch(registry, user="reader")
-    assert gui.texts(window.tree) == ["acme"]
+    assert gui.texts(window.navigator.tree) == ["acme"]
     # The password changes (the registry restarts on the same port to pick it up).
     port = registry.url.rsplit(":", 1)[1]
     registry.stop()
@@ -125,7 +125,7 @@ def test_a_password_that_stopped_working_is_asked_for_again(
     registry.extra_args = ["--port", port]
     registry.start()
 
-    gui.click_index(qtbot, window.tree, gui.tree_index(window.tree, ["acme"]))
+    gui.click_index(qtbot, window.navigator.tree, gui.tree_index(window.navigator.tree, ["acme"]))
     gui.key(qtbot, window, Qt.Key.Key_F5)
     dialog = gui.wait_dialog(qtbot, LoginDialog)
     assert "no longer accepted" in gui.shown_text(dialog)
@@ -136,7 +136,8 @@ def test_a_password_that_stopped_working_is_asked_for_again(
     gui.key(qtbot, dialog, Qt.Key.Key_Return)
     gui.gone(qtbot, dialog)
     qtbot.waitUntil(
-        lambda: window.backend is not None and gui.texts(window.tree) == ["acme"], timeout=WAIT_MS
+        lambda: window.backend is not None and gui.texts(window.navigator.tree) == ["acme"],
+        timeout=WAIT_MS,
     )
     qtbot.waitUntil(lambda: not window.ops.busy, timeout=WAIT_MS)
     assert not window.error_bar.isVisible()

@@ -114,7 +114,7 @@ def test_shift_delete_image_with_its_typed_name_and_everything_follows(
     seed_image(registry, NAME, ["v1", "v2"], variants=2)
     seed_image(registry, "acme/web/backend", ["v1"])
     window = launch(registry)
-    tree = window.tree
+    tree = window.navigator.tree
     gui.open_tree_path(qtbot, tree, ["acme", "PLAT", "web"])
     paths = (["acme"], ["acme", "PLAT"], ["acme", "PLAT", "web"])
     assert [gui.tree_index(tree, p).siblingAtColumn(1).data() for p in paths] == ["2", "2", "2"]
@@ -162,7 +162,7 @@ def test_deletes_by_someone_else_reach_the_window_through_the_event_stream(
     seed_image(registry, NAME, ["a", "b", "c", "d"], variants=3)  # a and d share a digest
     seed_image(registry, "acme/web/backend", ["v1"])
     window = launch(registry)
-    tree = window.tree
+    tree = window.navigator.tree
     gui.open_tree_path(qtbot, tree, ["acme", "PLAT", "web"])
     open_image(qtbot, window)
     images, tags = window.browse.images.view, window.browse.tags.view

@@ -83,9 +83,14 @@ def test_filter_with_ctrl_f_and_sort_by_clicking_headers(
     assert gui.selected_texts(tags) == ["v2"]
 
     # The navigator's filter finds repositories not expanded yet.
-    gui.type_text(qtbot, window.tree_filter, "api")
-    qtbot.waitUntil(lambda: gui.texts(window.tree) == ["acme"], timeout=WAIT_MS)
+    gui.type_text(qtbot, window.navigator.tree_filter, "api")
+    qtbot.waitUntil(lambda: gui.texts(window.navigator.tree) == ["acme"], timeout=WAIT_MS)
     qtbot.waitUntil(
-        lambda: gui.texts(window.tree, 0, gui.tree_index(window.tree, ["acme", "PLAT"])) == ["api"],
+        lambda: (
+            gui.texts(
+                window.navigator.tree, 0, gui.tree_index(window.navigator.tree, ["acme", "PLAT"])
+            )
+            == ["api"]
+        ),
         timeout=WAIT_MS,
     )

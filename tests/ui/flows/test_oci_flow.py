@@ -49,7 +49,7 @@ def test_connect_browse_delete_safely_and_scan(
     gui.gone(qtbot, dialog)
 
     host = distribution.host
-    tree = window.tree
+    tree = window.navigator.tree
     qtbot.waitUntil(lambda: gui.texts(tree) == [host], timeout=WAIT_MS)
     assert gui.texts(tree, 1) == ["4"]
     banner = window.oci.banner
@@ -115,7 +115,7 @@ def test_connect_browse_delete_safely_and_scan(
 
     # The Storage tab scans the registry's manifests on request.
     gui.click_tab(qtbot, window.views, "Storage")
-    storage = window.oci.storage
+    storage = window.oci_storage
     gui.click_button(qtbot, storage.scan_button)
     qtbot.waitUntil(lambda: storage.referenced.bytes is not None, timeout=WAIT_MS)
     remaining = {n: t for n, t in PUSHED.items() if n != "team/worker"}
@@ -138,7 +138,7 @@ def test_deletes_turned_off_are_said_where_the_actions_are(
         profile = Profile("ro", server.url, USER, kind="oci", ca_bundle=str(server.ca_file))
         window = launch(profile=profile, secret=PASSWORD)
         assert "deletes turned off" in window.oci.banner.label.text()
-        gui.open_tree_path(qtbot, window.tree, [server.host])
+        gui.open_tree_path(qtbot, window.navigator.tree, [server.host])
         images = window.browse.images.view
         gui.wait_row(qtbot, images, "team/app")
         gui.click_row(qtbot, images, "team/app")

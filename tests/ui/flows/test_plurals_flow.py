@@ -19,11 +19,11 @@ def test_counts_of_one_are_singular(registry: RegistryServer, launch: Launch, qt
     seed_image(registry, "acme/web/frontend", ["v1", "v2"], variants=2)
     window = launch(registry)
     browse = window.browse
-    gui.open_tree_path(qtbot, window.tree, ["acme", "PLAT", "web"])
+    gui.open_tree_path(qtbot, window.navigator.tree, ["acme", "PLAT", "web"])
     qtbot.waitUntil(lambda: browse.images.count.text() == "1 image", timeout=WAIT_MS)
-    web = gui.tree_index(window.tree, ["acme", "PLAT", "web"])
+    web = gui.tree_index(window.navigator.tree, ["acme", "PLAT", "web"])
     assert web.data(Qt.ItemDataRole.ToolTipRole).startswith("Repository acme/web: 1 image, 2 tags;")
-    plat = gui.tree_index(window.tree, ["acme", "PLAT"])
+    plat = gui.tree_index(window.navigator.tree, ["acme", "PLAT"])
     assert "2 repositories, 1 image" in plat.data(Qt.ItemDataRole.ToolTipRole)
     open_image(qtbot, window)
     assert browse.tags.count.text() == "2 tags"

@@ -50,11 +50,13 @@ def test_token_flow_browse_and_tag_delete(
 
     # Berth names are workspace/repository/image: namespaces acme, then its repositories.
     host = registry.host
-    root = window.nav_model.root.children[0]
+    root = window.navigator.nav_model.root.children[0]
     assert root.name == host
     assert [c.name for c in root.children] == ["acme"]
     acme = root.children[0]
-    window.tree.expand(window.nav_proxy.mapFromSource(window.nav_model.index_of(acme)))
+    window.navigator.tree.expand(
+        window.navigator.nav_proxy.mapFromSource(window.navigator.nav_model.index_of(acme))
+    )
     wait_idle(qtbot, window)
     assert [c.name for c in acme.children] == ["api", "web"]
 
@@ -62,7 +64,7 @@ def test_token_flow_browse_and_tag_delete(
     assert not window.oci.banner.isVisible()
     assert window.oci.status.text() == "OCI registry: catalog · tag deletes · referrers"
 
-    assert window.select_path((host, "acme", "web"))
+    assert window.navigator.select_path((host, "acme", "web"))
     qtbot.waitUntil(lambda: window.browse.images_model.rowCount() == 1)
     image = window.browse.images_model.rows[0]
     assert image.full_name == "acme/web/app"
@@ -87,7 +89,7 @@ def test_token_flow_browse_and_tag_delete(
     monkeypatch.setattr(confirm_delete, "confirm_delete", confirm)
     monkeypatch.setattr(confirm_delete, "choose_delete_method", no_choice)
     window.browse.tags.select_keys(["v1"], current="v1")
-    window.delete_selected_tags()
+    window.browsing.delete_selected_tags()
     wait_idle(qtbot, window)
     plan, error = shown[0]
     assert plan.names == ["v1"]
@@ -109,15 +111,15 @@ def test_token_flow_browse_and_tag_delete(
 
     # One Storage tab at a time: the scanned one here, the Berth view for a Berth kind.
     views = window.views
-    assert views.isTabVisible(views.indexOf(window.oci.storage))
+    assert views.isTabVisible(views.indexOf(window.oci_storage))
     assert not views.isTabVisible(views.indexOf(window.storage))
     window.open_profile(Profile("berth", registry.url, "wsadmin"), PASSWORD)
     wait_idle(qtbot, window)
     assert window.backend is not None
     assert not isinstance(window.backend, OciBackend)
-    assert views.indexOf(window.oci.storage) < 0
+    assert views.indexOf(window.oci_storage) < 0
     assert views.isTabVisible(views.indexOf(window.storage))
     assert window.oci.status.isHidden()
     assert not window.oci.repositories_action.isVisible()
-    assert window.tree_filter.placeholderText().startswith("Filter workspaces")
+    assert window.navigator.tree_filter.placeholderText().startswith("Filter workspaces")
     assert not window.browse.images.view.isColumnHidden(PROJECT)

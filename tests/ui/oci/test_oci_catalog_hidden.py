@@ -107,7 +107,7 @@ def test_names_added_by_hand_when_the_catalog_is_hidden(
     wait_idle(qtbot, window)
     backend = window.backend
     assert isinstance(backend, OciBackend), window.error_bar.text
-    root = window.nav_model.root.children[0]
+    root = window.navigator.nav_model.root.children[0]
     assert root.count == 0
     banner = window.oci.banner
     assert banner.isVisible()
@@ -125,14 +125,14 @@ def test_names_added_by_hand_when_the_catalog_is_hidden(
     banner.add_button.click()
     wait_idle(qtbot, window)
     assert asked[0][3] is False  # the dialog is told the catalog is off
-    root = window.nav_model.root.children[0]
+    root = window.navigator.nav_model.root.children[0]
     assert root.count == 2
     assert [c.name for c in root.children] == ["team"]
     # With a name known, deletes were probed (once) and the notes say how they work.
     assert "deletes by digest only" in window.oci.status.text()
     assert "only by digest" in banner.label.text()
 
-    assert window.select_path((root.name, "team"))
+    assert window.navigator.select_path((root.name, "team"))
     qtbot.waitUntil(lambda: window.browse.images_model.rowCount() == 2)
     wait_idle(qtbot, window)
     counts = {i.full_name: i.tag_count for i in window.browse.images_model.rows}
@@ -143,7 +143,7 @@ def test_names_added_by_hand_when_the_catalog_is_hidden(
     assert saved[0].repositories == ("team/app", "team/worker")
     window.open_profile(saved[0], PASSWORD)
     wait_idle(qtbot, window)
-    assert window.nav_model.root.children[0].count == 2
+    assert window.navigator.nav_model.root.children[0].count == 2
 
 
 def test_names_typed_are_checked() -> None:

@@ -111,7 +111,7 @@ def connect(window: MainWindow, qtbot: QtBot, server: DistributionServer) -> Oci
 
 
 def open_image(window: MainWindow, qtbot: QtBot, path: tuple[str, ...], name: str) -> None:
-    assert window.select_path(path)
+    assert window.navigator.select_path(path)
     qtbot.waitUntil(lambda: any(i.full_name == name for i in window.browse.images_model.rows))
 
 
@@ -141,7 +141,9 @@ def select_image(window: MainWindow, qtbot: QtBot, name: str) -> None:
     model = window.browse.images_model
     image = next(i for i in model.rows if i.full_name == name)
     window.browse.images.select_keys([image.id], current=image.id)
-    qtbot.waitUntil(lambda: window.image is not None and window.image.full_name == name)
+    qtbot.waitUntil(
+        lambda: window.browsing.image is not None and window.browsing.image.full_name == name
+    )
     wait_idle(qtbot, window)
 
 
@@ -157,13 +159,15 @@ def test_browse_scan_safe_delete_image_delete_and_gc(
     host = distribution.host
 
     # The tree: the registry, then namespaces by path segment (loaded on expand).
-    root = window.nav_model.root.children[0]
+    root = window.navigator.nav_model.root.children[0]
     assert root.name == host
     assert root.count == 4
     assert [c.name for c in root.children] == ["team", "tools"]
-    team = window.nav_model.find((host, "team"))
+    team = window.navigator.nav_model.find((host, "team"))
     assert team is not None
-    window.tree.expand(window.nav_proxy.mapFromSource(window.nav_model.index_of(team)))
+    window.navigator.tree.expand(
+        window.navigator.nav_proxy.mapFromSource(window.navigator.nav_model.index_of(team))
+    )
     wait_idle(qtbot, window)
     assert [c.name for c in team.children] == ["web"]
     assert team.count == 3
@@ -178,7 +182,7 @@ def test_browse_scan_safe_delete_image_delete_and_gc(
     )
 
     # Images under "team", their tag counts filled in as the tag lists arrive.
-    assert window.select_path((host, "team"))
+    assert window.navigator.select_path((host, "team"))
     qtbot.waitUntil(lambda: window.browse.images_model.rowCount() == 3)
     wait_idle(qtbot, window)
     images = {i.full_name: i for i in window.browse.images_model.rows}
@@ -210,8 +214,8 @@ def test_browse_scan_safe_delete_image_delete_and_gc(
     assert details.layers_model.rowCount() == 2
 
     # Storage: scanned by the client; the figures equal sums made here.
-    window.views.setCurrentWidget(window.oci.storage)
-    storage = window.oci.storage
+    window.views.setCurrentWidget(window.oci_storage)
+    storage = window.oci_storage
     storage.start_scan()
     wait_idle(qtbot, window)
     seen = storage.progress_seen[-1]
@@ -266,13 +270,13 @@ def test_browse_scan_safe_delete_image_delete_and_gc(
     # Delete whole images: typed-name confirmation (the seam), all manifests go.
     for name in ("team/worker", "tools/multi"):
         scope = (host, "tools") if name.startswith("tools") else (host, "team")
-        assert window.select_path(scope)
+        assert window.navigator.select_path(scope)
         qtbot.waitUntil(
             lambda n=name: any(i.full_name == n for i in window.browse.images_model.rows)
         )
         select_image(window, qtbot, name)
         assert window.acts.delete_image.isEnabled()
-        window.delete_current_image()
+        window.browsing.delete_current_image()
         wait_idle(qtbot, window)
         plan, impact, error = answers.confirms[-1]
         assert plan.whole_image
@@ -316,10 +320,10 @@ def test_deletes_disabled_said_plainly(
             assert not action.isEnabled()
             assert "turned off" in action.toolTip()
         # The bypass (Delete pressed anyway) does nothing: the action is disabled.
-        assert window.delete_selected_tags() is None
+        assert window.browsing.delete_selected_tags() is None
 
         # A scan can be cancelled; nothing is left running and no figures are made up.
-        storage = window.oci.storage
+        storage = window.oci_storage
         storage.start_scan()
         assert not storage.cancel_button.isHidden()
         storage.cancel_button.click()

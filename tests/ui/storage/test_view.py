@@ -106,8 +106,10 @@ def pushed(factory: Factory, review_delay: float) -> tuple[RegistryServer, Conte
 
 def open_storage(window: MainWindow, qtbot: QtBot, workspace: str = "acme") -> StorageView:
     """Click the workspace in the tree, then the Storage tab."""
-    gui.wait_row(qtbot, window.tree, workspace)
-    gui.click_index(qtbot, window.tree, gui.tree_index(window.tree, [workspace]))
+    gui.wait_row(qtbot, window.navigator.tree, workspace)
+    gui.click_index(
+        qtbot, window.navigator.tree, gui.tree_index(window.navigator.tree, [workspace])
+    )
     view = window.storage
     gui.click_tab(qtbot, window.views, "Storage")
     qtbot.waitUntil(
@@ -394,8 +396,10 @@ def test_clicking_a_repository_bar_selects_it_in_the_tree(
     gui.click(
         qtbot, bars.viewport(), chart_point(bars, bars.chart().mapToPosition(middle, bars.series))
     )
-    qtbot.waitUntil(lambda: window.current_path() == ("acme", "PLAT", "api"), timeout=WAIT_MS)
-    node = window.tree.currentIndex().data(ObjectRole)
+    qtbot.waitUntil(
+        lambda: window.navigator.current_path() == ("acme", "PLAT", "api"), timeout=WAIT_MS
+    )
+    node = window.navigator.tree.currentIndex().data(ObjectRole)
     assert isinstance(node, Node)
     assert node.kind == "repository"
     assert view.layers.selected_repository == "api"
@@ -404,7 +408,7 @@ def test_clicking_a_repository_bar_selects_it_in_the_tree(
     assert {i.repository for i in window.browse.images_model.rows} == {"api"}
     # Back to the workspace: the layers of every repository again.
     gui.click_tab(qtbot, window.views, "Browse")
-    gui.click_index(qtbot, window.tree, gui.tree_index(window.tree, ["acme"]))
+    gui.click_index(qtbot, window.navigator.tree, gui.tree_index(window.navigator.tree, ["acme"]))
     assert view.layers.selected_repository == ""
     # The workspace's images are loading now: the test ends once all of them are shown.
     with api(server, "wsadmin") as c:
@@ -459,7 +463,7 @@ def test_the_toolbar_shows_pending_gc_while_the_browse_tab_is_open(
     server, content = pushed(registry_factory, review_delay=300)
     freed = Sums.of(content).exclusive_to("acme/web/frontend", "v1")
     window = make_window(server, user="wsadmin")
-    gui.click_index(qtbot, window.tree, gui.tree_index(window.tree, ["acme"]))
+    gui.click_index(qtbot, window.navigator.tree, gui.tree_index(window.navigator.tree, ["acme"]))
     view = window.storage
     indicator = view.indicator
     assert indicator is not None
