@@ -9,12 +9,10 @@ profiles replaces it and reloads everything. Every network call goes through
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QActionGroup, QCloseEvent
+from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
@@ -27,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.client.credentials import CredentialStore, KeyringUnavailable
-from app.client.embedded import EmbeddedError, EmbeddedRegistry, State
+from app.client.credentials import CredentialStore
+from app.client.embedded import EmbeddedError, EmbeddedRegistry
 from app.client.errors import AuthenticationFailed, ClientError
 from app.client.profiles import Profile
 from app.ui.backends import berth as _berth_backend  # noqa: F401  (registers the "berth" kind)
@@ -43,12 +41,9 @@ from app.ui.common.error_bar import ErrorBar
 from app.ui.common.operations import Operations
 from app.ui.common.settings import Settings
 from app.ui.connections import dialog as connections_dialog
-from app.ui.connections import login_dialog
+from app.ui.connections.session import EmbeddedStatus, Secrets, all_profiles, fill_connection_menu
 from app.ui.oci.controller import OciController
 from app.ui.storage.tabs import StorageTabs
-
-# While the demo is seeded beside its registry, the window refreshes this often.
-SEED_REFRESH_S = 3.0
 
 
 class MainWindow(QMainWindow):
@@ -65,12 +60,10 @@ class MainWindow(QMainWindow):
         self.identity: Identity | None = None
         self.profile: Profile | None = None
         self.embedded: EmbeddedRegistry | None = None
-        self.session_secrets: dict[str, str] = {}  # when there is no keyring
+        self.secrets = Secrets(self.store, lambda: self.embedded)
         self._relogin: asyncio.Task[None] | None = None
         self._shutdown: asyncio.Task[None] | None = None
         self._closed = False
-        self._seeding: int | None = None  # the demo's seeding progress last shown
-        self._seed_refreshed = 0.0  # when its seeding last made the window refresh
 
         self.setObjectName("mainWindow")
         self._set_title("Berth")
@@ -163,6 +156,16 @@ class MainWindow(QMainWindow):
         self.embedded_label.setAccessibleName("Embedded registry")
         self.embedded_label.hide()
         status.addPermanentWidget(self.embedded_label)
+        self.embedded_status = EmbeddedStatus(
+            self.embedded_label,
+            self.error_bar,
+            lambda: (
+                self.backend is not None
+                and not self.ops.running("connect")
+                and self._shutdown is None
+            ),
+            self.acts.refresh.trigger,
+        )
 
         # The features, each wired in its own package; they meet here.
         self.browsing = BrowseController(self, self.browse, self.navigator, self)
@@ -201,7 +204,7 @@ class MainWindow(QMainWindow):
         self.error_bar.retryRequested.connect(self.refresh)
         a.refresh.triggered.connect(self.refresh)
         a.connections.triggered.connect(self.manage_connections)
-        self.embeddedStateChanged.connect(self._show_embedded_state)
+        self.embeddedStateChanged.connect(self.embedded_status.show_state)
         self.browsing.scopeChanged.connect(self.scopeChanged)
         # In the order the features were built before: browse, OCI, storage.
         self.connected.connect(self.browsing.connected)
@@ -255,18 +258,6 @@ class MainWindow(QMainWindow):
         s.sync()
 
     # === connecting ================================================================
-    def secret_for(self, profile: Profile) -> str | None:
-        if profile.embedded and self.embedded is not None and self.embedded.credentials:
-            return self.embedded.credentials.password
-        if profile.secret_account in self.session_secrets:
-            return self.session_secrets[profile.secret_account]
-        if not profile.username:
-            return None
-        try:
-            return self.store.get(profile.secret_account)
-        except KeyringUnavailable:
-            return None
-
     def open_profile(self, profile: Profile, secret: str | None = None) -> asyncio.Task[Any]:
         return self.ops.run(self.connect_to(profile, secret), name="connect")
 
@@ -275,10 +266,10 @@ class MainWindow(QMainWindow):
         await self._disconnect()
         self.profile = profile
         self._show_connection(f"Connecting to {profile.host}…")
-        secret = secret if secret is not None else self.secret_for(profile)
+        secret = secret if secret is not None else self.secrets.secret_for(profile)
         while True:
             if secret is None and profile.username:
-                answer = await self._ask_login(profile, "Enter the password or token.")
+                answer = await self.secrets.ask(self, profile, "Enter the password or token.")
                 if answer is None:
                     self._show_connection(f"Not connected ({profile.name})")
                     return
@@ -289,8 +280,10 @@ class MainWindow(QMainWindow):
                 workspaces = await backend.workspaces()
             except AuthenticationFailed:
                 await backend.aclose()
-                answer = await self._ask_login(
-                    profile, f"{profile.host} rejected the credentials for {profile.username}."
+                answer = await self.secrets.ask(
+                    self,
+                    profile,
+                    f"{profile.host} rejected the credentials for {profile.username}.",
                 )
                 if answer is None:
                     self._show_connection(f"Not connected ({profile.name})")
@@ -317,22 +310,6 @@ class MainWindow(QMainWindow):
         self.update_actions()
         await self.browsing.restore_selection()
 
-    async def _ask_login(self, profile: Profile, reason: str) -> tuple[Profile, str] | None:
-        answer = await login_dialog.ask_password(self, profile, reason, self.store.available)
-        if answer is None:
-            return None
-        username, secret, remember = answer
-        if username != profile.username:
-            profile = Profile(**{**profile.to_dict(), "username": username})
-        if remember and not profile.embedded:
-            try:
-                self.store.set(profile.secret_account, secret)
-            except KeyringUnavailable:
-                self.session_secrets[profile.secret_account] = secret
-        else:
-            self.session_secrets[profile.secret_account] = secret
-        return profile, secret
-
     async def _disconnect(self) -> None:
         for name in ("images-page", "tags-page", "details", "image-detail", "tree-all"):
             self.ops.cancel(name)
@@ -351,7 +328,8 @@ class MainWindow(QMainWindow):
         self.embedded = embedded
         embedded.on_state = self.embeddedStateChanged.emit
         self.embedded_label.show()
-        self._show_embedded_state(embedded.state)
+        self.embedded_status.embedded = embedded
+        self.embedded_status.show_state(embedded.state)
 
         async def start() -> None:
             try:
@@ -365,71 +343,23 @@ class MainWindow(QMainWindow):
 
         return self.ops.run(start(), name="connect")
 
-    def _show_embedded_state(self, state: State) -> None:
-        embedded = self.embedded
-        if embedded is None:
-            return
-        where = f" at {embedded.url}" if state is State.RUNNING and embedded.url else ""
-        kind = "Demo registry" if embedded.demo else "Embedded registry"
-        text = f"{kind}: {state.value}{where}"
-        seeding = embedded.seeding
-        if seeding is not None:
-            text += f", seeding sample data ({seeding} %)"
-        self.embedded_label.setText(text)
-        tip = f"Data in {embedded.data_dir}"
-        if state is State.FAILED and embedded.error:
-            tip += f"\n{embedded.error}"
-            self.error_bar.show_message(embedded.error)
-        if embedded.seed_error and self._seeding is not None:
-            self.error_bar.show_message(embedded.seed_error)
-        self.embedded_label.setToolTip(tip)
-        self.embedded_label.setAccessibleDescription(text)
-        self._follow_seeding(seeding)
-
-    def _follow_seeding(self, seeding: int | None) -> None:
-        """While the demo is seeded beside its running registry, show what has landed:
-        refresh as F5 does every few seconds, and once more when the seeding ends."""
-        was, self._seeding = self._seeding, seeding
-        if self.backend is None or self.ops.running("connect") or self._shutdown is not None:
-            return
-        now = time.monotonic()
-        finished = seeding is None and was is not None
-        if finished or (seeding is not None and now - self._seed_refreshed >= SEED_REFRESH_S):
-            self._seed_refreshed = now
-            self.acts.refresh.trigger()
-
     # --- profiles -----------------------------------------------------------------------
-    def all_profiles(self) -> list[Profile]:
-        out = self.settings.profiles()
-        if self.embedded is not None and self.embedded.state is State.RUNNING:
-            with contextlib.suppress(EmbeddedError):
-                out.insert(0, self.embedded.profile())
-        return out
-
     def _fill_connection_menu(self) -> None:
-        menu = self.connection_menu
-        menu.clear()
-        group = QActionGroup(menu)
-        for profile in self.all_profiles():
-            action = menu.addAction(profile.name)
-            action.setCheckable(True)
-            action.setChecked(self.profile is not None and self.profile.name == profile.name)
-            action.setToolTip(profile.base_url)
-            group.addAction(action)
-            action.triggered.connect(lambda _c=False, p=profile: self.open_profile(p))
-        menu.addSeparator()
-        menu.addAction(self.acts.connections)
+        profiles = all_profiles(self.settings, self.embedded)
+        fill_connection_menu(
+            self.connection_menu, profiles, self.profile, self.open_profile, self.acts.connections
+        )
 
     def manage_connections(self) -> asyncio.Task[Any]:
         async def run() -> None:
             current = self.profile.name if self.profile else None
             result = await connections_dialog.edit_connections(
-                self, self.all_profiles(), self.store, current
+                self, all_profiles(self.settings, self.embedded), self.store, current
             )
             if result is None:
                 return
             self.settings.set_profiles(result.profiles)
-            self.session_secrets.update(result.session_secrets)
+            self.secrets.session.update(result.session_secrets)
             if result.connect_to is not None:
                 await self.connect_to(result.connect_to)
 
@@ -451,8 +381,10 @@ class MainWindow(QMainWindow):
         profile = self.profile
         if profile is None:
             return
-        answer = await self._ask_login(
-            profile, f"The credentials for {profile.host} are no longer accepted. Log in again."
+        answer = await self.secrets.ask(
+            self,
+            profile,
+            f"The credentials for {profile.host} are no longer accepted. Log in again.",
         )
         if answer is None:
             return
