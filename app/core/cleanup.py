@@ -38,6 +38,7 @@ import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 DAY_MS = 86_400_000
 MAX_RULES = 20
@@ -210,13 +211,13 @@ FOLLOWS_SUBJECT = "subject"
 class Decision:
     tag: str
     digest: str
-    action: Action
+    removes: bool
     rule: str | None  # the deciding rule's label, "index", "subject", or None
     reason: str  # a sentence for people
 
     @property
-    def removes(self) -> bool:
-        return self.action is Action.REMOVE
+    def action(self) -> Action:
+        return Action.REMOVE if self.removes else Action.KEEP
 
 
 def subject_of_tag(name: str, digests: frozenset[str]) -> str | None:
@@ -280,10 +281,13 @@ def plan_image(
             s = subject_of_tag(t.name, graph.digests)
         if s is not None and s != t.digest:
             subject[t.name] = s
-    ordinary = [t for t in tags if t.name not in subject]
+    # In name order: the "most recent" rules then break ties by name.
+    ordinary = sorted((t for t in tags if t.name not in subject), key=attrgetter("name"))
 
     keep_rule: dict[str, Rule] = {}
     remove_rule: dict[str, Rule] = {}
+    label_of = {rule: rule.label for rule in rules}  # computed once, not per tag
+    matches = {rule: f"matches {label}" for rule, label in label_of.items()}
     for rule in rules:
         matched = _matches(rule, ordinary, now, pulls_tracked_since)
         target = keep_rule if rule.keeps else remove_rule
@@ -326,38 +330,38 @@ def plan_image(
     held = _held(after, edges)
 
     out: list[Decision] = []
-    for t in sorted(tags, key=lambda x: x.name):
+    for t in sorted(tags, key=attrgetter("name")):
         followed = subject.get(t.name)
         if followed is not None:
             if followed in after:
                 out.append(
-                    Decision(t.name, t.digest, Action.KEEP, FOLLOWS_SUBJECT,
+                    Decision(t.name, t.digest, False, FOLLOWS_SUBJECT,
                              f"follows its subject {_short(followed)}, which stays")
                 )  # fmt: skip
             elif followed not in before:
                 out.append(
-                    Decision(t.name, t.digest, Action.KEEP, None,
+                    Decision(t.name, t.digest, False, None,
                              f"its subject {_short(followed)} is kept by no tag already; "
                              "left as it is")
                 )  # fmt: skip
             elif t.digest in after:
                 holder = after[t.digest] or t.digest
                 out.append(
-                    Decision(t.name, t.digest, Action.KEEP, FOLLOWS_INDEX,
+                    Decision(t.name, t.digest, False, FOLLOWS_INDEX,
                              f"held by {_short(holder)}, which stays")
                 )  # fmt: skip
             else:
                 out.append(
-                    Decision(t.name, t.digest, Action.REMOVE, FOLLOWS_SUBJECT,
+                    Decision(t.name, t.digest, True, FOLLOWS_SUBJECT,
                              f"follows its subject {_short(followed)}, which goes")
                 )  # fmt: skip
             continue
         keep = keep_rule.get(t.name)
         remove = remove_rule.get(t.name)
         if keep is not None:
-            out.append(Decision(t.name, t.digest, Action.KEEP, keep.label, f"matches {keep.label}"))
+            out.append(Decision(t.name, t.digest, False, label_of[keep], matches[keep]))
         elif remove is None:
-            out.append(Decision(t.name, t.digest, Action.KEEP, None, "no remove rule matches"))
+            out.append(Decision(t.name, t.digest, False, None, "no remove rule matches"))
         elif t.digest in held:
             holder = held[t.digest]
             if edge_kind.get((holder, t.digest)) == FOLLOWS_INDEX:
@@ -365,24 +369,23 @@ def plan_image(
             else:
                 label, why = FOLLOWS_SUBJECT, f"referrer of {_short(holder)}, which stays"
             out.append(
-                Decision(t.name, t.digest, Action.KEEP, label,
-                         f"{why} (would match {remove.label})")
+                Decision(t.name, t.digest, False, label,
+                         f"{why} (would match {label_of[remove]})")
             )  # fmt: skip
         else:
-            out.append(
-                Decision(t.name, t.digest, Action.REMOVE, remove.label, f"matches {remove.label}")
-            )
+            out.append(Decision(t.name, t.digest, True, label_of[remove], matches[remove]))
     return out
 
 
 def _matches(rule: Rule, tags: Sequence[TagFacts], now: int, tracked_since: int) -> set[str]:
     kind = rule.kind
     if kind is RuleKind.KEEP_LAST:
-        ranked = sorted(tags, key=lambda t: (-t.pushed_at, t.name))
+        # Sorts are stable, also reversed: ties keep the name order tags come in.
+        ranked = sorted(tags, key=attrgetter("pushed_at"), reverse=True)
         return {t.name for t in ranked[: int(rule.value)]}
     if kind is RuleKind.KEEP_LAST_PULLED:
         pulled = [t for t in tags if t.last_pulled is not None]
-        ranked = sorted(pulled, key=lambda t: (-(t.last_pulled or 0), t.name))
+        ranked = sorted(pulled, key=attrgetter("last_pulled"), reverse=True)
         return {t.name for t in ranked[: int(rule.value)]}
     if kind is RuleKind.KEEP_REGEX:
         pattern = re.compile(str(rule.value))

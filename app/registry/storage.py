@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, and_, case, func, select, union_all
 
 from app.core.storage import DeleteImpact
 from app.registry.db import schema as s
@@ -131,142 +132,38 @@ def repository_in_trash(conn: Connection, workspace_id: int) -> dict[int, int]:
 # delete impact -----------------------------------------------------------------
 
 
-def _reachable_from(conn: Connection, manifest_ids: set[int]) -> set[int]:
-    """Manifests reachable from ``manifest_ids``: index children, and referrers whose
-    subject is reachable (referrers live in their subject's image)."""
+def _reachable_blobs(conn: Connection, image_ids: Collection[int], roots: Any) -> set[int]:
+    """Blobs reachable from the manifests of the tags ``roots`` selects (a condition on
+    ``tags``), following index children and referrers whose subject is reached. Both
+    live in the image of what holds them, so the walk stays within ``image_ids``.
+    One recursive query, however many tags: the usage graph's walk
+    (app.registry.usage) over a chosen set of tags."""
     m = s.manifests.c
-    seen = set(manifest_ids)
-    frontier = set(manifest_ids)
-    while frontier:
-        ids = sorted(frontier)
-        children = set(
-            conn.execute(
-                select(s.manifest_children.c.child_id).where(
-                    in_ids(conn, s.manifest_children.c.parent_id, ids)
-                )
-            ).scalars()
-        )
-        sub = s.manifests.alias("sub")
-        referrers = set(
-            conn.execute(
-                select(m.id)
-                .join(sub, (sub.c.image_id == m.image_id) & (sub.c.digest == m.subject_digest))
-                .where(in_ids(conn, sub.c.id, ids))
-            ).scalars()
-        )
-        frontier = (children | referrers) - seen
-        seen |= frontier
-    return seen
-
-
-def _blobs_of(conn: Connection, manifest_ids: set[int]) -> set[int]:
-    if not manifest_ids:
-        return set()
-    ids = sorted(manifest_ids)
-    layers = set(
-        conn.execute(
-            select(s.manifest_layers.c.blob_id).where(
-                in_ids(conn, s.manifest_layers.c.manifest_id, ids)
-            )
-        ).scalars()
-    )
-    configs = set(
-        conn.execute(
-            select(s.manifests.c.config_blob_id).where(
-                in_ids(conn, s.manifests.c.id, ids), s.manifests.c.config_blob_id.is_not(None)
-            )
-        ).scalars()
-    )
-    return layers | configs
-
-
-def _holders(conn: Connection, blob_ids: list[int], image_ids: list[int]) -> dict[int, set[int]]:
-    """Manifest id -> the given blobs it holds directly, within the given images."""
-    m = s.manifests.c
+    mc = s.manifest_children.c
     ml = s.manifest_layers.c
-    out: dict[int, set[int]] = {}
-    rows = conn.execute(
-        select(ml.manifest_id, ml.blob_id)
-        .join(s.manifests, m.id == ml.manifest_id)
-        .where(in_ids(conn, ml.blob_id, blob_ids), in_ids(conn, m.image_id, image_ids))
-        .union(
-            select(m.id, m.config_blob_id).where(
-                in_ids(conn, m.config_blob_id, blob_ids), in_ids(conn, m.image_id, image_ids)
-            )
-        )
+    parent = s.manifests.alias("parent")
+    sub = s.manifests.alias("sub")
+    ref = s.manifests.alias("ref")
+    edges = union_all(
+        select(mc.parent_id.label("parent"), mc.child_id.label("child"))
+        .join(parent, parent.c.id == mc.parent_id)
+        .where(in_ids(conn, parent.c.image_id, image_ids)),
+        select(sub.c.id, ref.c.id)
+        .select_from(ref)
+        .join(sub, (sub.c.image_id == ref.c.image_id) & (sub.c.digest == ref.c.subject_digest))
+        .where(in_ids(conn, ref.c.image_id, image_ids), ref.c.subject_digest.is_not(None)),
+    ).cte("edges")
+    live = select(s.tags.c.manifest_id.label("id")).where(roots).cte("live", recursive=True)
+    live = live.union(
+        select(edges.c.child).select_from(edges.join(live, edges.c.parent == live.c.id))
     )
-    for manifest_id, blob_id in rows:
-        out.setdefault(int(manifest_id), set()).add(int(blob_id))
-    return out
-
-
-def _still_tagged(
-    conn: Connection, blob_ids: set[int], image_ids: list[int], deleted_tags: set[int]
-) -> set[int]:
-    """Of ``blob_ids``, those some tag outside ``deleted_tags`` still reaches, walking
-    up from the manifests that hold them (to parent indexes, and from referrers to
-    their subjects) within ``image_ids``."""
-    t = s.tags.c
-    m = s.manifests.c
-    kept: set[int] = set()
-    # Most blobs sit directly under a tagged manifest: settle those in one query.
-    direct = set(
-        conn.execute(
-            select(s.manifest_layers.c.blob_id)
-            .join(s.tags, t.manifest_id == s.manifest_layers.c.manifest_id)
-            .where(
-                in_ids(conn, s.manifest_layers.c.blob_id, sorted(blob_ids)),
-                in_ids(conn, t.image_id, image_ids),
-                not_in_ids(conn, t.id, sorted(deleted_tags)),
-            )
-            .union(
-                select(m.config_blob_id)
-                .join(s.tags, t.manifest_id == m.id)
-                .where(
-                    in_ids(conn, m.config_blob_id, sorted(blob_ids)),
-                    in_ids(conn, t.image_id, image_ids),
-                    not_in_ids(conn, t.id, sorted(deleted_tags)),
-                )
-            )
-        ).scalars()
+    query = (
+        select(m.config_blob_id)
+        .join(live, live.c.id == m.id)
+        .where(m.config_blob_id.is_not(None))
+        .union(select(ml.blob_id).join(live, live.c.id == ml.manifest_id))
     )
-    kept |= direct
-    rest = sorted(blob_ids - kept)
-    if not rest:
-        return kept
-    carried = _holders(conn, rest, image_ids)  # manifest -> blobs it keeps alive if live
-    # A manifest may be reached again carrying other blobs (a referrer's, through its
-    # subject): walk on with what it has not carried yet.
-    seen: dict[int, set[int]] = {k: set(v) for k, v in carried.items()}
-    while carried:
-        ids = sorted(carried)
-        for manifest_id in conn.execute(
-            select(t.manifest_id)
-            .where(in_ids(conn, t.manifest_id, ids), not_in_ids(conn, t.id, sorted(deleted_tags)))
-            .distinct()
-        ).scalars():
-            kept |= carried[manifest_id]
-        up: dict[int, set[int]] = {}
-        for child, parent in conn.execute(
-            select(s.manifest_children.c.child_id, s.manifest_children.c.parent_id).where(
-                in_ids(conn, s.manifest_children.c.child_id, ids)
-            )
-        ):
-            up.setdefault(int(parent), set()).update(carried[child])
-        sub = s.manifests.alias("sub")
-        for referrer, subject in conn.execute(
-            select(m.id, sub.c.id)
-            .join(sub, (sub.c.image_id == m.image_id) & (sub.c.digest == m.subject_digest))
-            .where(in_ids(conn, m.id, ids))
-        ):
-            up.setdefault(int(subject), set()).update(carried[referrer])
-        carried = {}
-        for manifest_id, blobs in up.items():
-            new = blobs - kept - seen.get(manifest_id, set())
-            if new:
-                carried[manifest_id] = new
-                seen.setdefault(manifest_id, set()).update(new)
-    return kept
+    return {int(b) for b in conn.execute(query).scalars()}
 
 
 def delete_impact(
@@ -278,45 +175,49 @@ def delete_impact(
     """Bytes that deleting these tags and images makes unreferenced (freed once GC
     runs) and bytes of theirs that stay because other tags still reach them; the
     semantics of :func:`app.core.storage.delete_impact`, computed from the affected
-    blobs only."""
+    images only: what the deleted tags reach, what the images' other tags still
+    reach, and which of those blobs other images reach (``blob_usage``)."""
     t = s.tags.c
     u = s.blob_usage.c
     b = s.blobs.c
-    whole = set(image_ids)
+    whole = sorted(set(image_ids))
     tag_rows = (
         conn.execute(
-            select(t.id, t.image_id, t.manifest_id).where(
-                in_ids(conn, t.id, sorted(tag_ids)), not_in_ids(conn, t.image_id, sorted(whole))
+            select(t.id, t.image_id).where(
+                in_ids(conn, t.id, tag_ids), not_in_ids(conn, t.image_id, whole)
             )
         ).all()
         if tag_ids
         else []
     )
-    deleted_tags = {int(r.id) for r in tag_rows}
+    deleted = sorted({int(r.id) for r in tag_rows})
     partial = sorted({int(r.image_id) for r in tag_rows})
-    candidates = set(
-        conn.execute(select(u.blob_id).where(in_ids(conn, u.image_id, sorted(whole)))).scalars()
-    )
-    candidates |= _blobs_of(conn, _reachable_from(conn, {int(r.manifest_id) for r in tag_rows}))
+    candidates: set[int] = set()
+    if whole:
+        candidates |= set(
+            conn.execute(select(u.blob_id).where(in_ids(conn, u.image_id, whole))).scalars()
+        )
+    if deleted:
+        candidates |= _reachable_blobs(conn, partial, in_ids(conn, t.id, deleted))
     if not candidates:
         return DeleteImpact(0, 0, 0, 0)
-    affected = sorted(whole | set(partial))
+    affected = sorted(set(whole) | set(partial))
     # Reached by an image outside the deletion: kept, whatever happens here.
     kept = set(
         conn.execute(
             select(u.blob_id)
-            .where(
-                in_ids(conn, u.blob_id, sorted(candidates)), not_in_ids(conn, u.image_id, affected)
-            )
+            .where(in_ids(conn, u.blob_id, candidates), not_in_ids(conn, u.image_id, affected))
             .distinct()
         ).scalars()
     )
     if partial:
-        kept |= _still_tagged(conn, candidates - kept, partial, deleted_tags)
+        # Still reached from the partly deleted images' other tags.
+        staying = and_(in_ids(conn, t.image_id, partial), not_in_ids(conn, t.id, deleted))
+        kept |= _reachable_blobs(conn, partial, staying) & candidates
     sizes = dict(
         conn.execute(
             select(b.id, b.size).where(
-                in_ids(conn, b.id, sorted(candidates)), b.workspace_id == workspace_id
+                in_ids(conn, b.id, candidates), b.workspace_id == workspace_id
             )
         ).all()
     )
