@@ -752,9 +752,16 @@ def run_saved(
     """Plan the scope's saved policy now and execute that plan (schedules, the
     command line, "run the policy now")."""
     now = now_ms()
-    with reg.db.read() as conn:
-        policy = get_policy(conn, scope) or no_policy(scope)
-        plan = make_plan(conn, scope, policy.rules, now, effect=False)
+    try:
+        with reg.db.read() as conn:
+            policy = get_policy(conn, scope) or no_policy(scope)
+            plan = make_plan(conn, scope, policy.rules, now, effect=False)
+    except Exception as exc:
+        if claimed_run is None:
+            raise
+        # A claimed run must end, or its scope waits STALE_MS to run again.
+        log.exception("planning cleanup run %s of %s failed", claimed_run, scope.label)
+        return finish_run(reg, claimed_run, scope, RunTally(), str(exc) or type(exc).__name__)
     removals = [(x.image_id, x.tag, x.digest) for x in plan.removals]
     if claimed_run is None:
         with reg.db.write() as conn:
