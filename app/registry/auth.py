@@ -105,6 +105,7 @@ class Authenticator:
     _hashing: threading.BoundedSemaphore = field(
         default_factory=lambda: threading.BoundedSemaphore(HASH_SLOTS)
     )
+    limits: throttle.Limits = field(default_factory=throttle.Limits)
 
     @classmethod
     def load(cls, db: Database) -> Authenticator:
@@ -153,7 +154,7 @@ class Authenticator:
         user, pw_hash = found if found is not None else (None, _dummy_hash())
         if not self._verify(pw_hash, password) or user is None:
             with self.db.write() as conn:
-                throttle.record_failure(conn, attempt, now_ms())
+                throttle.record_failure(conn, attempt, now_ms(), self.limits)
             return None
         if throttle.needs_refresh(standing, now_ms()):
             with self.db.write() as conn:

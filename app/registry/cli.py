@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__
 from app.core.permissions import Permission
-from app.registry import accounts, trash_records
+from app.registry import accounts, throttle, trash_records
 from app.registry.blobstore import StoreUnavailable
 from app.registry.content import Timing
 from app.registry.db import schema
@@ -144,6 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=UPLOADS_PER_WORKSPACE,
         metavar="N",
         help=f"open upload sessions one workspace may hold (default {UPLOADS_PER_WORKSPACE})",
+    )
+    serve.add_argument(
+        "--sign-in-free-failures",
+        type=_count,
+        default=throttle.USER_FREE_FAILURES,
+        metavar="N",
+        help=(
+            "failed sign-ins a user name may have within an hour before it backs off"
+            " (1 s, doubling, at most 15 min); an address may have"
+            f" {throttle.ADDRESS_FREE_FAILURES // throttle.USER_FREE_FAILURES} times as many"
+            f" (default {throttle.USER_FREE_FAILURES})"
+        ),
     )
     serve.add_argument(
         "--auth-challenge",
@@ -406,6 +418,7 @@ def _serve(args: argparse.Namespace) -> int:
     # What the other commands (a policy run, a restore) use for their deletes.
     with registry.db.write() as conn:
         trash.store_retention_ms(conn, timing.trash_retention)
+    registry.auth.limits = throttle.Limits.per_user(args.sign_in_free_failures)
     registry.pull_flush_s = max(args.pull_flush_interval, 0.05)
     registry.upload_ttl_ms = int(args.upload_ttl * 1000)
     registry.policy_check_s = max(args.policy_check_interval, 0.05)

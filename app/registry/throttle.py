@@ -47,6 +47,21 @@ ADDRESS_FREE_FAILURES = 20
 MAX_ADDRESS = 64
 
 
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Failed sign-ins a user name and an address may have within the window before
+    they back off (``serve --sign-in-free-failures``)."""
+
+    user: int = USER_FREE_FAILURES
+    address: int = ADDRESS_FREE_FAILURES
+
+    @classmethod
+    def per_user(cls, free: int) -> Limits:
+        """``free`` per user name; an address (many users behind NAT, a CI farm) gets
+        the same ratio as the defaults."""
+        return cls(free, free * (ADDRESS_FREE_FAILURES // USER_FREE_FAILURES))
+
+
 class LoginThrottled(RegistryError):
     status = 429
     code = "TOOMANYREQUESTS"
@@ -125,13 +140,10 @@ def _upsert(conn: Connection, row: dict[str, object]) -> None:
     )
 
 
-def record_failure(conn: Connection, attempt: Attempt, now: int) -> None:
+def record_failure(conn: Connection, attempt: Attempt, now: int, limits: Limits = Limits()) -> None:
     """Count a failed check against the user name and the address; audit and log
     every block this starts or lengthens."""
-    for key, free in (
-        (attempt.user_key, USER_FREE_FAILURES),
-        (attempt.address_key, ADDRESS_FREE_FAILURES),
-    ):
+    for key, free in ((attempt.user_key, limits.user), (attempt.address_key, limits.address)):
         if key is None:
             continue
         row = conn.execute(

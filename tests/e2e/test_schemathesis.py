@@ -12,18 +12,35 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.api import api, push_content
 from tests.support.processes import VENV_BIN
-from tests.support.registry import PASSWORD, RegistryServer
+from tests.support.registry import PASSWORD, RegistryServer, standard_registry
 
 pytestmark = pytest.mark.e2e
 
 # Enough to reach every branch of the small request schemas; bounded for CI.
 MAX_EXAMPLES = 10
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[RegistryServer]:
+    """The standard registry, with room for schemathesis's probes: it sends wrong
+    credentials to every operation (one probe each, all from one name and address),
+    which the failed sign-in back-off would rightly answer 429 after the first few
+    (tests/registry/test_login_throttle.py); those probes test that each operation
+    refuses them, not the back-off."""
+    server = standard_registry(
+        tmp_path / "registry", extra_args=["--sign-in-free-failures", "1000"]
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def config(registry: RegistryServer) -> str:

@@ -119,6 +119,26 @@ def test_an_address_spraying_many_names_is_blocked(
     assert blocks == [20, 21, 22, 23]
 
 
+def test_the_free_failures_are_configurable(tmp_path: Path) -> None:
+    """serve --sign-in-free-failures N: N free guesses at a name, 4 N from an address."""
+    server = standard_registry(
+        tmp_path / "data", extra_args=["--sign-in-free-failures", "2"]
+    ).start()
+    try:
+        assert guess_until_blocked(server, lambda i: "writer", GUESSER)[:2] == [401] * 2
+        assert guess_until_blocked(server, lambda i: f"user{i}", ELSEWHERE)[:8] == [401] * 8
+        blocks = {
+            target: [(d["failures"], d["blocked_s"]) for t, d in audited(server) if t == target]
+            for target in ("user:writer", "addr:" + ELSEWHERE)
+        }
+        assert blocks == {
+            "user:writer": [(2, 1), (3, 2), (4, 4), (5, 8)],
+            "addr:" + ELSEWHERE: [(8, 1), (9, 2), (10, 4), (11, 8)],
+        }
+    finally:
+        server.stop()
+
+
 def test_every_way_in_answers_429_while_blocked(
     nodes: tuple[RegistryServer, RegistryServer],
 ) -> None:
