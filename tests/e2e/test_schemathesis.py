@@ -91,11 +91,13 @@ expected-statuses = ["400", "401", "403", "406", "415", "422", "428"]
 include-name = "DELETE /api/v1/images/{{image_id}}"
 parameters = {{ "path.image_id" = {toml(content.ids["acme/web/backend"])} }}
 
-# The event stream never ends by itself: read it for a moment only.
+# The event stream never ends by itself, and schemathesis reads every answer to its end:
+# a read timeout decided whether it passed, and on a busy machine it did not. The
+# stream's answers (401, 403, 404, what it carries to whom, when it ends) are tested
+# in tests/registry/test_api_events.py.
 [[operations]]
 include-name = "GET /api/v1/workspaces/{{ws}}/events"
-request-timeout = 1
-generation = {{ max-examples = 2 }}
+enabled = false
 """
 
 

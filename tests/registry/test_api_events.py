@@ -12,7 +12,7 @@ import pytest
 from tests.support import oci
 from tests.support.api import Content, api, as_listed, push_content
 from tests.support.event_stream import END, Stream
-from tests.support.registry import RegistryServer
+from tests.support.registry import PASSWORD, RegistryServer
 
 
 @pytest.fixture
@@ -106,3 +106,14 @@ def test_a_stream_needs_credentials(registry: RegistryServer) -> None:
         r = c.get("/workspaces/acme/events")
         assert r.status_code == 401
         assert r.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_a_stream_of_a_workspace_one_cannot_see_is_refused(registry: RegistryServer) -> None:
+    """As every other workspace resource: the outsider (a member of globex only) and a
+    workspace that does not exist get the same answer, before any stream starts."""
+    with httpx.Client(base_url=registry.url + "/api/v1", auth=("outsider", PASSWORD)) as c:
+        hidden = c.get("/workspaces/acme/events")
+        missing = c.get("/workspaces/nosuch/events")
+        assert hidden.status_code == missing.status_code == c.get("/workspaces/acme").status_code
+        assert hidden.status_code in (403, 404)
+        assert hidden.json()["error"]["code"] == missing.json()["error"]["code"]
