@@ -471,7 +471,8 @@ def _maintenance_parsers(sub: SubParsers) -> None:
 
 
 def _gc(args: argparse.Namespace) -> int:
-    from app.registry import gc, gc_worker
+    from app.registry.gc import collector as gc
+    from app.registry.gc import worker as gc_worker
 
     timing = Timing(upload_grace=int(args.gc_upload_grace * 1000))
     registry = _open(
@@ -499,7 +500,7 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def _fsck(args: argparse.Namespace) -> int:
-    from app.registry import fsck
+    from app.registry.gc import fsck
 
     registry = _open(args.data, database_url=args.database_url, blob_store=args.blob_store)
     try:
@@ -551,13 +552,13 @@ _HANDLERS.update(demo=_demo)
 
 
 def _policy_parser(sub: SubParsers) -> None:
-    from app.registry import policy_cli
+    from app.registry.policies import cli as policy_cli
 
     policy_cli.add_parsers(sub)
 
 
 def _policy(args: argparse.Namespace) -> int:
-    from app.registry import policy_cli
+    from app.registry.policies import cli as policy_cli
 
     return policy_cli.handle(args)
 

@@ -2,7 +2,7 @@
 
 Every mutating function runs inside the caller's write transaction and queues the
 GC reviews its event calls for in that same transaction (DESIGN.md §1), and keeps
-the reference counts (app.registry.usage) in it too. On PostgreSQL a write first
+the reference counts (app.registry.gc.usage) in it too. On PostgreSQL a write first
 takes its image's turn (:func:`lock_image`), then locks the rows a new reference
 depends on in sorted digest order (blobs ``FOR KEY SHARE``, which the GC's
 ``FOR UPDATE`` cannot pass; manifests ``FOR UPDATE``); SQLite's ``BEGIN IMMEDIATE``
@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.manifests import MAX_SIZE, Manifest, parse_image_config
 from app.core.mediatypes import IMAGE_CONFIGS
-from app.registry import gc_review, reviews, trash_records, uploads, usage
+from app.registry import trash_records, uploads
 from app.registry.accounts import Repository
 from app.registry.db import schema as s
 from app.registry.db.engine import inserted_id
@@ -46,6 +46,8 @@ from app.registry.errors import (
     ManifestUnknown,
     NameUnknown,
 )
+from app.registry.gc import review as gc_review
+from app.registry.gc import reviews, usage
 
 MAX_CONFIG_READ = 1 << 20
 # The column that keeps a config's creation date (a timestamp is ~30 characters).
@@ -167,7 +169,7 @@ def lock_image(conn: Connection, image: Image, *, live: bool = True) -> None:
 
     Every write that changes an image's tags, manifests or reference counts locks the
     image row first, FOR NO KEY UPDATE: writes to one image take turns, so its
-    counters (app.registry.usage) are changed by one transaction at a time and no two
+    counters (app.registry.gc.usage) are changed by one transaction at a time and no two
     writers of one image can deadlock over its manifest rows. The GC cannot remove
     the row as empty meanwhile (its FOR UPDATE SKIP LOCKED passes it by), and foreign
     keys to it (KEY SHARE) are not blocked. Writes to different images run side by

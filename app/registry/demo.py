@@ -47,13 +47,15 @@ from sqlalchemy import delete, func, insert, select
 
 from app.core.manifests import parse_manifest
 from app.core.permissions import Permission
-from app.registry import accounts, content, gc, samples
+from app.registry import accounts, content
 from app.registry.accounts import Repository
 from app.registry.blobstore import FileBlobStore, new_generation
 from app.registry.content import Blob, Image, Timing
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
 from app.registry.errors import RegistryError
+from app.registry.gc import collector as gc
+from app.registry.gc import samples
 from app.registry.service import Registry
 
 CREDENTIALS_FILE = "demo-credentials.txt"

@@ -21,9 +21,9 @@ from app import __version__
 from app.registry import housekeeping, pulls
 from app.registry.api.events import end_streams
 from app.registry.api.mount import mount as mount_api
-from app.registry.gc_worker import GcWorker
+from app.registry.gc.worker import GcWorker
 from app.registry.oci.router import routes as oci_routes
-from app.registry.policy_worker import PolicyWorker
+from app.registry.policies.worker import PolicyWorker
 from app.registry.service import Registry
 from app.registry.tokens import token
 

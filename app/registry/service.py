@@ -43,7 +43,7 @@ class Registry:
     redirect_blobs: bool = False
     # Upload sessions idle this long are ended by the housekeeping.
     upload_ttl_ms: int = 24 * 3600 * 1000
-    # How often serve looks for cleanup policies that are due (app.registry.policy_worker).
+    # How often serve looks for cleanup policies that are due (app.registry.policies.worker).
     policy_check_s: float = 5.0
     # Set by the policy worker: runs started through the API go to its threads, and
     # stop between chunks when the process stops.

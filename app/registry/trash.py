@@ -41,10 +41,11 @@ from sqlalchemy import Connection, Select, delete, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.names import InvalidName, validate_image_path, validate_tag
-from app.registry import content, reviews, trash_records, usage
+from app.registry import content, trash_records
 from app.registry.content import Change, Image, Timing
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, now_ms
+from app.registry.gc import reviews, usage
 from app.registry.service import Registry
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from app.registry import usage
 from app.registry.db import schema as s
+from app.registry.gc import usage
 
 # How each entry came to be (``trash_entries.action``).
 TAG_DELETE = "tag.delete"

@@ -34,9 +34,10 @@ from typing import Any
 import httpx
 from sqlalchemy import insert
 
-from app.registry import accounts, storage, usage
+from app.registry import accounts
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
+from app.registry.gc import storage, usage
 from app.registry.service import Registry
 from tests.support import oci
 from tests.support.distribution import DistributionServer

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from app.registry import gc_review
+from app.registry.gc import review as gc_review
 from tests.support import oci
 from tests.support.inprocess import Store
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, insert, select, update
 
-from app.registry import cli, fsck
+from app.registry import cli
 from app.registry.blobstore import new_generation
 from app.registry.db import schema as s
+from app.registry.gc import fsck
 from tests.support import oci
 from tests.support.inprocess import Store
 

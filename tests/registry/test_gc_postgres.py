@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from app.registry import content, fsck, gc, storage
+from app.registry import content
 from app.registry.db.engine import Busy
 from app.registry.errors import Conflict, ManifestBlobUnknown, ManifestUnknown
+from app.registry.gc import collector as gc
+from app.registry.gc import fsck, storage
 from tests.support import oci
 from tests.support.inprocess import Store
 from tests.support.postgres import PostgresServer

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, select, update
 
-from app.registry import gc, gc_review, reviews, storage
 from app.registry.db import engine
 from app.registry.db import schema as s
+from app.registry.gc import collector as gc
+from app.registry.gc import review as gc_review
+from app.registry.gc import reviews, storage
 from tests.support import oci
 from tests.support.inprocess import Store
 

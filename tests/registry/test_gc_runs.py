@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from app.registry import cli, gc, reviews, samples
+from app.registry import cli
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
+from app.registry.gc import collector as gc
+from app.registry.gc import reviews, samples
 from tests.support import oci
 from tests.support.inprocess import Store
 from tests.support.processes import VENV_BIN

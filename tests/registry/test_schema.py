@@ -13,9 +13,10 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import sqlite
 
-from app.registry import accounts, content, fsck
+from app.registry import accounts, content
 from app.registry.db.engine import MIGRATIONS, Database
 from app.registry.db.schema import metadata
+from app.registry.gc import fsck
 from app.registry.server import create_app
 from tests.support import oci
 from tests.support.inprocess import Store

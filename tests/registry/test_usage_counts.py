@@ -1,4 +1,4 @@
-"""The reference counters kept incrementally (app.registry.usage) against a full
+"""The reference counters kept incrementally (app.registry.gc.usage) against a full
 recomputation, after random sequences of pushes (by tag and by digest), tag moves,
 tag, manifest and image deletes, index pushes, referrer pushes (before and after
 their subject), and GC passes.
@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import Connection, select
 
-from app.registry import fsck, usage
 from app.registry.db import schema as s
 from app.registry.errors import Conflict, ManifestInvalid, ManifestUnknown
+from app.registry.gc import fsck, usage
 from tests.support import oci
 from tests.support.inprocess import Store
 

@@ -15,9 +15,10 @@ import httpx
 from sqlalchemy import func, select
 
 from app.core.mediatypes import ACCEPT_ALL_MANIFESTS
-from app.registry import accounts, storage
+from app.registry import accounts
 from app.registry.db import schema as s
 from app.registry.db.engine import Database, sqlite_url
+from app.registry.gc import storage
 from tests.support import oci
 from tests.support.registry import PASSWORD
 from tests.support.tools import require

@@ -10,10 +10,11 @@ from sqlalchemy import Connection, Table, func, select
 
 from app.core.manifests import parse_manifest
 from app.core.names import ImageName
-from app.registry import accounts, content, gc, trash
+from app.registry import accounts, content, trash
 from app.registry.blobstore import new_generation
 from app.registry.content import Timing
 from app.registry.db import schema as s
+from app.registry.gc import collector as gc
 from app.registry.service import Registry
 from tests.support import oci
 

@@ -1,6 +1,6 @@
 """GC status of a workspace, "run now", and the storage history chart's data.
 
-The GC worker (app.registry.gc) and the sampler (app.registry.samples) write
+The GC worker (app.registry.gc.collector) and the sampler (app.registry.gc.samples) write
 ``gc_runs`` and ``storage_samples``; this module only reads them, plus the review
 queues for what is waiting.
 """
@@ -12,8 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from sqlalchemy import Connection, case, func, select
 
-from app.registry import gc as collector
-from app.registry import storage
 from app.registry.accounts import InvalidArgument
 from app.registry.api.context import Authenticated, workspace_access, workspace_admin
 from app.registry.api.errors import documented
@@ -21,6 +19,7 @@ from app.registry.api.models import GcRun, GcStatus, History, Sample
 from app.registry.api.times import iso, iso_or_none, parse_iso
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
+from app.registry.gc import collector, storage
 from app.registry.service import Registry
 
 router = APIRouter(responses=documented(400, 401, 404, 503))

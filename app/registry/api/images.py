@@ -1,6 +1,6 @@
 """Images under a workspace, project or repository; one image; deleting one.
 
-Sizes come from the derived usage graph (app.registry.usage): an image's size is
+Sizes come from the derived usage graph (app.registry.gc.usage): an image's size is
 the bytes of the distinct blobs reachable from its tags, and its exclusive size the
 part no other image reaches (``blobs.image_refs == 1``), which is what deleting it
 frees after GC. Both are indexed lookups per image.

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, case, func, select
 
 from app.core.cleanup import PolicyError, Rule, parse_rules
 from app.core.permissions import Permission
-from app.registry import accounts, policies
+from app.registry import accounts
 from app.registry.accounts import InvalidArgument, User
 from app.registry.api.context import (
     Authenticated,
@@ -62,6 +62,7 @@ from app.registry.api.times import iso, iso_or_none
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
 from app.registry.errors import NotFound
+from app.registry.policies import plans as policies
 
 router = APIRouter(responses=documented(400, 401, 403, 404, 503))
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import Connection, exists, func, select, tuple_
 
-from app.registry import accounts, storage, uploads
+from app.registry import accounts, uploads
 from app.registry.api.context import Authenticated, WorkspaceAccess, readable_in, workspace_access
 from app.registry.api.errors import documented
 from app.registry.api.models import (
@@ -26,6 +26,7 @@ from app.registry.api.models import (
 from app.registry.api.paging import DEFAULT_LIMIT, Cursor, Limit, Page, keyset_page, parse_sort
 from app.registry.db import schema as s
 from app.registry.errors import NotFound
+from app.registry.gc import storage
 
 router = APIRouter(responses=documented(400, 401, 404, 503))
 

@@ -189,14 +189,14 @@ blobs = entity_table(
     Column("created_at", Ms, nullable=False),
     # Last upload, HEAD, GET-check or mount: the GC skips blobs touched within the grace.
     Column("touched_at", Ms, nullable=False),
-    # How many images reach this blob from a tag (derived; see app.registry.usage).
+    # How many images reach this blob from a tag (derived; see app.registry.gc.usage).
     Column("image_refs", Integer, nullable=False, default=0),
-    # How many images reach it from the trash (trash_usage rows; app.registry.usage).
+    # How many images reach it from the trash (trash_usage rows; app.registry.gc.usage).
     Column("trash_refs", Integer, nullable=False, default=0),
     UniqueConstraint("workspace_id", "digest"),
 )
 # Storage figures read sizes by reference count: one covering index scan per workspace
-# (app.registry.storage), and the shared blobs (image_refs > 1) without a scan.
+# (app.registry.gc.storage), and the shared blobs (image_refs > 1) without a scan.
 Index(
     "ix_blobs_workspace_refs",
     blobs.c.workspace_id,
@@ -236,7 +236,7 @@ manifests = entity_table(
     Column("touched_at", Ms, nullable=False),
     # Last GET/HEAD by any reference, written in batches (app.registry.pulls).
     Column("last_pulled_at", Ms, nullable=True),
-    # Derived (app.registry.usage): the tags on it, its live parent indexes and its
+    # Derived (app.registry.gc.usage): the tags on it, its live parent indexes and its
     # subject if live. The manifest is live -- reached from a tag -- while > 0.
     Column("holders", Integer, nullable=False, default=0),
     # The same for the trash: trash entries naming it (and the tags of its image while
@@ -297,7 +297,7 @@ Index("ix_tags_image_created", tags.c.image_id, tags.c.manifest_created, tags.c.
 
 # Derived: (image, blob) pairs where the blob is reachable from a tag of the image,
 # with the number of live manifests of the image referencing it. Maintained in the
-# same transaction as every tag change (app.registry.usage).
+# same transaction as every tag change (app.registry.gc.usage).
 blob_usage = Table(
     "blob_usage",
     metadata,
@@ -411,7 +411,7 @@ Index("ix_storage_samples_workspace", storage_samples.c.workspace_id, storage_sa
 # "tag": the tag's name on its manifest), a manifest deleted by digest with no tag on
 # it (kind "manifest"), or a whole image (kind "image": its tags stay in ``tags``,
 # its row is marked trashed). While the row lives, what it names is held (the TRASH
-# holders of app.registry.usage) and GC never frees it.
+# holders of app.registry.gc.usage) and GC never frees it.
 trash_entries = entity_table(
     "trash_entries",
     Column("workspace_id", Id, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False),
@@ -458,7 +458,7 @@ audit_log = entity_table(
 )
 Index("ix_audit_log_workspace", audit_log.c.workspace_id, audit_log.c.id)
 
-# Cleanup policies (app.registry.policies) ---------------------------------------
+# Cleanup policies (app.registry.policies.plans) ---------------------------------------
 
 # One per scope: a workspace (repository_id NULL) or a repository, whose own policy
 # overrides its workspace's. ``scope`` is "ws:<id>" or "repo:<id>", unique.

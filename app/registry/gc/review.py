@@ -34,8 +34,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, bindparam, delete, exists, or_, select, update
 
-from app.registry import reviews
 from app.registry.db import schema as s
+from app.registry.gc import reviews
 
 
 class Outcome(enum.Enum):

@@ -17,8 +17,9 @@ import signal
 import threading
 from collections.abc import Callable, Iterable
 
-from app.registry import gc, samples
 from app.registry.db.engine import Busy, now_ms
+from app.registry.gc import collector as gc
+from app.registry.gc import samples
 from app.registry.service import Registry
 
 log = logging.getLogger(__name__)

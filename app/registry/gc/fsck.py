@@ -12,7 +12,7 @@ Checks, in order:
   layers, configs, image links, and each manifest's payload (it hashes to its
   digest and every descriptor in it has its row);
 * the derived usage counters, kept incrementally, equal a full walk from every
-  image's roots, for both kinds of holder (app.registry.usage): tags
+  image's roots, for both kinds of holder (app.registry.gc.usage): tags
   (``manifests.holders``, ``blob_usage``, ``blobs.image_refs``) and the trash
   (``manifests.trash_holders``, ``trash_usage``, ``blobs.trash_refs``), and
   ``images.tag_count`` (``--repair`` rewrites them); trash entries name manifests of
@@ -40,10 +40,11 @@ from sqlalchemy import Connection, and_, delete, exists, func, insert, or_, sele
 
 from app.core.digests import Digest, DigestError
 from app.core.manifests import ManifestError, parse_manifest
-from app.registry import reviews, uploads, usage
+from app.registry import uploads
 from app.registry.blobstore import PAGE, FileBlobStore, StoredObject, StoreUnavailable, Stray
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
+from app.registry.gc import reviews, usage
 from app.registry.service import Registry
 
 ORPHAN_MIN_AGE_MS = 15 * 60 * 1000

@@ -22,9 +22,9 @@ from collections.abc import Callable
 
 from sqlalchemy import select, update
 
-from app.registry import policies
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, now_ms
+from app.registry.policies import plans as policies
 from app.registry.service import Registry
 
 log = logging.getLogger(__name__)

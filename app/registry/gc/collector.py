@@ -1,10 +1,10 @@
 """Online garbage collection: passes over the review queues of a workspace, and the
 record of each run.
 
-Events queue reviews in their own transaction (app.registry.reviews); a pass takes
+Events queue reviews in their own transaction (app.registry.gc.reviews); a pass takes
 the due ones, manifests first (deleting one queues its blobs, children and
 referrers, reviewed in the same pass), in batches of short write transactions
-(app.registry.gc_review). A deleted blob's stored object is removed only after its
+(app.registry.gc.review). A deleted blob's stored object is removed only after its
 row's delete committed: a crash in between leaks bytes (``fsck --repair`` reclaims
 them) but never loses referenced content. A lock wait past the timeout surfaces as
 :class:`Busy`; the items stay queued for the next pass. A batch that fails
@@ -28,12 +28,13 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 
 from app.core.units import format_bytes
-from app.registry import reviews, samples, trash
+from app.registry import trash
 from app.registry.blobstore import ObjectRef, StoreUnavailable
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, inserted_id, now_ms
 from app.registry.errors import Conflict
-from app.registry.gc_review import (
+from app.registry.gc import reviews, samples
+from app.registry.gc.review import (
     Batch,
     Outcome,
     remove_empty_images,

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select
 
-from app.registry import storage
 from app.registry.db import schema as s
 from app.registry.db.engine import Database
+from app.registry.gc import storage
 
 # A point sums every blob row of the workspace (0.4 s with 200,000 of them), so at
 # most one per workspace this often, after GC runs as otherwise.

@@ -11,7 +11,7 @@ previews, and the executor.
 * :func:`storage_effect` is the one place that says what a set of tag deletes does
   to storage (bytes that become unreferenced, which GC frees, and bytes kept because
   other tags or images still reach them), computed by the delete-impact code of
-  :mod:`app.registry.storage`; the trash (issue 13) extends it with its retention.
+  :mod:`app.registry.gc.storage`; the trash (issue 13) extends it with its retention.
 * :func:`execute` deletes through :func:`app.registry.content.delete_tags`, the path
   every tag delete takes, a chunk of one image per transaction, each tag only if it
   is still on the digest the plan saw (:func:`app.registry.content.tag_digests`
@@ -38,11 +38,12 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.cleanup import ImageGraph, Rule, TagFacts, plan_image
 from app.core.storage import DeleteImpact
-from app.registry import content, pulls, storage
+from app.registry import content, pulls
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, inserted_id, now_ms
 from app.registry.db.idsets import in_ids
 from app.registry.errors import Conflict, NameUnknown, NotFound
+from app.registry.gc import storage
 from app.registry.service import Registry
 from app.registry.trash_records import POLICY_RUN
 

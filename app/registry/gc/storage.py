@@ -1,7 +1,7 @@
 """Storage figures of a workspace, from the blob rows and the derived usage graph.
 
 ``blobs.image_refs`` counts the images that reach a blob from their tags (see
-app.registry.usage), so the headline figures are one pass over the blob rows:
+app.registry.gc.usage), so the headline figures are one pass over the blob rows:
 
 * stored: bytes of every blob held
 * referenced: blobs reachable from some tag
@@ -137,7 +137,7 @@ def _reachable_blobs(conn: Connection, image_ids: Collection[int], roots: Any) -
     ``tags``), following index children and referrers whose subject is reached. Both
     live in the image of what holds them, so the walk stays within ``image_ids``.
     One recursive query, however many tags: the usage graph's walk
-    (app.registry.usage) over a chosen set of tags."""
+    (app.registry.gc.usage) over a chosen set of tags."""
     m = s.manifests.c
     mc = s.manifest_children.c
     ml = s.manifest_layers.c

@@ -20,9 +20,10 @@ from typing import Any
 
 from app.core.cleanup import PolicyError, Rule, RuleKind
 from app.core.units import format_bytes
-from app.registry import cli, policies, trash
+from app.registry import cli, trash
 from app.registry.db.engine import now_ms
 from app.registry.errors import RegistryError
+from app.registry.policies import plans as policies
 from app.registry.service import Registry
 
 _DURATION = re.compile(r"^(\d+)([smhd]?)$")
