@@ -24,7 +24,7 @@ from app.ui.common.formatting import (
 )
 from app.ui.common.table_model import Column, PagedTableModel, Runner
 
-TAG, DIGEST, SIZE, PLATFORMS, CREATED, PUSHED, OTHER_TAGS = range(7)
+TAG, DIGEST, SIZE, PLATFORMS, CREATED, PUSHED, LAST_PULL, OTHER_TAGS = range(8)
 _DIGITS = re.compile(r"(\d+)")
 
 
@@ -41,6 +41,18 @@ def natural_key(name: str) -> tuple[tuple[str | int, ...], str]:
 def _platforms(tag: Tag) -> str:
     # "linux/amd64" → "amd64": the OS is nearly always linux and the column is narrow.
     return ", ".join(p.split("/", 1)[1] if p.startswith("linux/") else p for p in tag.platforms)
+
+
+def _pull_tip(tag: Tag) -> str | None:
+    # A pull by digest (or by another tag of the digest) is not this tag's: say both.
+    parts = []
+    if tag.last_pulled is not None:
+        parts.append(f"Pulled by this tag {long_time(tag.last_pulled)}")
+    else:
+        parts.append("Not pulled by this tag since pulls are tracked")
+    if tag.digest_last_pulled is not None and tag.digest_last_pulled != tag.last_pulled:
+        parts.append(f"its digest last pulled {long_time(tag.digest_last_pulled)}")
+    return "; ".join(parts)
 
 
 def _other(tag: Tag) -> str:
@@ -97,6 +109,13 @@ COLUMNS: list[Column[Tag]] = [
         lambda t: long_time(t.pushed_at),
         server_sort="pushed_at",
         description="When the tag was last pushed",
+    ),
+    Column(
+        "Last pull",
+        lambda t: relative_time(t.last_pulled),
+        lambda t: t.last_pulled or NEVER,
+        _pull_tip,
+        description="When the tag was last pulled (a manifest GET or HEAD by this tag)",
     ),
     Column(
         "Other tags",
