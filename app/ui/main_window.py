@@ -43,6 +43,7 @@ from app.ui.common.settings import Settings
 from app.ui.connections import dialog as connections_dialog
 from app.ui.connections.session import EmbeddedStatus, Secrets, all_profiles, fill_connection_menu
 from app.ui.oci.controller import OciController
+from app.ui.policies import PoliciesTab
 from app.ui.storage.tabs import StorageTabs
 
 
@@ -176,6 +177,8 @@ class MainWindow(QMainWindow):
         self.storage_tabs = StorageTabs(self, self.views, toolbar, self.navigator)
         self.storage = self.storage_tabs.view
         self.oci_storage = self.storage_tabs.oci_view
+        self.policies_tab = PoliciesTab(self, self.views)
+        self.policies = self.policies_tab.view
 
     def _show_connection(self, text: str) -> None:
         """The status bar's connection; a screen reader reads what it says, too."""
@@ -211,6 +214,8 @@ class MainWindow(QMainWindow):
         self.connected.connect(self.oci.connected)
         self.connected.connect(self.storage_tabs.connected)
         self.scopeChanged.connect(self.storage_tabs.scope_changed)
+        self.connected.connect(self.policies_tab.connected)
+        self.scopeChanged.connect(self.policies_tab.scope_changed)
         self.storage.serverEvent.connect(self.browsing.updates.on_event)
         self.oci_storage.scanned.connect(self.oci.measured)
         self.oci.deletesRan.connect(self.oci_storage.show_figures)

@@ -34,7 +34,7 @@ def test_last_pull_column_shows_pulls_by_tag(
         qtbot.waitUntil(noted, timeout=WAIT_MS)  # written in batches, off the pull's path
 
     window = make_window(server, "reader")
-    gui.open_tree_path(qtbot, window.tree, ["acme", "PLAT", "web"])
+    gui.open_tree_path(qtbot, window.navigator.tree, ["acme", "PLAT", "web"])
     images = window.browse.images.view
     gui.wait_row(qtbot, images, "frontend")
     gui.click_row(qtbot, images, "frontend")
