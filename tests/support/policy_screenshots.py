@@ -56,7 +56,9 @@ async def render(out: Path, tmp: Path) -> None:
     window = MainWindow(Settings.at(tmp / "settings.ini"), store)
     window.resize(QSize(1400, 860))
     window.show()
-    server = standard_registry(tmp / "registry", extra_args=["--pull-flush-interval", "1"])
+    server = standard_registry(
+        tmp / "registry", extra_args=["--pull-flush-interval", "1"], trash_retention=None
+    )  # the trash on, as serve has it by default
     server.start()
     try:
         await asyncio.to_thread(seed, server)

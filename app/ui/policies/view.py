@@ -299,8 +299,8 @@ class PoliciesView(QWidget):
     def set_scope(self, scope: Scope | None) -> None:
         """The navigator's selection: a workspace or repository has a policy; a
         project has none of its own (its repositories' or its workspace's apply)."""
-        if scope is None:
-            return  # nothing selected: keep showing the last scope
+        if scope is None or self.api is None:
+            return  # nothing selected (keep showing the last scope), or no policies here
         if scope.repository:
             wanted: PolicyScope | None = PolicyScope(scope.workspace, scope.repository)
         elif scope.project:
