@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import oci
 from tests.support.api import api, push_content
 from tests.support.processes import VENV_BIN
 from tests.support.registry import PASSWORD, RegistryServer, standard_registry
@@ -35,7 +36,9 @@ def registry(tmp_path: Path) -> Iterator[RegistryServer]:
     (tests/registry/test_login_throttle.py); those probes test that each operation
     refuses them, not the back-off."""
     server = standard_registry(
-        tmp_path / "registry", extra_args=["--sign-in-free-failures", "1000"]
+        tmp_path / "registry",
+        extra_args=["--sign-in-free-failures", "1000"],
+        trash_retention=3600,  # the trash's endpoints reach its entries
     ).start()
     try:
         yield server
@@ -49,6 +52,17 @@ def config(registry: RegistryServer) -> str:
         assert c.post("/users", json={"name": "neo", "password": PASSWORD}).status_code == 201
     frontend = content.ids["acme/web/frontend"]
     digest = content.tagged["acme/web/frontend"]["v1"].digest
+    # Recently deleted: a tag and an image in the trash, for its endpoints to reach.
+    with registry.client("root") as c:
+        img = content.tagged["acme/web/backend"]["v1"]
+        for tag in ("gone1", "gone2"):
+            oci.push(c, "acme/web/backend", img, tag)
+            assert c.delete(f"/v2/acme/web/backend/manifests/{tag}").status_code == 202
+        oci.push(c, "acme/api/trashed", img, "v1")
+    with api(registry) as c:
+        trashed = c.get("/workspaces/acme/images", params={"q": "trashed"}).json()["items"][0]
+        r = c.delete(f"/images/{trashed['id']}", headers={"If-Match": trashed["etag"]})
+        assert r.status_code == 204, r.text
     # A cleanup policy, a preview of it and a run, for their endpoints to read.
     with api(registry) as c:
         keep_all = {"rules": [{"kind": "keep_last", "value": 1000}]}

@@ -187,6 +187,16 @@ def test_cli_restores_a_tag_under_another_name(
     assert f"restored {APP}:v1-before on {first.digest}" in out
     assert admin_ok(server.data, "trash", "list").strip() == "trash: empty"
     skopeo_pull(server.host, APP, "v1-before", first, tmp_path / "a")
+    # Deleted again, listed for its image, then emptied from the command line.
+    with server.client("admin") as w:
+        assert w.delete(f"/v2/{APP}/manifests/v1-before").status_code == 202
+    listed = admin_ok(server.data, "trash", "list", "--image", APP)
+    assert f"{APP}:v1-before" in listed
+    assert first.digest in listed
+    assert admin_ok(server.data, "trash", "list", "--image", GONE).strip() == "trash: empty"
+    out = admin_ok(server.data, "trash", "empty", "--workspace", "acme")
+    assert "1 entries emptied" in out
+    assert admin_ok(server.data, "trash", "list").strip() == "trash: empty"
     server.stop()
     _fsck_clean(server)
 

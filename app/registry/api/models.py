@@ -583,7 +583,7 @@ class TrashEmpty(Request):
     entries: list[RowId] | None = Field(default=None, max_length=10_000)
     all: StrictBool = False
     repository: str | None = Field(default=None, min_length=1, max_length=63)
-    older_than_s: Annotated[float, Field(ge=0)] | None = None
+    older_than_s: Annotated[float, Field(ge=0, le=100 * 365 * 86400)] | None = None
 
 
 class TrashEmptyResult(BaseModel):

@@ -48,6 +48,9 @@ router = APIRouter(responses=documented(400, 401, 403, 404, 503))
 e = s.trash_entries.c
 
 SORTS = ["deleted_at", "expires_at", "size", "image"]
+TrashSort = Literal[
+    "deleted_at", "-deleted_at", "expires_at", "-expires_at", "size", "-size", "image", "-image"
+]
 _SORT_TYPES: dict[str, type] = {"deleted_at": int, "expires_at": int, "size": int, "image": str}
 
 
@@ -92,7 +95,7 @@ def list_trash(
     q: Annotated[str | None, Query(max_length=255, description="part of image:tag")] = None,
     kind: TrashKind | None = None,
     deleted_by: Annotated[str | None, Query(max_length=64)] = None,
-    sort: Annotated[str | None, Query(max_length=20, description="'-' prefix: descending")] = None,
+    sort: Annotated[TrashSort | None, Query(description="'-' prefix: descending")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Any:
