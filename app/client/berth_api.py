@@ -423,6 +423,8 @@ class DeleteImpact:
     kept_blobs: int
     tags: int | None = None  # how many tags the delete removes (None: not said)
     staying: tuple[StayingTags, ...] | None = None  # None: the server did not say
+    # How long the deleted tags and images stay restorable (0: no trash, deletes are final).
+    trash_retention_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -858,6 +860,7 @@ class BerthApi:
             f.opt_num("kept_blobs"),
             tags=f.num("tags") if "tags" in body else None,
             staying=tuple(staying) if staying is not None else None,
+            trash_retention_s=f.opt_seconds("trash_retention_s"),
         )
 
     # storage and gc -------------------------------------------------------------

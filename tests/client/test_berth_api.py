@@ -309,6 +309,7 @@ def test_delete_impact_reads_the_tags_that_go_and_stay() -> None:
     server = FakeBerth()
     answer = {
         "freed": 0, "kept": 10, "freed_blobs": 0, "kept_blobs": 1, "tags": 10,
+        "trash_retention_s": 604800.0,
         "staying": [{"image_id": 7, "digest": "sha256:aa", "count": 32, "tags": ["r00", "v1"]}],
     }  # fmt: skip
     route = "/workspaces/acme/storage/delete-impact"
@@ -316,10 +317,11 @@ def test_delete_impact_reads_the_tags_that_go_and_stay() -> None:
     impact = call(server, lambda api: api.delete_impact("acme", tags=[(7, "r01")]))
     assert impact.tags == 10
     assert impact.staying == (StayingTags("sha256:aa", 32, ("r00", "v1")),)
-    # An older server says neither: not known, rather than zero.
+    assert impact.trash_retention_s == 604800.0
+    # An older server says neither: not known, rather than zero; and it has no trash.
     server.on("POST", route, httpx.Response(200, json={"freed": 1}))
     impact = call(server, lambda api: api.delete_impact("acme", tags=[(7, "r01")]))
-    assert (impact.tags, impact.staying) == (None, None)
+    assert (impact.tags, impact.staying, impact.trash_retention_s) == (None, None, 0.0)
     # A count that is not a number is the server's fault, said plainly.
     answer["staying"] = [{"digest": "sha256:aa", "count": "many", "tags": []}]
     server.on("POST", route, httpx.Response(200, json=answer))

@@ -41,6 +41,9 @@ class DeletePlan:
     methods: tuple[DeleteMethod, ...] = ()
     # Said after the storage figures (where they come from, what frees the bytes).
     storage_note: str = ""
+    # False where the registry keeps no trash (a plain OCI registry): the delete is final
+    # whatever an impact says. True: the server's trash retention decides.
+    trash: bool = True
 
     @property
     def names(self) -> list[str]:

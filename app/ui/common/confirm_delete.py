@@ -9,6 +9,7 @@ first, and :func:`choose_delete_method` is the seam that returns the choice.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
@@ -52,6 +53,41 @@ def storage_text(impact: DeleteImpact | None, impact_error: str | None) -> str:
         "Nothing is freed until garbage collection runs; then "
         f"<b>{format_bytes(impact.freed)}</b> will be freed "
         f"({_blobs(impact.freed_blobs)} no longer referenced) and {kept}."
+    )
+
+
+def restorable_until(retention_s: float, now: datetime | None = None) -> datetime | None:
+    """When what is deleted now leaves the trash (None: no trash, the delete is final)."""
+    if retention_s <= 0:
+        return None
+    return (now or datetime.now(UTC)) + timedelta(seconds=retention_s)
+
+
+def until_text(when: datetime) -> str:
+    """A trash expiry as the user reads it: local time to the minute."""
+    return when.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+def finality_text(plan: DeletePlan, impact: DeleteImpact | None, error: str | None) -> str:
+    """Whether the delete can be undone, as the server's trash retention says: a Berth
+    registry with its trash on keeps deletes restorable; with it off, or on a plain OCI
+    registry (its impact says no retention), the delete is permanent."""
+    what = "images" if plan.whole_image else "tags"
+    until = restorable_until(impact.trash_retention_s) if impact is not None else None
+    if plan.trash and impact is None:
+        reason = f" ({error})" if error else ""
+        return (
+            f"Deleted {what} cannot be pulled again. Whether they can be restored could "
+            f"not be read{reason}."
+        )
+    if until is None or not plan.trash:
+        return (
+            f"<b>This is permanent.</b> Deleted {what} cannot be pulled again, and cannot "
+            "be restored."
+        )
+    return (
+        f"Deleted {what} cannot be pulled any more; they <b>can be restored until "
+        f"{until_text(until)}</b>; then garbage collection frees what only they use."
     )
 
 
@@ -187,14 +223,13 @@ class ConfirmDeleteDialog(QDialog):
             layout.addWidget(box)
             layout.addWidget(self.also)
 
-        permanent = QLabel(
-            "<b>This is permanent.</b> Deleted "
-            + ("images" if plan.whole_image else "tags")
-            + " cannot be pulled again, and cannot be restored.",
-            self,
-        )
-        permanent.setWordWrap(True)
-        layout.addWidget(permanent)
+        finality = finality_text(plan, impact, impact_error)
+        self.finality = QLabel(finality, self)
+        self.finality.setWordWrap(True)
+        self.finality.setAccessibleName("Restorable")
+        self.finality.setAccessibleDescription(plain_text(finality))
+        layout.addWidget(self.finality)
+        self.restorable = plan.trash and impact is not None and impact.trash_retention_s > 0
         self.impact = impact
         self.impact_error = impact_error
         self.storage = QLabel(self)
@@ -208,7 +243,9 @@ class ConfirmDeleteDialog(QDialog):
         self.delete_button = buttons.addButton(
             "Delete image" if plan.whole_image else "Delete", QDialogButtonBox.ButtonRole.AcceptRole
         )
-        self.delete_button.setAccessibleDescription("Delete permanently")
+        self.delete_button.setAccessibleDescription(
+            "Delete; restorable for a while" if self.restorable else "Delete permanently"
+        )
         cancel = buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
         cancel.setAccessibleDescription("Close without deleting anything")
         cancel.setDefault(True)

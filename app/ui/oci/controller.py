@@ -329,7 +329,11 @@ class OciController(QObject):
         steps: tuple[DeleteStep, ...]
         if deletion.choice:
             plan = DeletePlan(
-                image, prepared.tags, methods=delete_methods(prepared, deletion), storage_note=note
+                image,
+                prepared.tags,
+                methods=delete_methods(prepared, deletion),
+                storage_note=note,
+                trash=False,
             )
             method = await confirm_delete.choose_delete_method(self._parent, plan, impact_error)
             if method is None:
@@ -337,7 +341,7 @@ class OciController(QObject):
             steps = deletion.ways[method.key]
         else:
             ((way, steps),) = deletion.ways.items()
-            plan = DeletePlan(image, prepared.tags, storage_note=note)
+            plan = DeletePlan(image, prepared.tags, storage_note=note, trash=False)
             impact = prepared.impacts[way]
             if not await confirm_delete.confirm_delete(self._parent, plan, impact, impact_error):
                 return
@@ -356,7 +360,7 @@ class OciController(QObject):
             )
             return
         note, impact_error = self._storage_note(backend)
-        plan = DeletePlan(prepared.image, whole_image=True, storage_note=note)
+        plan = DeletePlan(prepared.image, whole_image=True, storage_note=note, trash=False)
         if not await confirm_delete.confirm_delete(
             self._parent, plan, prepared.impact, impact_error
         ):

@@ -4,6 +4,7 @@ image name. What the dialog says is checked against what the server then holds."
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 
@@ -69,6 +70,9 @@ def test_drag_select_delete_names_every_staying_tag_with_the_true_count(
     dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
     text = gui.shown_text(dialog)
     assert "Delete 10 tags of acme/web/frontend?" in text
+    # This registry runs with its trash off: the delete is final, and said so.
+    assert "This is permanent. Deleted tags cannot be pulled again, and cannot be restored." in text
+    assert "restored until" not in text
     assert dialog.tag_list.toPlainText().split("\n") == chosen
     staying = sorted(set(tags) - set(chosen))
     found = re.search(r"(\d+) other tags on the same manifest stay", text)
@@ -94,6 +98,69 @@ def test_drag_select_delete_names_every_staying_tag_with_the_true_count(
     named, more = others.split(" (+")
     assert len(named.split(", ")) + int(more.split()[0]) == 31
     assert not set(named.split(", ")) & set(chosen)
+
+
+WEEK = 7 * 24 * 3600.0
+UNTIL = re.compile(r"can be restored until (\d{4}-\d\d-\d\d \d\d:\d\d)")
+
+
+def trash_entries(registry: RegistryServer, workspace: str = "acme") -> list[dict[str, Any]]:
+    with api(registry) as c:
+        r = c.get(f"/workspaces/{workspace}/trash", params={"limit": 1000})
+        assert r.status_code == 200, r.text
+        return list(r.json()["items"])
+
+
+def shown_until(text: str) -> dt.datetime:
+    """The dialog's "restorable until DATE" (local time to the minute), as a UTC time."""
+    found = UNTIL.search(text)
+    assert found is not None, text
+    return dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M").astimezone(dt.UTC)
+
+
+def test_with_the_trash_on_the_confirmations_say_until_when_a_delete_can_be_restored(
+    registry_factory: Any, launch: Launch, qtbot: QtBot
+) -> None:
+    registry = registry_factory(trash_retention=WEEK)
+    seed_image(registry, NAME, ["v1", "v2", "v3"], variants=3)
+    seed_image(registry, "acme/web/backend", ["v1"])
+    window = launch(registry)
+    open_image(qtbot, window)
+    view = window.browse.tags.view
+    qtbot.waitUntil(lambda: gui.model_rows(view) == 3, timeout=WAIT_MS)
+
+    # A tag: dragged over, Delete pressed, the dialog read.
+    gui.drag_rows(qtbot, view, 0, 1)
+    assert gui.selected_texts(view) == ["v1", "v2"]
+    gui.key(qtbot, window, Qt.Key.Key_Delete)
+    dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
+    text = gui.shown_text(dialog)
+    assert "This is permanent" not in text
+    assert "cannot be restored" not in text
+    assert "Deleted tags cannot be pulled any more; they can be restored until" in text
+    until = shown_until(text)
+    gui.click_dialog_button(qtbot, dialog, "Delete")
+    gui.gone(qtbot, dialog)
+    qtbot.waitUntil(lambda: gui.texts(view) == ["v3"], timeout=WAIT_MS)
+    # The server holds both in its trash until the time the dialog said (to its minute).
+    entries = trash_entries(registry)
+    assert sorted(e["tag"] for e in entries) == ["v1", "v2"]
+    for entry in entries:
+        expires = dt.datetime.fromisoformat(entry["expires_at"])
+        assert until <= expires < until + dt.timedelta(minutes=2), (until, expires)
+
+    # The image: Shift+Delete, the same promise for images.
+    gui.key(qtbot, window, Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier)
+    dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
+    text = gui.shown_text(dialog)
+    assert "Delete image acme/web/frontend?" in text
+    assert "Deleted images cannot be pulled any more; they can be restored until" in text
+    assert "This is permanent" not in text
+    image_until = shown_until(text)
+    gui.click_dialog_button(qtbot, dialog, "Cancel")
+    gui.gone(qtbot, dialog)
+    assert until <= image_until < until + dt.timedelta(minutes=2)
+    assert server_tags(registry, NAME) == {"v3"}
 
 
 def pending_gc_text(registry: RegistryServer, workspace: str = "acme") -> str:

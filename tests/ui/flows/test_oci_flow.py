@@ -85,6 +85,11 @@ def test_connect_browse_delete_safely_and_scan(
     assert len(radios) == 2
     assert radios[0].isChecked()
     assert "latest" in gui.shown_text(confirm)
+    # A plain OCI registry keeps no trash: the delete is final, and said so.
+    assert "This is permanent. Deleted tags cannot be pulled again, and cannot be restored." in (
+        gui.shown_text(confirm)
+    )
+    assert "restored until" not in gui.shown_text(confirm)
     # Choosing the digest way says latest goes too; back to the safe way.
     gui.click(qtbot, radios[1])
     assert "Also deleted: 1 other tag on the same manifest: latest" in gui.shown_text(confirm)
