@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable
 
-from sqlalchemy import Connection, Insert, Table, case
+from sqlalchemy import Connection, Insert, Table, case, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from app.registry.db import schema as s
@@ -72,6 +72,22 @@ def queue_manifests(
 def queue_blobs(
     conn: Connection, workspace_id: int, blob_ids: Iterable[int], review_after: int, event: str
 ) -> None:
+    ids = sorted(set(blob_ids))
+    if not ids:
+        return
+    if conn.dialect.name == "postgresql":
+        # Another worker may have collected one of these blobs and committed since this
+        # transaction read them (seen: a manifest review queueing what the manifest held
+        # while a blob review elsewhere deleted one of them, in the trash stress). A
+        # review of a blob that is gone is moot, and the queue row's foreign key would
+        # fail the whole transaction: key-share lock the rows that are still there (a
+        # delete now waits for this commit) and queue those. SQLite runs one writer.
+        b = s.blobs.c
+        ids = list(
+            conn.execute(
+                select(b.id).where(b.id.in_(ids)).order_by(b.id).with_for_update(key_share=True)
+            ).scalars()
+        )
     rows: list[dict[str, object]] = [
         {
             "blob_id": bid,
@@ -80,6 +96,6 @@ def queue_blobs(
             "event": event,
             "attempts": 0,
         }
-        for bid in sorted(set(blob_ids))
+        for bid in ids
     ]
     _upsert(conn, s.gc_blob_reviews, "blob_id", rows)
