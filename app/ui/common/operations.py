@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from PySide6.QtCore import QObject, Signal
 
@@ -56,13 +56,18 @@ class Operations(QObject):
     ) -> asyncio.Task[T]:
         """Start ``coro``. ``on_done(result)`` runs on success; ``on_error`` may
         handle an expected failure itself (return True) before it is reported."""
+        if self._closed:
+            # Drained: the window is closing. Nothing of it runs, and no task is left
+            # for the loop to finish after the window (and this object) are gone.
+            coro.close()
+            stopped: asyncio.Future[T] = asyncio.get_event_loop().create_future()
+            stopped.cancel()
+            return cast("asyncio.Task[T]", stopped)
         if name is not None:
             self.cancel(name)
         task = asyncio.get_event_loop().create_task(
             coro, name=name or getattr(coro, "__qualname__", "operation")
         )
-        if self._closed:
-            task.cancel()  # before its first step: nothing of it runs
         was_busy = self.busy
         self._tasks.add(task)
         if background:
