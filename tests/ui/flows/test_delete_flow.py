@@ -150,6 +150,8 @@ def test_with_the_trash_on_the_confirmations_say_until_when_a_delete_can_be_rest
         assert until <= expires < until + dt.timedelta(minutes=2), (until, expires)
 
     # The image: Shift+Delete, the same promise for images.
+    # As a person does: press it once the action is there (not greyed while checking).
+    qtbot.waitUntil(lambda: window.acts.delete_image.isEnabled(), timeout=WAIT_MS)
     gui.key(qtbot, window, Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier)
     dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
     text = gui.shown_text(dialog)
@@ -190,6 +192,8 @@ def test_shift_delete_image_with_its_typed_name_and_everything_follows(
     assert indicator is not None
     qtbot.waitUntil(lambda: indicator.text() == pending_gc_text(registry), timeout=WAIT_MS)
 
+    # As a person does: press it once the action is there (not greyed while checking).
+    qtbot.waitUntil(lambda: window.acts.delete_image.isEnabled(), timeout=WAIT_MS)
     gui.key(qtbot, window, Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier)
     dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
     text = gui.shown_text(dialog)

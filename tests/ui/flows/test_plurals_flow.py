@@ -57,6 +57,8 @@ def test_counts_of_one_are_singular(registry: RegistryServer, launch: Launch, qt
     gui.click_tab(qtbot, window.views, "Browse")
 
     gui.click_row(qtbot, browse.images.view, "frontend")
+    # As a person does: press it once the action is there (not greyed while checking).
+    qtbot.waitUntil(lambda: window.acts.delete_image.isEnabled(), timeout=WAIT_MS)
     gui.key(qtbot, window, Qt.Key.Key_Delete, Qt.KeyboardModifier.ShiftModifier)
     dialog = gui.wait_dialog(qtbot, ConfirmDeleteDialog)
     assert "The image will be deleted with its only tag" in gui.shown_text(dialog)
