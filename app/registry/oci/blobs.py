@@ -359,7 +359,15 @@ async def _append(
     written = 0
     kicked = offset
     # Append in the event loop: page-cache writes are fast, and the hash keeps up.
-    with open(path, "r+b") as f:  # noqa: ASYNC230
+    try:
+        upload = open(path, "r+b")  # noqa: ASYNC230, SIM115
+    except FileNotFoundError:
+        # Its image was deleted meanwhile, and the image's upload sessions with it (a
+        # 500 in the trash stress: a push racing the delete of its image).
+        raise BlobUploadUnknown(
+            f"upload {session_id} is gone: its image was deleted", detail={"uuid": session_id}
+        ) from None
+    with upload as f:
         f.seek(offset)
         try:
             async for chunk in request.stream():
