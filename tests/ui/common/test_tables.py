@@ -344,10 +344,10 @@ def test_oci_tags_sort_here_on_columns_the_registry_cannot_sort(
     model, panel = window.browse.tags_model, window.browse.tags
     model.page_size = 10
     assert window.navigator.select_path((registry.host, "acme"))
-    qtbot.waitUntil(lambda: window.browse.images_model.rowCount() == 1)
+    qtbot.waitUntil(lambda: window.browse.images_model.rowCount() == 1, timeout=20_000)
     image = window.browse.images_model.rows[0]
     window.browse.images.select_keys([image.id], current=image.id)
-    qtbot.waitUntil(lambda: model.rowCount() == 10)
+    qtbot.waitUntil(lambda: model.rowCount() == 10, timeout=20_000)
     wait_idle(qtbot, window)
 
     # Name: the registry's order, a new first page.
@@ -360,7 +360,9 @@ def test_oci_tags_sort_here_on_columns_the_registry_cannot_sort(
     while model.canFetchMore() or model.loading:
         model.fetchMore()
         wait_idle(qtbot, window)
-    qtbot.waitUntil(lambda: all(t.size > 0 for t in model.rows) and not model.resort_pending)
+    qtbot.waitUntil(
+        lambda: all(t.size > 0 for t in model.rows) and not model.resort_pending, timeout=20_000
+    )
     wait_idle(qtbot, window)
     assert sorted(t.name for t in model.rows) == tags
     sizes = [panel.proxy.index(r, tags_model.SIZE).data(SortRole) for r in range(120)]

@@ -286,7 +286,11 @@ def test_browse_scan_safe_delete_image_delete_and_gc(
         assert impact is not None
         assert impact.freed == exclusive[name]
         predicted.append(impact)
-        assert all(i.full_name != name for i in window.browse.images_model.rows)
+        # The row leaves once the window has read the list again (after the delete).
+        qtbot.waitUntil(
+            lambda n=name: all(i.full_name != n for i in window.browse.images_model.rows),
+            timeout=20_000,
+        )
         with distribution.http_client() as http:
             assert not http.get(f"/v2/{name}/tags/list").json().get("tags")
     assert storage.unreferenced.bytes == sum(p.freed for p in predicted if p is not None)
