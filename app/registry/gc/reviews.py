@@ -48,6 +48,29 @@ def _upsert_statement(dialect: str, table: Table, key: str) -> Insert:
     )
 
 
+def _still_there(conn: Connection, table: Table, ids: Iterable[int]) -> list[int]:
+    """``ids`` in order, without those of rows another worker removed meanwhile.
+
+    On PostgreSQL another node's GC may have collected one of them and committed since
+    this transaction read them (seen: a manifest review queueing what a deleted
+    manifest held while a blob review elsewhere deleted one of those blobs, in the
+    trash stress; an integrity error answered 500 to an image delete in the cluster
+    stress, most likely the same). A review of a row that is gone is moot, and the
+    queue row's foreign key would fail the whole transaction: key-share lock the rows
+    still there, in id order (the foreign key checks took the same locks, one by one),
+    so a delete waits for this commit, and queue those. SQLite runs one writer at a
+    time, so nothing is removed meanwhile."""
+    wanted = sorted(set(ids))
+    if not wanted or conn.dialect.name != "postgresql":
+        return wanted
+    key = table.c.id
+    return list(
+        conn.execute(
+            select(key).where(key.in_(wanted)).order_by(key).with_for_update(key_share=True)
+        ).scalars()
+    )
+
+
 def _upsert(conn: Connection, table: Table, key: str, rows: list[dict[str, object]]) -> None:
     if rows:
         conn.execute(_upsert_statement(conn.dialect.name, table, key), rows)
@@ -64,7 +87,7 @@ def queue_manifests(
             "event": event,
             "attempts": 0,
         }
-        for mid in sorted(set(manifest_ids))
+        for mid in _still_there(conn, s.manifests, manifest_ids)
     ]
     _upsert(conn, s.gc_manifest_reviews, "manifest_id", rows)
 
@@ -72,22 +95,7 @@ def queue_manifests(
 def queue_blobs(
     conn: Connection, workspace_id: int, blob_ids: Iterable[int], review_after: int, event: str
 ) -> None:
-    ids = sorted(set(blob_ids))
-    if not ids:
-        return
-    if conn.dialect.name == "postgresql":
-        # Another worker may have collected one of these blobs and committed since this
-        # transaction read them (seen: a manifest review queueing what the manifest held
-        # while a blob review elsewhere deleted one of them, in the trash stress). A
-        # review of a blob that is gone is moot, and the queue row's foreign key would
-        # fail the whole transaction: key-share lock the rows that are still there (a
-        # delete now waits for this commit) and queue those. SQLite runs one writer.
-        b = s.blobs.c
-        ids = list(
-            conn.execute(
-                select(b.id).where(b.id.in_(ids)).order_by(b.id).with_for_update(key_share=True)
-            ).scalars()
-        )
+    ids = _still_there(conn, s.blobs, blob_ids)
     rows: list[dict[str, object]] = [
         {
             "blob_id": bid,
