@@ -14,7 +14,7 @@ import ssl
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeAlias
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,6 +23,15 @@ from app import __version__
 from app.core.permissions import Permission
 from app.registry import accounts, throttle, trash_records
 from app.registry.blobstore import StoreUnavailable
+from app.registry.cli_args import (
+    EXIT_USAGE,
+    SubParsers,
+)
+from app.registry.cli_args import Parser as _Parser
+from app.registry.cli_args import add_data as _add_data
+from app.registry.cli_args import count as _count
+from app.registry.cli_args import port as _port
+from app.registry.cli_args import seconds as _seconds
 from app.registry.content import Timing
 from app.registry.db import schema
 from app.registry.db.engine import Busy, holds_schema, sqlite_url
@@ -30,41 +39,8 @@ from app.registry.errors import RegistryError
 from app.registry.service import Registry
 from app.registry.uploads import UPLOADS_PER_USER, UPLOADS_PER_WORKSPACE, UploadLimits
 
-EXIT_USAGE = 2
 # The commands that may make a registry where there is none.
 CREATING_COMMANDS = frozenset({"init", "serve", "demo"})
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("seconds must not be negative")
-    return value
-
-
-def _count(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
-    return int(text)
-
-
-def _port(text: str) -> int:
-    if not text.isascii() or not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
-    return int(text)
-
-
-def _add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", type=Path, required=True, help="registry data directory")
-    p.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in --data)")
 
 
 def _add_blob_store(p: argparse.ArgumentParser) -> None:
@@ -229,8 +205,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Other modules (gc, fsck, demo) register their subcommands here, and their handlers
 # in _HANDLERS by command name.
-# A string alias: argparse._SubParsersAction is generic only to type checkers.
-SubParsers: TypeAlias = "argparse._SubParsersAction[_Parser]"
 _EXTENSIONS: list[Callable[[SubParsers], None]] = []
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 
 from app.core.names import InvalidName, validate_image_path, validate_tag
 from app.core.units import format_bytes
-from app.registry import accounts, cli, trash, trash_records
+from app.registry import accounts, cli_args, trash, trash_records
 from app.registry.api.times import iso
 from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
@@ -30,23 +30,23 @@ ACTOR = "cli"
 e = s.trash_entries.c
 
 
-def add_parsers(sub: cli.SubParsers) -> None:
+def add_parsers(sub: cli_args.SubParsers) -> None:
     tr = sub.add_parser("trash", help="recently deleted tags and images").add_subparsers(
-        dest="action", required=True, parser_class=cli._Parser
+        dest="action", required=True, parser_class=cli_args.Parser
     )
     list_ = tr.add_parser("list", help="what the trash holds, newest first")
-    cli._add_data(list_)
+    cli_args.add_data(list_)
     list_.add_argument("--workspace", metavar="W")
     list_.add_argument("--image", metavar="W/R/I")
     list_.add_argument("--json", action="store_true", help="one JSON object per entry")
     restore = tr.add_parser("restore", help="restore a deleted tag (W/R/I:TAG) or image (W/R/I)")
-    cli._add_data(restore)
+    cli_args.add_data(restore)
     restore.add_argument("target", metavar="W/R/I[:TAG]")
     restore.add_argument("--as", dest="as_name", metavar="NEWTAG", help="restore under this name")
     empty = tr.add_parser("empty", help="empty the trash: GC then frees what it held")
-    cli._add_data(empty)
+    cli_args.add_data(empty)
     empty.add_argument("--workspace", metavar="W")
-    empty.add_argument("--older-than", type=cli._seconds, metavar="SECONDS")
+    empty.add_argument("--older-than", type=cli_args.seconds, metavar="SECONDS")
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from typing import Any
 
 from app.core.cleanup import PolicyError, Rule, RuleKind
 from app.core.units import format_bytes
-from app.registry import cli, trash
+from app.registry import cli_args, trash
 from app.registry.db.engine import now_ms
 from app.registry.errors import RegistryError
 from app.registry.policies import plans as policies
@@ -80,9 +80,9 @@ def _add_rules(p: argparse.ArgumentParser) -> None:
         )  # fmt: skip
 
 
-def add_parsers(sub: cli.SubParsers) -> None:
+def add_parsers(sub: cli_args.SubParsers) -> None:
     policy = sub.add_parser("policy", help="cleanup policies").add_subparsers(
-        dest="action", required=True, parser_class=cli._Parser
+        dest="action", required=True, parser_class=cli_args.Parser
     )
     set_ = policy.add_parser("set", help="set the cleanup policy of a workspace or repository")
     show = policy.add_parser("show", help="show a cleanup policy")
@@ -91,7 +91,7 @@ def add_parsers(sub: cli.SubParsers) -> None:
     )
     run = policy.add_parser("run", help="plan the saved policy now and delete what it removes")
     for p in (set_, show, preview, run):
-        cli._add_data(p)
+        cli_args.add_data(p)
         p.add_argument("scope", metavar="W[/R]", help="a workspace, or workspace/repository")
     for p in (set_, preview):
         _add_rules(p)
