@@ -6,6 +6,9 @@ A plain registry has no workspaces, projects, permissions or storage API, so:
 * the tree is the path segments of its repository names (a
   :class:`~app.ui.backends.protocol.NamespaceTree`), from ``_catalog`` plus the names the
   admin added by hand (``profile.repositories``, for a catalog that is off);
+* a catalog name whose tag list came back empty is left out (tree counts, images):
+  Distribution keeps listing a repository after all its manifests were deleted, and
+  the OCI API has nothing to show or delete in it; names added by hand always stay;
 * an *image* is one repository name (``team/app``); its id is a hash of the name;
 * rows come back at once and are completed afterwards (tag counts, manifest
   details) by :meth:`OciBackend.fill_images` / :meth:`OciBackend.fill_tags`, which
@@ -232,6 +235,7 @@ class OciBackend:
         self.tree = NameTree(self.registry, profile.repositories)
         self.last_scan: ScanResult | None = None
         self._tags: dict[str, list[str]] = {}  # repository → its tags, as last listed
+        self.empty: set[str] = set()  # catalog names whose tag list was last empty
         self._index: dict[str, TagIndex] = {}
 
     @property
@@ -249,7 +253,7 @@ class OciBackend:
             self.catalog = await self.client.all_repositories()
         except (PermissionDenied, NotFound, Unsupported):
             self.catalog = []  # off or hidden: the capability note says so
-        self.tree = NameTree(self.registry, [*self.catalog, *self.profile.repositories])
+        self._build_tree()
         await self.detect_capabilities()
         return [
             Workspace(
@@ -280,7 +284,26 @@ class OciBackend:
     def set_repositories(self, names: Sequence[str]) -> None:
         """Replace the names added by hand (the admin edited the list)."""
         self.profile = replace(self.profile, repositories=tuple(dict.fromkeys(names)))
-        self.tree = NameTree(self.registry, [*self.catalog, *self.profile.repositories])
+        self._build_tree()
+
+    def _build_tree(self) -> None:
+        shown = [n for n in self.catalog if n not in self.empty]
+        self.tree = NameTree(self.registry, [*shown, *self.profile.repositories])
+
+    def listed(self, name: str, tags: list[str]) -> None:
+        """Record ``name``'s tag list as just read (or emptied by a delete here)."""
+        self._tags[name] = tags
+        was_empty = name in self.empty
+        if tags:
+            self.empty.discard(name)
+        else:
+            self.empty.add(name)
+        if was_empty != (not tags):
+            self._build_tree()
+
+    def hidden(self, name: str) -> bool:
+        """``name`` is left out of the tree and the images table (see the module)."""
+        return name in self.empty and name not in self.profile.repositories
 
     # --- the tree -------------------------------------------------------------------
     async def namespaces(self, scope: Scope | None) -> list[Namespace]:
@@ -340,7 +363,9 @@ class OciBackend:
 
         async def count(name: str) -> tuple[Image, ClientError | None]:
             try:
-                self._tags[name] = await self.client.all_tags(name)
+                self.listed(name, await self.client.all_tags(name))
+            except NotFound:
+                self.listed(name, [])  # NAME_UNKNOWN: nothing tagged in it either
             except ClientError as exc:
                 return self.image_row(name), exc
             return self.image_row(name), None
@@ -386,7 +411,7 @@ class OciBackend:
         if cursor is None or name not in self._tags:
             # A new listing (first page, F5, another sort or filter): ask again.
             listed = await self.client.all_tags(name)
-            self._tags[name] = listed
+            self.listed(name, listed)
             self.index(name).keep_only(listed)
         names = sorted(self._tags[name])
         if q:
@@ -509,7 +534,7 @@ class OciBackend:
         """Every tag of ``repository`` and the digest it names now (read again: a
         delete must not go by what the table showed a while ago)."""
         listed = await self.client.all_tags(repository)
-        self._tags[repository] = listed
+        self.listed(repository, listed)
         index = self.index(repository)
         index.keep_only(listed)
         digests: dict[str, str] = {}
@@ -570,7 +595,7 @@ class OciBackend:
         gone = set(tags)
         self.index(repository).forget(gone)
         if repository in self._tags:
-            self._tags[repository] = [t for t in self._tags[repository] if t not in gone]
+            self.listed(repository, [t for t in self._tags[repository] if t not in gone])
         if self.last_scan is not None:
             self.last_scan.remove_tags(repository, gone)
 
@@ -649,6 +674,7 @@ class OciBackend:
                 f"Deleting {image.full_name}: {counted(len(failed), 'manifest')} not deleted "
                 f"(first: {failed[0].message})"
             )
+        self.listed(image.full_name, [])
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -113,6 +113,7 @@ class Tree(Protocol):
     def tree_filter(self) -> QLineEdit: ...
 
     def expand_top(self) -> None: ...
+    def refresh_tree(self) -> None: ...
 
 
 class OciController(QObject):
@@ -277,6 +278,7 @@ class OciController(QObject):
     async def _fill_images(self, oci: OciBackend, generation: int, rows: list[Image]) -> None:
         model = self.browsing.view.images_model
         errors: list[tuple[str, ClientError]] = []
+        hidden: list[Image] = []
         async with contextlib.aclosing(oci.fill_images(rows)) as filled:
             async for image, error in filled:
                 if model.state.generation != generation:
@@ -284,8 +286,16 @@ class OciController(QObject):
                 self._images_done.add(image.id)
                 if error is not None:
                     errors.append((image.full_name, error))
+                elif oci.hidden(image.full_name):
+                    # Nothing tagged (all deleted, here or elsewhere): the row and the
+                    # tree's counts leave; the selection goes with the row.
+                    hidden.append(image)
                 else:
                     model.replace_row(image)
+        if hidden:
+            shown = self.browsing.image
+            model.remove_keys([i.id for i in hidden if shown is None or i.id != shown.id])
+            self.tree.refresh_tree()  # the namespaces' counts leave with them
         if errors:
             name, error = errors[0]
             self.window.error_bar.show_message(

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QRadioButton
+from PySide6.QtWidgets import QRadioButton, QTreeView
 from pytestqt.qtbot import QtBot
 
 from app.client.profiles import Profile
@@ -20,6 +20,7 @@ from app.ui.common.confirm_delete import ConfirmDeleteDialog
 from app.ui.connections.dialog import ConnectionsDialog
 from tests.support import gui
 from tests.support.distribution import PASSWORD, USER, DistributionServer, push_image
+from tests.ui.conftest import wait_idle
 from tests.ui.flows.conftest import WAIT_MS, Launch
 from tests.ui.oci.test_oci_distribution import APP1, PUSHED, expected
 
@@ -27,6 +28,14 @@ from tests.ui.oci.test_oci_distribution import APP1, PUSHED, expected
 def tags_on_server(server: DistributionServer, name: str) -> set[str]:
     with server.http_client() as http:
         return set(http.get(f"/v2/{name}/tags/list").json().get("tags") or [])
+
+
+def counts(tree: QTreeView, host: str) -> tuple[str, str]:
+    """The image counts the tree shows for the registry and its "team" namespace."""
+    return tuple(  # type: ignore[return-value]
+        str(gui.tree_index(tree, path).siblingAtColumn(1).data())
+        for path in ([host], [host, "team"])
+    )
 
 
 def test_connect_browse_delete_safely_and_scan(
@@ -117,6 +126,13 @@ def test_connect_browse_delete_safely_and_scan(
         lambda: sorted(gui.texts(images)) == ["team/app", "team/web/frontend"], timeout=WAIT_MS
     )
     assert tags_on_server(distribution, "team/worker") == set()
+    # Distribution still lists team/worker in its catalog: the row and the tree's
+    # counts stay as they are now, also after a refresh.
+    qtbot.waitUntil(lambda: counts(tree, host) == ("3", "2"), timeout=WAIT_MS)
+    gui.key(qtbot, window, Qt.Key.Key_F5)
+    wait_idle(qtbot, window)
+    assert sorted(gui.texts(images)) == ["team/app", "team/web/frontend"]
+    assert counts(tree, host) == ("3", "2")
 
     # The Storage tab scans the registry's manifests on request.
     gui.click_tab(qtbot, window.views, "Storage")
@@ -158,5 +174,41 @@ def test_deletes_turned_off_are_said_where_the_actions_are(
         gui.key(qtbot, window, Qt.Key.Key_Delete)  # nothing happens
         assert gui.visible_dialogs(ConfirmDeleteDialog) == []
         assert tags_on_server(server, "team/app") == {"latest", "v1"}
+    finally:
+        server.stop()
+
+
+def test_repositories_with_nothing_tagged_are_left_out(
+    tmp_path: Path, launch: Launch, qtbot: QtBot
+) -> None:
+    """Distribution keeps listing a repository in its catalog after every manifest in
+    it was deleted (by another client here). Such a name is left out of the images
+    table and the tree's counts, also after a refresh; a name added by hand stays."""
+    server = DistributionServer(tmp_path / "dist").start()
+    try:
+        with server.http_client() as http:
+            push_image(http, "team/app", APP1, "v1")
+            digest = push_image(http, "team/gone", APP1, "v1")
+            assert http.delete(f"/v2/team/gone/manifests/{digest}").status_code == 202
+            assert "team/gone" in http.get("/v2/_catalog").json()["repositories"]
+        assert server.ca_file is not None
+        profile = Profile(
+            "dist", server.url, USER, kind="oci", ca_bundle=str(server.ca_file),
+            repositories=("team/by-hand",),
+        )  # fmt: skip
+        window = launch(profile=profile, secret=PASSWORD)
+        host = server.host
+        tree = window.navigator.tree
+        gui.open_tree_path(qtbot, tree, [host, "team"])
+        images = window.browse.images.view
+        qtbot.waitUntil(
+            lambda: sorted(gui.texts(images)) == ["team/app", "team/by-hand"], timeout=WAIT_MS
+        )
+        # The tree's counts follow: "team" holds two images now, the registry two.
+        qtbot.waitUntil(lambda: counts(tree, host) == ("2", "2"), timeout=WAIT_MS)
+        gui.key(qtbot, window, Qt.Key.Key_F5)
+        wait_idle(qtbot, window)
+        assert sorted(gui.texts(images)) == ["team/app", "team/by-hand"]
+        assert counts(tree, host) == ("2", "2")
     finally:
         server.stop()
