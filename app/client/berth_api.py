@@ -434,6 +434,7 @@ class RepositoryStorage:
     exclusive: int
     shared: int
     image_count: int
+    in_trash: int = 0  # bytes only its trash entries hold (restorable, then freed by GC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,6 +449,7 @@ class Storage:
     repositories: tuple[RepositoryStorage, ...]
     uploading: int = 0  # bytes of open uploads (not blobs yet)
     upload_count: int = 0
+    in_trash: int = 0  # unreferenced bytes held for a restore; GC frees them after the trash
 
     @property
     def exclusive(self) -> int:
@@ -537,6 +539,7 @@ def _storage(body: Any) -> Storage:
                 g.opt_num("exclusive"),
                 g.opt_num("shared"),
                 g.opt_num("image_count"),
+                g.opt_num("in_trash"),
             )
         )
     return Storage(
@@ -550,6 +553,7 @@ def _storage(body: Any) -> Storage:
         repositories=tuple(repos),
         uploading=f.opt_num("uploading"),
         upload_count=f.opt_num("upload_count"),
+        in_trash=f.opt_num("in_trash"),
     )
 
 

@@ -45,6 +45,9 @@ from app.ui.connections.session import EmbeddedStatus, Secrets, all_profiles, fi
 from app.ui.oci.controller import OciController
 from app.ui.policies import PoliciesTab
 from app.ui.storage.tabs import StorageTabs
+from app.ui.trash.view import DESCRIPTION as TRASH_DESCRIPTION
+from app.ui.trash.view import TITLE as TRASH_TITLE
+from app.ui.trash.view import TrashView
 
 
 class MainWindow(QMainWindow):
@@ -179,6 +182,8 @@ class MainWindow(QMainWindow):
         self.oci_storage = self.storage_tabs.oci_view
         self.policies_tab = PoliciesTab(self, self.views)
         self.policies = self.policies_tab.view
+        self.trash = TrashView(self)
+        self.add_view(self.trash, TRASH_TITLE, TRASH_DESCRIPTION)
 
     def _show_connection(self, text: str) -> None:
         """The status bar's connection; a screen reader reads what it says, too."""
@@ -219,6 +224,8 @@ class MainWindow(QMainWindow):
         self.storage.serverEvent.connect(self.browsing.updates.on_event)
         self.oci_storage.scanned.connect(self.oci.measured)
         self.oci.deletesRan.connect(self.oci_storage.show_figures)
+        self.connected.connect(self.trash.connected)
+        self.scopeChanged.connect(self.trash.scope_changed)
 
     def update_actions(self) -> None:
         """Enable and explain the actions again (capabilities found, selection)."""
