@@ -15,6 +15,10 @@ whole request, the plan as the server timed it (read, decide, storage effect), a
 the first page; with the load average. Target: a preview in at most 1 s.
 
 Run on demand: ``.venv/bin/pytest tests/benchmarks/bench_policies.py -s``.
+``BENCH_DATA=DIR`` keeps the registry's data in DIR: the first run fills it (through
+/v2/, as above) and marks it filled; later runs with the same DIR and sizes measure
+the same content again without filling (the fill takes most of an hour on 2 cores).
+What is measured still goes through the management API every run.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ pytestmark = pytest.mark.timeout(4 * 3600)
 TAGS = int(os.environ.get("BENCH_TAGS", "100000"))
 IMAGES = int(os.environ.get("BENCH_IMAGES", "1000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+KEPT = os.environ.get("BENCH_DATA")
 TAGS_PER_BUILD = 5
 CLIENTS = 4
 RULES: list[Any] = [
@@ -155,50 +160,69 @@ def _ci_tags(n: int) -> list[str]:
     return [f"build-{n}", f"sha-{n:07x}", f"b{n}-a", f"b{n}-b", last]
 
 
+def _fill_all(server: RegistryServer) -> None:
+    with api(server) as c:
+        assert (
+            c.post(
+                "/workspaces/acme/repositories", json={"slug": "big", "project": "PLAT"}
+            ).status_code
+            == 201
+        )
+        assert (
+            c.post(
+                "/workspaces/acme/repositories", json={"slug": "many", "project": "PLAT"}
+            ).status_code
+            == 201
+        )
+    pusher = Pusher(server)
+    started = time.perf_counter()
+    big = "acme/big/app"
+    pusher.start(big)
+    builds = TAGS // TAGS_PER_BUILD
+    _fill(pusher, ((lambda n=n: pusher.build(big, n, _ci_tags(n))) for n in range(builds)))
+    fill_big = time.perf_counter() - started
+    with server.client("root") as c:
+        for n in range(0, builds, max(1, builds // 1000)):
+            assert c.get(f"/v2/{big}/manifests/build-{n}").status_code == 200
+    started = time.perf_counter()
+    for i in range(IMAGES):
+        pusher.start(f"acme/many/img{i}")
+    _fill(
+        pusher,
+        (
+            (lambda i=i, n=n: pusher.build(f"acme/many/img{i}", n, [f"build-{n}", f"sha-{n}"]))
+            for i in range(IMAGES)
+            for n in range(5)
+        ),
+    )
+    fill_many = time.perf_counter() - started
+    time.sleep(2)  # pull times flushed
+    print(
+        f"\nfilled through /v2/: {TAGS} tags in {fill_big:.0f} s, {IMAGES} images in "
+        f"{fill_many:.0f} s ({pusher.requests} requests); load {os.getloadavg()}"
+    )
+    for client in pusher.clients:
+        client.close()
+
+
 def test_preview_at_scale(tmp_path: Path) -> None:
-    server = standard_registry(Path(tmp_path) / "r", extra_args=["--pull-flush-interval", "1"])
+    data = Path(KEPT) if KEPT else Path(tmp_path) / "r"
+    # The sizes are part of the mark: a directory kept for other sizes is refused.
+    marker = data / f"bench-policies-filled-{TAGS}-{IMAGES}"
+    args = ["--pull-flush-interval", "1"]
+    if marker.exists():
+        server = RegistryServer(data, extra_args=args)
+    else:
+        if data.exists() and any(data.iterdir()):
+            pytest.fail(f"{data} holds something else than this benchmark's fill")
+        server = standard_registry(data, extra_args=args)
     server.start()
     try:
-        with api(server) as c:
-            assert (
-                c.post(
-                    "/workspaces/acme/repositories", json={"slug": "big", "project": "PLAT"}
-                ).status_code
-                == 201
-            )
-            assert (
-                c.post(
-                    "/workspaces/acme/repositories", json={"slug": "many", "project": "PLAT"}
-                ).status_code
-                == 201
-            )
-        pusher = Pusher(server)
-        started = time.perf_counter()
-        big = "acme/big/app"
-        pusher.start(big)
-        builds = TAGS // TAGS_PER_BUILD
-        _fill(pusher, ((lambda n=n: pusher.build(big, n, _ci_tags(n))) for n in range(builds)))
-        fill_big = time.perf_counter() - started
-        with server.client("root") as c:
-            for n in range(0, builds, max(1, builds // 1000)):
-                assert c.get(f"/v2/{big}/manifests/build-{n}").status_code == 200
-        started = time.perf_counter()
-        for i in range(IMAGES):
-            pusher.start(f"acme/many/img{i}")
-        _fill(
-            pusher,
-            (
-                (lambda i=i, n=n: pusher.build(f"acme/many/img{i}", n, [f"build-{n}", f"sha-{n}"]))
-                for i in range(IMAGES)
-                for n in range(5)
-            ),
-        )
-        fill_many = time.perf_counter() - started
-        time.sleep(2)  # pull times flushed
-        print(
-            f"\nfilled through /v2/: {TAGS} tags in {fill_big:.0f} s, {IMAGES} images in "
-            f"{fill_many:.0f} s ({pusher.requests} requests); load {os.getloadavg()}"
-        )
+        if marker.exists():
+            print(f"\nmeasuring the fill kept in {data}; load {os.getloadavg()}")
+        else:
+            _fill_all(server)
+            marker.touch()
         if TAGS:
             path = "/workspaces/acme/repositories/big/policy/previews"
             _measure(server, path, "one image", RULES)
@@ -206,7 +230,5 @@ def test_preview_at_scale(tmp_path: Path) -> None:
         many = [{**RULES[0], "value": 2}, *RULES[1:]]
         _measure(server, "/workspaces/acme/repositories/many/policy/previews", "images", many)
         print(f"  load average after: {os.getloadavg()}")
-        for client in pusher.clients:
-            client.close()
     finally:
         server.stop()
