@@ -10,11 +10,11 @@ holder keeps too (see :func:`other_tags`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
+from pydantic_core import to_json
 from sqlalchemy import BindParameter, ColumnElement, Connection, bindparam, func, select
 
 from app.core.names import is_valid_tag
@@ -190,7 +190,9 @@ def list_tags(
             }
         )
     body = {"items": items, "next_cursor": next_cursor, "total": total}
-    return Response(json.dumps(body, separators=(",", ":")), media_type="application/json")
+    # pydantic's Rust encoder (FastAPI's own dependency): the standard library's took
+    # 1/8 of a page's CPU, four times this.
+    return Response(to_json(body), media_type="application/json")
 
 
 def _writable(caller: Authenticated, image_id: int, doing: str) -> ImageAccess:
