@@ -2,15 +2,25 @@
 CNCF Distribution 2.8 with its ``s3`` storage driver on the same SeaweedFS.
 
 A 256 MiB image (4 layers of incompressible data) is pushed with skopeo and pulled
-back, each round into fresh registries and fresh buckets, in the same run and
-alternating who goes first. Pulls are measured both ways each registry can serve
-them: streamed through the registry (Berth's default; Distribution with
-``redirect: disable``) and redirected to presigned URLs of the store (Berth with
-``--redirect-blobs``; Distribution's default). Prints MB/s (median of the rounds),
-the ratios Berth / Distribution, and the load average.
+back ``BENCH_PULLS`` times, each round into fresh registries and fresh buckets, in
+the same run and alternating who goes first. Pulls are measured both ways each
+registry can serve them: streamed through the registry (Berth's default;
+Distribution with ``redirect: disable``) and redirected to presigned URLs of the
+store (Berth with ``--redirect-blobs``; Distribution's default).
+
+Berth always asks for credentials (skopeo signs in and fetches a bearer token);
+Distribution is measured both without auth (as it ships) and with htpasswd auth
+(bcrypt cost 5, what ``htpasswd -B`` makes), so the like-for-like ratios compare
+two registries that both check who is calling.
+
+Prints MB/s (median of the rounds, of every pull for pulls), the CPU seconds the
+registry process and SeaweedFS spent per push and per pull (read from /proc: on a
+shared machine wall time follows the load, CPU time much less), the ratios
+Berth / Distribution, and the load average.
 
 Run on demand: ``.venv/bin/pytest tests/benchmarks/bench_s3_push_pull.py -s``
-(``BENCH_ROUNDS`` sets the rounds, default 3).
+(``BENCH_ROUNDS`` sets the rounds, default 3; ``BENCH_PULLS`` the pulls per round,
+default 3).
 """
 
 from __future__ import annotations
@@ -23,12 +33,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from tests.support import oci
-from tests.support.distribution import free_port
+from tests.support.distribution import free_port, htpasswd_line
 from tests.support.registry import PASSWORD, standard_registry
 from tests.support.seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedS3
 from tests.support.tools import require
@@ -36,17 +47,42 @@ from tests.support.tools import require
 LAYERS = 4
 LAYER_SIZE = 64 * 1024 * 1024
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-KINDS = ("berth", "berth-redirect", "distribution", "distribution-stream")
+PULLS = int(os.environ.get("BENCH_PULLS", "3"))
+USER = "writer"
+KINDS = (
+    "berth",
+    "berth-redirect",
+    "distribution",
+    "distribution-stream",
+    "distribution-auth",
+    "distribution-stream-auth",
+)
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    host: str
+    pid: int
 
 
 @contextmanager
-def distribution(root: Path, s3: SeaweedS3, bucket: str, *, redirect: bool) -> Iterator[str]:
-    """docker-registry 2.8 with the s3 driver on ``bucket``; yields host:port."""
+def distribution(
+    root: Path, s3: SeaweedS3, bucket: str, *, redirect: bool, auth: bool
+) -> Iterator[Running]:
+    """docker-registry 2.8 with the s3 driver on ``bucket``, with htpasswd auth for
+    ``USER`` or none."""
     binary = require("docker-registry")
     port = free_port()
     root.mkdir(parents=True)
     config = root / "config.yml"
-    config.write_text(
+    text = (
         "version: 0.1\n"
         "log:\n  level: error\n  accesslog:\n    disabled: true\n"
         "storage:\n"
@@ -63,6 +99,11 @@ def distribution(root: Path, s3: SeaweedS3, bucket: str, *, redirect: bool) -> I
         f"  redirect:\n    disable: {'false' if redirect else 'true'}\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
     )
+    if auth:
+        htpasswd = root / "htpasswd"
+        htpasswd.write_text(htpasswd_line(USER, PASSWORD))
+        text += f"auth:\n  htpasswd:\n    realm: bench\n    path: {htpasswd}\n"
+    config.write_text(text)
     # Its AWS SDK fails to start when AWS_CA_BUNDLE is set (even for plain HTTP).
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.Popen(
@@ -75,21 +116,22 @@ def distribution(root: Path, s3: SeaweedS3, bucket: str, *, redirect: bool) -> I
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/v2/").status_code == 200:
+                # 401: up, and asking for credentials.
+                if httpx.get(f"http://127.0.0.1:{port}/v2/").status_code in (200, 401):
                     break
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("docker-registry did not start")
             time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
+        yield Running(f"127.0.0.1:{port}", proc.pid)
     finally:
         proc.terminate()
         proc.wait(15)
 
 
 @contextmanager
-def berth(root: Path, s3: SeaweedS3, bucket: str, *, redirect: bool) -> Iterator[str]:
+def berth(root: Path, s3: SeaweedS3, bucket: str, *, redirect: bool) -> Iterator[Running]:
     server = standard_registry(
         root,
         blob_store=f"s3://{bucket}",
@@ -97,7 +139,8 @@ def berth(root: Path, s3: SeaweedS3, bucket: str, *, redirect: bool) -> Iterator
         extra_args=["--redirect-blobs"] if redirect else [],
     ).start()
     try:
-        yield server.host
+        assert server.process is not None
+        yield Running(server.host, server.process.proc.pid)
     finally:
         server.stop()
 
@@ -112,20 +155,51 @@ def _skopeo(*args: str) -> float:
     return elapsed
 
 
-def _round(kind: str, tmp: Path, layout: Path, s3: SeaweedS3) -> tuple[float, float]:
+@dataclass
+class Samples:
+    """Seconds per operation: wall time, the registry's CPU, SeaweedFS's CPU."""
+
+    wall: list[float] = field(default_factory=list)
+    registry_cpu: list[float] = field(default_factory=list)
+    store_cpu: list[float] = field(default_factory=list)
+
+
+def _measured(samples: Samples, pid: int, store_pid: int, *args: str) -> None:
+    cpu0, store0 = cpu_seconds(pid), cpu_seconds(store_pid)
+    samples.wall.append(_skopeo(*args))
+    samples.registry_cpu.append(cpu_seconds(pid) - cpu0)
+    samples.store_cpu.append(cpu_seconds(store_pid) - store0)
+
+
+def _round(kind: str, tmp: Path, layout: Path, s3: SeaweedS3, push: Samples, pull: Samples) -> None:
     bucket = s3.create_bucket(f"bench-{uuid.uuid4().hex[:10]}")
-    is_berth = kind.startswith("berth")
-    creds = ["--dest-creds", f"writer:{PASSWORD}"] if is_berth else []
-    src_creds = ["--src-creds", f"writer:{PASSWORD}"] if is_berth else []
-    redirect = kind in ("berth-redirect", "distribution")
-    start = berth if is_berth else distribution
-    with start(tmp / "registry", s3, bucket, redirect=redirect) as host:
-        ref = f"docker://{host}/acme/web/bench:v1"
-        push = _skopeo("--dest-tls-verify=false", *creds, f"oci:{layout}:v1", ref)
+    signs_in = kind.startswith("berth") or kind.endswith("-auth")
+    creds = ["--dest-creds", f"{USER}:{PASSWORD}"] if signs_in else []
+    src_creds = ["--src-creds", f"{USER}:{PASSWORD}"] if signs_in else []
+    redirect = "redirect" in kind or kind in ("distribution", "distribution-auth")
+    if kind.startswith("berth"):
+        started = berth(tmp / "registry", s3, bucket, redirect=redirect)
+    else:
+        started = distribution(
+            tmp / "registry", s3, bucket, redirect=redirect, auth=kind.endswith("-auth")
+        )
+    with started as registry:
+        ref = f"docker://{registry.host}/acme/web/bench:v1"
+        store_pid = s3.proc.pid
+        _measured(
+            push,
+            registry.pid,
+            store_pid,
+            "--dest-tls-verify=false",
+            *creds,
+            f"oci:{layout}:v1",
+            ref,
+        )
         out = tmp / "pulled"
-        pull = _skopeo("--src-tls-verify=false", *src_creds, ref, f"oci:{out}:v1")
-        shutil.rmtree(out)
-    return push, pull
+        pull_args = ("--src-tls-verify=false", *src_creds, ref, f"oci:{out}:v1")
+        for _ in range(PULLS):
+            _measured(pull, registry.pid, store_pid, *pull_args)
+            shutil.rmtree(out)
 
 
 def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
@@ -133,7 +207,8 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
     img = oci.image(layers)
     layout = oci.write_layout(tmp_path / "layout", {"v1": img})
     total = img.compressed_size
-    times: dict[str, dict[str, list[float]]] = {k: {"push": [], "pull": []} for k in KINDS}
+    pushes = {k: Samples() for k in KINDS}
+    pulls = {k: Samples() for k in KINDS}
     loads: list[float] = []
     s3 = SeaweedS3()
     try:
@@ -141,26 +216,35 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
             order = KINDS if n % 2 == 0 else tuple(reversed(KINDS))
             for kind in order:
                 work = tmp_path / f"{kind}-{n}"
-                push, pull = _round(kind, work, layout, s3)
+                _round(kind, work, layout, s3, pushes[kind], pulls[kind])
                 shutil.rmtree(work)
-                times[kind]["push"].append(push)
-                times[kind]["pull"].append(pull)
                 loads.append(os.getloadavg()[0])
     finally:
         s3.stop()
 
     mb = total / 1e6
-    print(f"\nimage: {LAYERS} layers, {mb:.0f} MB, blobs on SeaweedFS; median of {ROUNDS} rounds")
+    print(
+        f"\nimage: {LAYERS} layers, {mb:.0f} MB, blobs on SeaweedFS; median of {ROUNDS} rounds"
+        f" ({PULLS} pulls each)"
+    )
+    print("  CPU s per operation: the registry process / SeaweedFS")
     rates = {}
-    for kind, by_op in times.items():
-        for op, samples in by_op.items():
-            rates[kind, op] = mb / statistics.median(samples)
-            runs = ", ".join(f"{s:.2f}s" for s in samples)
-            print(f"  {kind:<20} {op}: {rates[kind, op]:7.1f} MB/s  ({runs})")
+    for op, by_kind in (("push", pushes), ("pull", pulls)):
+        for kind, s in by_kind.items():
+            rates[kind, op] = mb / statistics.median(s.wall)
+            runs = ", ".join(f"{w:.2f}s" for w in s.wall)
+            print(
+                f"  {kind:<25} {op}: {rates[kind, op]:7.1f} MB/s  CPU"
+                f" {statistics.median(s.registry_cpu):5.2f} / {statistics.median(s.store_cpu):5.2f}"
+                f"  ({runs})"
+            )
     pairs = [
+        ("push", "berth", "distribution-auth"),  # both sign in
         ("push", "berth", "distribution"),
-        ("pull", "berth", "distribution-stream"),  # both stream through the registry
-        ("pull", "berth-redirect", "distribution"),  # both redirect to the store
+        ("pull", "berth", "distribution-stream-auth"),  # both stream, both sign in
+        ("pull", "berth", "distribution-stream"),
+        ("pull", "berth-redirect", "distribution-auth"),  # both redirect, both sign in
+        ("pull", "berth-redirect", "distribution"),
         ("pull", "berth", "distribution"),  # each registry's default
     ]
     for op, ours, theirs in pairs:
