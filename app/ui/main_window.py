@@ -45,6 +45,7 @@ from app.ui.connections.session import EmbeddedStatus, Secrets, all_profiles, fi
 from app.ui.oci.controller import OciController
 from app.ui.policies import PoliciesTab
 from app.ui.storage.tabs import StorageTabs
+from app.ui.trash.undo import UndoDelete
 from app.ui.trash.view import DESCRIPTION as TRASH_DESCRIPTION
 from app.ui.trash.view import TITLE as TRASH_TITLE
 from app.ui.trash.view import TrashView
@@ -133,7 +134,7 @@ class MainWindow(QMainWindow):
         quit_action = m.addAction("&Quit")
         quit_action.setShortcut("Ctrl+Q")
         quit_action.triggered.connect(self.close)
-        m = menu.addMenu("&Edit")
+        self.edit_menu = m = menu.addMenu("&Edit")
         for action in (a.copy_pull, a.copy_digest, a.find):
             m.addAction(action)
         m = menu.addMenu("&Image")
@@ -184,6 +185,14 @@ class MainWindow(QMainWindow):
         self.policies = self.policies_tab.view
         self.trash = TrashView(self)
         self.add_view(self.trash, TRASH_TITLE, TRASH_DESCRIPTION)
+        # Undo of the last delete: first in the Edit menu; in the status bar a permanent
+        # widget (a temporary message hides ordinary ones) right of the busy bar, which
+        # comes and goes: permanent widgets sit right-aligned, so what is left of it
+        # would jump under the pointer of someone reaching for Undo.
+        self.undo = UndoDelete(self, self)
+        self.edit_menu.insertAction(self.edit_menu.actions()[0], self.undo.action)
+        self.edit_menu.insertSeparator(self.edit_menu.actions()[1])
+        status.insertPermanentWidget(1, self.undo.widget)
 
     def _show_connection(self, text: str) -> None:
         """The status bar's connection; a screen reader reads what it says, too."""
@@ -226,6 +235,9 @@ class MainWindow(QMainWindow):
         self.oci.deletesRan.connect(self.oci_storage.show_figures)
         self.connected.connect(self.trash.connected)
         self.scopeChanged.connect(self.trash.scope_changed)
+        self.browsing.deleted.connect(self.undo.deleted)
+        self.undo.restored.connect(self.trash.entries_gone)
+        self.connected.connect(lambda _backend: self.undo.withdraw())
 
     def update_actions(self) -> None:
         """Enable and explain the actions again (capabilities found, selection)."""

@@ -91,6 +91,18 @@ class DeletePlan:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """What one confirmed delete of the window removed, for an undo."""
+
+    image: Image
+    tags: tuple[tuple[str, str], ...] = ()  # (name, digest) of each tag deleted
+    whole_image: bool = False
+    # False where the delete was final (the server said its trash is off, or it keeps
+    # none); True: the trash may hold it (an undo looks there).
+    restorable: bool = True
+
+
 @dataclass
 class BulkOutcome:
     requested: int

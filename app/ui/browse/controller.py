@@ -16,10 +16,10 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
-from app.client.berth_api import Image, Tag
+from app.client.berth_api import DeleteImpact, Image, Tag
 from app.client.errors import ClientError, NotFound
 from app.core.permissions import Permission
-from app.ui.backends.deletion import BulkDelete, BulkOutcome, DeletePlan
+from app.ui.backends.deletion import BulkDelete, BulkOutcome, Deleted, DeletePlan
 from app.ui.backends.protocol import Backend, Scope
 from app.ui.browse.images_model import PROJECT
 from app.ui.browse.navigator import Navigator
@@ -39,8 +39,15 @@ class DeleteHandler(Protocol):
     async def delete_image(self, backend: Backend, image: Image) -> None: ...
 
 
+def restorable(plan: DeletePlan, impact: DeleteImpact | None) -> bool:
+    """Whether the trash may hold what ``plan`` deleted: not where the registry keeps
+    none, nor where the server's answer said its trash is off (unknown: it may)."""
+    return plan.trash and (impact is None or impact.trash_retention_s > 0)
+
+
 class BrowseController(QObject):
     scopeChanged = Signal(object)  # Scope | None: what the images table lists
+    deleted = Signal(object)  # Deleted: a confirmed delete of this window removed it
 
     def __init__(
         self, window: Window, view: BrowseView, navigator: Navigator, parent: QWidget
@@ -366,7 +373,11 @@ class BrowseController(QObject):
             on_chunk=lambda names: self.tags_removed(image, names),
             expected={t.name: t.digest for t in plan.tags},
         )
-        await self.run_bulk(backend, image, job)
+        outcome = await self.run_bulk(backend, image, job)
+        if outcome.deleted:
+            digests = {t.name: t.digest for t in plan.tags}
+            gone = tuple((name, digests[name]) for name in outcome.deleted if name in digests)
+            self.deleted.emit(Deleted(image, gone, restorable=restorable(plan, impact)))
 
     def bulk_progress(self, done: int, total: int) -> None:
         """A running delete's progress, for the bulk panel."""
@@ -419,6 +430,7 @@ class BrowseController(QObject):
             return
         await backend.delete_image(image)
         self.image_deleted(image)
+        self.deleted.emit(Deleted(image, whole_image=True, restorable=restorable(plan, impact)))
 
     def image_deleted(self, image: Image, by: str | None = None) -> None:
         """``image`` is gone (deleted from here, or by ``by`` elsewhere)."""

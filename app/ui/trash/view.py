@@ -170,6 +170,11 @@ class TrashView(QWidget):
         self.title.setText(f"{TITLE} in {self.scope.label}")
         self.main.ops.run(self._load(api, self.scope), name="trash")
 
+    def entries_gone(self, ids: set[int]) -> None:
+        """These entries are out of the trash (restored, emptied, expired)."""
+        self.model.remove_ids(ids)
+        self.update_buttons()
+
     # reading ---------------------------------------------------------------------
     async def _load(self, api: BerthApi, scope: Scope) -> None:
         repos = await api.repositories(scope.workspace, scope.project)
