@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         self.oci.deletesRan.connect(self.oci_storage.show_figures)
         self.connected.connect(self.trash.connected)
         self.scopeChanged.connect(self.trash.scope_changed)
+        self.storage.serverEvent.connect(self.trash.on_event)
         self.browsing.deleted.connect(self.undo.deleted)
         self.undo.restored.connect(self.trash.entries_gone)
         self.connected.connect(lambda _backend: self.undo.withdraw())

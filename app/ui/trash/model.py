@@ -8,7 +8,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
 from app.client.trash import TrashEntry
-from app.ui.common.formatting import format_bytes, long_time, relative_time, short_digest
+from app.ui.common.formatting import counted, format_bytes, long_time, relative_time, short_digest
 
 WHAT, CHANGE, SIZE, BY, WHEN, HOW, UNTIL = range(7)
 HEADERS = ("What", "Tag → digest", "Held", "Deleted by", "Deleted", "How", "Restorable until")
@@ -30,7 +30,7 @@ Index = QModelIndex | QPersistentModelIndex
 
 def what_text(entry: TrashEntry) -> str:
     if entry.kind == "image":
-        return f"{entry.image} (image, {entry.tag_count} tags)"
+        return f"{entry.image} (image, {counted(entry.tag_count, 'tag')})"
     if entry.tag:
         return f"{entry.image}:{entry.tag}"
     return entry.image
@@ -58,6 +58,25 @@ class TrashModel(QAbstractTableModel):
         self.beginResetModel()
         self.rows = list(rows)
         self.endResetModel()
+
+    def merge(self, rows: list[TrashEntry]) -> None:
+        """The server's rows now: entries gone leave, new ones come in where the server
+        lists them, the rest stay where they are (and so does the selection on them)."""
+        wanted = {e.id for e in rows}
+        self.remove_ids({e.id for e in self.rows} - wanted)
+        known = {e.id for e in self.rows}
+        for pos, entry in enumerate(rows):
+            if pos < len(self.rows) and self.rows[pos].id == entry.id:
+                if self.rows[pos] != entry:
+                    self.rows[pos] = entry
+                    self.dataChanged.emit(self.index(pos, 0), self.index(pos, len(HEADERS) - 1))
+            elif entry.id not in known:
+                self.beginInsertRows(QModelIndex(), pos, pos)
+                self.rows.insert(pos, entry)
+                self.endInsertRows()
+            else:  # the server's order changed under the rows: show it as it is now
+                self.set_rows(rows)
+                return
 
     def remove_ids(self, ids: set[int]) -> None:
         """Entries restored or emptied (here or elsewhere) leave."""

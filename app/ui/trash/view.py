@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from app.client.berth_api import BerthApi
 from app.client.errors import ClientError
+from app.client.events import ServerEvent
 from app.client.trash import RestoreResult, TrashEntry
 from app.core.permissions import Permission
 from app.ui.backends.protocol import Backend, Scope
@@ -35,12 +36,26 @@ TITLE = "Recently deleted"
 DESCRIPTION = "Deleted tags and images, restorable until their trash entries expire"
 PAGE = 1000
 NO_TRASH = "This registry keeps no trash: deletes are final."
+# The workspace's events that change a trash: what was deleted, restored, expired or
+# emptied, here or anywhere else.
+TRASH_EVENTS = frozenset({"trashed", "restored", "trash_expired", "trash_emptied"})
+SETTLE_MS = 250  # the events of one action (a bulk delete) arrive within this
 
 
 def berth_api(backend: Backend | None) -> BerthApi | None:
     """The management API behind ``backend`` (a Berth registry), else None."""
     api = getattr(backend, "api", None)
     return api if isinstance(api, BerthApi) else None
+
+
+def entry_ids(value: Any) -> set[int]:
+    """The entry ids an event names (``restored`` lists entries, the others ids)."""
+    ids: set[int] = set()
+    for item in value if isinstance(value, list) else []:
+        found = item.get("id") if isinstance(item, dict) else item
+        if isinstance(found, int) and not isinstance(found, bool):
+            ids.add(found)
+    return ids
 
 
 def result_line(entry: TrashEntry | None, result: RestoreResult) -> str:
@@ -139,10 +154,16 @@ class TrashView(QWidget):
         self.proxy.rowsRemoved.connect(self.update_buttons)
         self.restore_button.clicked.connect(self.restore_selected)
         self.empty_button.clicked.connect(self.empty)
+        # Events come in bursts (a bulk delete): the trash is read again once per burst.
+        self._reread = QTimer(self)
+        self._reread.setSingleShot(True)
+        self._reread.setInterval(SETTLE_MS)
+        self._reread.timeout.connect(self.reload)
         self.update_buttons()
 
     # what the window tells -------------------------------------------------------
     def connected(self, backend: Backend | None) -> None:
+        self._reread.stop()
         self.scope = None
         self.model.set_rows([])
         self.results.hide()
@@ -169,6 +190,18 @@ class TrashView(QWidget):
             return
         self.title.setText(f"{TITLE} in {self.scope.label}")
         self.main.ops.run(self._load(api, self.scope), name="trash")
+
+    def on_event(self, event: ServerEvent) -> None:
+        """An event of the selected workspace's stream: entries restored, expired or
+        emptied (by anyone) leave at once; then the trash is read again, which brings
+        in what was deleted meanwhile and the bytes it holds now."""
+        if event.type not in TRASH_EVENTS or self.scope is None:
+            return
+        data = event.data if isinstance(event.data, dict) else {}
+        if event.type != "trashed":
+            self.entries_gone(entry_ids(data.get("entries")))
+        if not self._reread.isActive():
+            self._reread.start()
 
     def entries_gone(self, ids: set[int]) -> None:
         """These entries are out of the trash (restored, emptied, expired)."""
@@ -206,8 +239,10 @@ class TrashView(QWidget):
             return  # the selection moved on while this was read
         self.in_trash = in_trash
         self.admin_reason = reason
-        self.model.set_rows(entries)
-        self.view.resizeColumnsToContents()
+        first = self.model.rowCount() == 0
+        self.model.merge(entries)  # read again after an event: the selection stays
+        if first:
+            self.view.resizeColumnsToContents()
         self.update_buttons()
 
     # acting ------------------------------------------------------------------------

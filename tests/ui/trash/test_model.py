@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPersistentModelIndex, Qt
 
 from app.client.trash import TrashEntry
 from app.core.units import format_bytes
@@ -62,3 +62,35 @@ def test_the_model_passes_the_model_tester_and_says_what_each_entry_is(
         "acme/web/frontend (image, 4 tags)",
     ]
     qtmodeltester.check(model)
+
+
+def test_merging_the_server_rows_keeps_the_rows_still_there_in_place(qtmodeltester: Any) -> None:
+    model = TrashModel()
+    model.set_rows([entry(3), entry(2), entry(1)])
+    qtmodeltester.check(model)
+    kept = model.index(1, WHAT)  # entry 2: a row the user may have selected
+    persistent = QPersistentModelIndex(kept)
+    resets: list[bool] = []
+    model.modelReset.connect(lambda: resets.append(True))
+    # 5 and 4 deleted since (newest first), 3 restored, 1 held a moment longer.
+    model.merge([entry(5), entry(4), entry(2), entry(1, size=1)])
+    assert [model.index(r, WHAT).data() for r in range(model.rowCount())] == [
+        "acme/web/frontend:v5",
+        "acme/web/frontend:v4",
+        "acme/web/frontend:v2",
+        "acme/web/frontend:v1",
+    ]
+    assert not resets  # rows moved and changed in place, not a reset
+    assert persistent.isValid()
+    assert persistent.row() == 2
+    assert model.index(3, SIZE).data(SortRole) == 1
+    assert model.index(1, WHAT).data() == "acme/web/frontend:v4"
+    model.merge([entry(1), entry(2)])  # the order changed: shown as the server says
+    assert [model.index(r, WHAT).data() for r in range(model.rowCount())] == [
+        "acme/web/frontend:v1",
+        "acme/web/frontend:v2",
+    ]
+    qtmodeltester.check(model)
+    single = entry(9, kind="image", tag=None, tag_count=1, action="image.delete")
+    model.merge([single])
+    assert model.index(0, WHAT).data() == "acme/web/frontend (image, 1 tag)"
