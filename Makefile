@@ -33,10 +33,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Renders the desktop app's main window, delete confirmation and connection dialog,
-# the storage and OCI views, and the cleanup policies tab and its confirmation.
+# the storage and OCI views, the cleanup policies tab and its confirmation, and the
+# Recently deleted tab with the status bar's Undo.
 screenshots: venv
 	xvfb-run -a $(PY) -m tests.support.screenshots resources/screenshots
 	xvfb-run -a $(PY) -m tests.support.policy_screenshots resources/screenshots
+	xvfb-run -a $(PY) -m tests.support.trash_screenshots resources/screenshots
 
 # The one-folder desktop bundle (PyInstaller, its own build venv): packaging/dist/berth.
 # The suite builds and checks one of its own (tests/packaging/test_bundle.py);

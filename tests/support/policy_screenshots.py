@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import tempfile
 from pathlib import Path
 
-import qasync
 from PySide6.QtCore import QSize
-from PySide6.QtWidgets import QApplication
 
 from app.client.credentials import CredentialStore
 from app.client.profiles import Profile
@@ -25,7 +22,7 @@ from app.ui.policies.confirm import ConfirmRunDialog
 from tests.support import oci
 from tests.support.keyrings import MemoryKeyring
 from tests.support.registry import PASSWORD, RegistryServer, standard_registry
-from tests.support.screenshots import grab, until
+from tests.support.screenshots import close_window, grab, render_all, until
 
 RULES = (
     Rule.make("keep_last", 3),
@@ -100,23 +97,12 @@ async def render(out: Path, tmp: Path) -> None:
         grab(dialog, out / "cleanup-run-confirmation.png")
         dialog.reject()
     finally:
-        await window.ops.drain()
-        if window.backend is not None:
-            await window.backend.aclose()
-            window.backend = None
+        await close_window(window)
         server.stop()
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[0] if argv else "resources/screenshots")
-    out.mkdir(parents=True, exist_ok=True)
-    app = QApplication([])
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    with tempfile.TemporaryDirectory() as tmp, loop:
-        loop.run_until_complete(render(out, Path(tmp)))
-    del app
-    return 0
+    return render_all(argv, render)
 
 
 if __name__ == "__main__":

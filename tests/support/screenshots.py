@@ -16,7 +16,7 @@ import asyncio
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import qasync
@@ -308,16 +308,31 @@ async def render_oci(out: Path, tmp: Path) -> None:
         await asyncio.to_thread(server.stop)
 
 
-def main(argv: list[str]) -> int:
+async def close_window(window: MainWindow) -> None:
+    """After a render: the window's work drained and its connection closed."""
+    await window.ops.drain()
+    if window.backend is not None:
+        await window.backend.aclose()
+        window.backend = None
+
+
+def render_all(argv: list[str], *renders: Callable[[Path, Path], Awaitable[None]]) -> int:
+    """Run each ``render(out, tmp)`` on one qasync loop; ``out`` is argv[0] (default
+    resources/screenshots), ``tmp`` a directory removed afterwards."""
     out = Path(argv[0] if argv else "resources/screenshots")
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication([])
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     with tempfile.TemporaryDirectory() as tmp, loop:
-        loop.run_until_complete(render(out, Path(tmp)))
-        loop.run_until_complete(render_oci(out, Path(tmp)))
+        for render_one in renders:
+            loop.run_until_complete(render_one(out, Path(tmp)))
+    del app
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return render_all(argv, render, render_oci)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -97,6 +98,7 @@ class TrashView(QWidget):
         self.scope: Scope | None = None
         self.admin_reason: str | None = "Not connected"
         self.in_trash = 0  # unreferenced bytes the scope's trash holds (the server's)
+        self._fit_pending = False  # rows came in while hidden: fit the columns when shown
         layout = QVBoxLayout(self)
         self.title = QLabel(TITLE, self)
         font = self.title.font()
@@ -136,6 +138,8 @@ class TrashView(QWidget):
         self.view.setSortingEnabled(True)
         self.view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # the server's order
         self.view.verticalHeader().hide()
+        # One line a row: a long "tag → digest (now …)" must not wrap the dates beside it.
+        self.view.setWordWrap(False)
         self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.view.horizontalHeader().setStretchLastSection(True)
         layout.addWidget(self.view, 1)
@@ -242,8 +246,20 @@ class TrashView(QWidget):
         first = self.model.rowCount() == 0
         self.model.merge(entries)  # read again after an event: the selection stays
         if first:
-            self.view.resizeColumnsToContents()
+            self._fit_pending = True
+            self._fit_columns()
         self.update_buttons()
+
+    def _fit_columns(self) -> None:
+        # Measured while the tab is hidden, the last column comes out too narrow for
+        # its dates: fit the columns once they are on screen.
+        if self._fit_pending and self.view.isVisible():
+            self._fit_pending = False
+            self.view.resizeColumnsToContents()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._fit_columns()
 
     # acting ------------------------------------------------------------------------
     def selected_entries(self) -> list[TrashEntry]:
