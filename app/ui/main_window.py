@@ -238,7 +238,7 @@ class MainWindow(QMainWindow):
         self.storage.serverEvent.connect(self.trash.on_event)
         self.browsing.deleted.connect(self.undo.deleted)
         self.undo.restored.connect(self.trash.entries_gone)
-        self.connected.connect(lambda _backend: self.undo.withdraw())
+        self.connected.connect(self.undo.connected)
 
     def update_actions(self) -> None:
         """Enable and explain the actions again (capabilities found, selection)."""

@@ -144,6 +144,12 @@ class UndoDelete(QObject):
         self.action.setEnabled(False)
         self.widget.hide()
 
+    def connected(self, _backend: object) -> None:
+        """Another connection (or none): the offer was the old one's, and a restore
+        still running would go on with its closing client."""
+        self.withdraw()
+        self.window.ops.cancel("undo-delete")
+
     # --- undoing ----------------------------------------------------------------------
     def undo(self) -> None:
         offer, api = self.offer, berth_api(self.window.backend)

@@ -41,6 +41,7 @@ NO_TRASH = "This registry keeps no trash: deletes are final."
 # emptied, here or anywhere else.
 TRASH_EVENTS = frozenset({"trashed", "restored", "trash_expired", "trash_emptied"})
 SETTLE_MS = 250  # the events of one action (a bulk delete) arrive within this
+OPERATIONS = ("trash", "trash-restore", "trash-empty")  # this view's, by name
 
 
 def berth_api(backend: Backend | None) -> BerthApi | None:
@@ -168,6 +169,10 @@ class TrashView(QWidget):
     # what the window tells -------------------------------------------------------
     def connected(self, backend: Backend | None) -> None:
         self._reread.stop()
+        # What still runs talks to the old connection, whose client closes next: a
+        # read going on would then fail on it (not a ClientError: a crash report).
+        for name in OPERATIONS:
+            self.main.ops.cancel(name)
         self.scope = None
         self.model.set_rows([])
         self.results.hide()
