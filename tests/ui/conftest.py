@@ -31,6 +31,23 @@ from app.ui.main_window import MainWindow
 from tests.support.keyrings import MemoryKeyring
 from tests.support.registry import PASSWORD, RegistryServer
 
+# Every wait in these tests polls for the exact end state it asserts, so its ceiling
+# only decides how long a broken test takes to fail. On a busy machine (CI, or a CPU
+# hog beside the suite) ceilings of 5-20 s ran out while the app was still on its
+# way; each is raised to at least WAIT_FLOOR_MS. Speed is measured in benchmarks.
+WAIT_FLOOR_MS = 60_000
+_qtbot_wait_until = QtBot.waitUntil
+
+
+def _wait_until_patiently(
+    self: QtBot, callback: Callable[[], bool | None], *, timeout: int = WAIT_FLOOR_MS
+) -> None:
+    _qtbot_wait_until(self, callback, timeout=max(timeout, WAIT_FLOOR_MS))
+
+
+QtBot.waitUntil = _wait_until_patiently  # type: ignore[method-assign]
+QtBot.wait_until = _wait_until_patiently  # type: ignore[method-assign]
+
 
 @pytest.fixture
 def memory_keyring() -> Iterator[MemoryKeyring]:
@@ -104,7 +121,7 @@ def make_window(
         window.deleteLater()
 
 
-def wait_idle(qtbot: QtBot, window: MainWindow, timeout: int = 20_000) -> None:
+def wait_idle(qtbot: QtBot, window: MainWindow, timeout: int = WAIT_FLOOR_MS) -> None:
     """Wait until no operation runs (every page, detail and delete has landed)."""
     qtbot.waitUntil(lambda: not window.ops.busy, timeout=timeout)
 

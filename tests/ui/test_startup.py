@@ -43,17 +43,20 @@ def test_the_demo_window_is_populated_while_the_demo_is_seeded(
     window.use_embedded(embedded)
     qtbot.waitUntil(lambda: window.backend is not None, timeout=120_000)
     assert embedded.seeding is not None, "connected only once the seeding was done"
-    assert [c.name for c in window.navigator.nav_model.root.children] == [
-        "acme",
-        "globex",
-        "initech",
-    ]
+    qtbot.waitUntil(
+        lambda: (
+            [c.name for c in window.navigator.nav_model.root.children]
+            == ["acme", "globex", "initech"]
+        ),
+        timeout=60_000,
+    )
     qtbot.waitUntil(lambda: "seeding sample data" in window.embedded_label.text(), timeout=60_000)
     assert window.embedded_label.text().startswith("Demo registry: running at http://")
 
     qtbot.waitUntil(lambda: embedded.seeding is None, timeout=600_000)
     assert embedded.seed_error is None
-    assert "seeding" not in window.embedded_label.text()
+    # The label follows the seeding's end on the window's next status update.
+    qtbot.waitUntil(lambda: "seeding" not in window.embedded_label.text(), timeout=60_000)
     assert embedded.credentials is not None
     auth = httpx.BasicAuth(ADMIN_USER, embedded.credentials.password)
     assert embedded.url is not None
