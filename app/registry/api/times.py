@@ -17,6 +17,8 @@ _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
 _EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 @functools.lru_cache(maxsize=8192)
@@ -42,7 +44,9 @@ def parse_iso(text: str) -> int:
     moment = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
+    # Exact integer arithmetic: ``int(timestamp() * 1000)`` went through a float and
+    # lost a millisecond on some values (".047" read as 46).
+    return (moment - _EPOCH_UTC) // _MILLISECOND
 
 
 @functools.lru_cache(maxsize=4096)
