@@ -1,7 +1,7 @@
-"""Keeping the browse side of the window in step with deletes: the navigator's
-counts, the image rows (tags, size, exclusive bytes) and the tags table follow every
-delete, the window's own and those the workspace's event stream reports (someone
-else, a script, a cleanup).
+"""Keeping the browse side of the window in step with deletes and restores: the
+navigator's counts, the image rows (tags, size, exclusive bytes) and the tags table
+follow every delete and every restore from the trash, the window's own and those the
+workspace's event stream reports (someone else, a script, a cleanup).
 
 A tag delete takes its tags out of the table at once and corrects the other tags'
 "other tags on this digest"; everything else is read again from the server, once
@@ -47,10 +47,12 @@ class BrowseUpdates(QObject):
         self._timer.setSingleShot(True)
         self._timer.setInterval(SETTLE_MS)
         self._timer.timeout.connect(self._read_again)
+        self._tags_again = False  # the shown image's tags are read again with the rest
 
     def stop(self) -> None:
         """A new connection (or none): what was scheduled for the old one is off."""
         self._timer.stop()
+        self._tags_again = False
 
     # --- what happened ----------------------------------------------------------------
     def on_event(self, event: ServerEvent) -> None:
@@ -64,6 +66,8 @@ class BrowseUpdates(QObject):
         elif event.type == "image_deleted" and isinstance(image_id, int):
             actor = data.get("actor")
             self.image_deleted(image_id, by=str(actor) if actor else None)
+        elif event.type == "restored" and isinstance(image_id, int):
+            self.restored(image_id)
 
     def tags_deleted(self, image_id: int, names: Iterable[str]) -> None:
         """Tags of an image are gone (deleted here or elsewhere)."""
@@ -81,6 +85,15 @@ class BrowseUpdates(QObject):
             browsing.image_deleted(image, by=by)
             return
         browsing.view.images_model.remove_keys([image_id])
+        self.changed()
+
+    def restored(self, image_id: int) -> None:
+        """Tags or a whole image came back from the trash (restored here or elsewhere):
+        the image rows and the tree's counts are read again, the tags too when they are
+        the shown image's."""
+        image = self.browsing.image
+        if image is not None and image.id == image_id:
+            self._tags_again = True
         self.changed()
 
     def changed(self) -> None:
@@ -126,4 +139,8 @@ class BrowseUpdates(QObject):
         images = browsing.view.images_model
         if images.source is not None:
             images.reload(keep_rows=len(images.rows))
+        tags = browsing.view.tags_model
+        if self._tags_again and tags.source is not None:
+            tags.reload(keep_rows=len(tags.rows))
+        self._tags_again = False
         browsing.navigator.refresh_tree()

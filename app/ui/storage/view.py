@@ -52,7 +52,20 @@ from app.ui.storage.summary import StorageSummary
 
 DEBOUNCE_MS = 250  # events of one action (a bulk delete) arrive within this
 MIN_INTERVAL_MS = 1000  # a push storm refreshes at most this often
-EVENT_TYPES = frozenset({"pushed", "tag_deleted", "manifest_deleted", "image_deleted", "gc_run"})
+# What changes the figures: restores and the trash's end move bytes between "in
+# trash", referenced and pending GC.
+EVENT_TYPES = frozenset(
+    {
+        "pushed",
+        "tag_deleted",
+        "manifest_deleted",
+        "image_deleted",
+        "gc_run",
+        "restored",
+        "trash_expired",
+        "trash_emptied",
+    }
+)
 DESCRIPTION = "Where the bytes are, what is shared, what garbage collection will free"
 
 
