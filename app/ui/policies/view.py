@@ -464,6 +464,9 @@ class PoliciesView(QWidget):
             return
         rules = self.editor.rules()
         if rules is None:
+            # A preview of the rules as they were a keystroke ago may still be on its
+            # way: it must not replace this line with figures of rules no longer shown.
+            self.ops.cancel("policy-preview")
             self.summary.setText("Fix the rules to see what they would remove.")
             self._update_actions()
             return
