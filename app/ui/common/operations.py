@@ -3,7 +3,10 @@
 ``ops.run(coro, name="tags")`` starts the coroutine as an asyncio task on the
 qasync loop and returns at once. While any operation runs, ``busyChanged(True)``
 lets the window show it. A newer operation with the same *name* cancels the older
-one, so changing the selection drops the stale load instead of racing it. When an
+one, so changing the selection drops the stale load instead of racing it; an
+operation cancelled that way reports nothing, even when it had already ended and
+only its report was still queued (an F5 must not be followed by the failure of the
+load it replaced). When an
 operation fails, the failure goes to one place: an expected
 :class:`~app.client.errors.ClientError` is emitted as ``failed`` (the window shows
 it in the error bar, or asks to log in again on a 401); anything else is a bug and
@@ -35,6 +38,8 @@ class Operations(QObject):
         self._named: dict[str, asyncio.Task[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
+        # Cancelled ones whose report may still be queued: they report nothing.
+        self._dropped: set[asyncio.Task[Any]] = set()
         self._closed = False  # drained: the window is closing, its clients are going
 
     @property
@@ -81,13 +86,20 @@ class Operations(QObject):
 
     def cancel(self, name: str) -> None:
         task = self._named.pop(name, None)
-        if task is not None and not task.done():
-            task.cancel()
+        if task is not None:
+            self._drop(task)
 
     def cancel_all(self) -> None:
         for task in list(self._tasks):
-            task.cancel()
+            self._drop(task)
         self._named.clear()
+
+    def _drop(self, task: asyncio.Task[Any]) -> None:
+        # A task that has ended may still have its report queued (done callbacks
+        # run on a later turn of the loop): cancel() would not stop that.
+        if task in self._tasks:
+            self._dropped.add(task)
+        task.cancel()
 
     async def drain(self) -> None:
         """Cancel everything and wait until it has stopped (window close); what a
@@ -109,8 +121,10 @@ class Operations(QObject):
         self._background.discard(task)
         if name is not None and self._named.get(name) is task:
             del self._named[name]
+        dropped = task in self._dropped
+        self._dropped.discard(task)
         try:
-            if task.cancelled():
+            if dropped or task.cancelled():
                 return
             exc = task.exception()
             if exc is None:
