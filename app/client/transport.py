@@ -39,6 +39,7 @@ from app.client.errors import (
     TlsError,
     for_status,
 )
+from app.client.network import ClosingTransport
 
 USER_AGENT = f"Berth/{__version__} (+https://github.com/berth; httpx/{httpx.__version__})"
 
@@ -115,14 +116,18 @@ def build_client(
             follow_redirects=True,
             transport=transport,
         )
+    verify = ssl_context(settings.verify_tls, settings.ca_bundle)
     return httpx.AsyncClient(
         base_url=settings.base_url,
         auth=auth,
         timeout=settings.timeout,
         headers=base_headers,
         follow_redirects=True,
-        verify=ssl_context(settings.verify_tls, settings.ca_bundle),
+        # verify and limits still reach the transports of proxies from the environment.
+        verify=verify,
         limits=limits,
+        # Closes every connection it opened, even those httpcore loses (app/client/network.py).
+        transport=ClosingTransport(verify, limits),
     )
 
 
