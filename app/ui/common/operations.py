@@ -41,6 +41,7 @@ class Operations(QObject):
         # Cancelled ones whose report may still be queued: they report nothing.
         self._dropped: set[asyncio.Task[Any]] = set()
         self._closed = False  # drained: the window is closing, its clients are going
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def busy(self) -> bool:
@@ -65,14 +66,15 @@ class Operations(QObject):
             # Drained: the window is closing. Nothing of it runs, and no task is left
             # for the loop to finish after the window (and this object) are gone.
             coro.close()
-            stopped: asyncio.Future[T] = asyncio.get_event_loop().create_future()
+            # On the loop the operations ran on: after the window's close it may no
+            # longer be the current one (a view asking for rows on its last repaint).
+            stopped: asyncio.Future[T] = (self._loop or asyncio.get_event_loop()).create_future()
             stopped.cancel()
             return cast("asyncio.Task[T]", stopped)
         if name is not None:
             self.cancel(name)
-        task = asyncio.get_event_loop().create_task(
-            coro, name=name or getattr(coro, "__qualname__", "operation")
-        )
+        self._loop = loop = asyncio.get_event_loop()
+        task = loop.create_task(coro, name=name or getattr(coro, "__qualname__", "operation"))
         was_busy = self.busy
         self._tasks.add(task)
         if background:

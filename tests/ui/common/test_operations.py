@@ -33,6 +33,18 @@ def test_nothing_starts_after_a_drain(qt_loop: asyncio.AbstractEventLoop, qtbot:
     # No task is left for the loop to run after its window is gone.
     assert [t.get_name() for t in asyncio.all_tasks(qt_loop) if not t.done()] == []
 
+    # The window's last repaint may ask for rows after the loop stopped being the
+    # current one (the test's loop fixture unsets it; so does the app at exit).
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+    try:
+        last = ops.run(load("after the loop"), name="images-page")
+    finally:
+        asyncio.set_event_loop(qt_loop)
+        asyncio.events._set_running_loop(qt_loop)
+    assert last.cancelled()
+    assert started == ["before"]
+
 
 def test_a_replaced_load_whose_failure_is_already_queued_reports_nothing(
     qt_loop: asyncio.AbstractEventLoop, qtbot: QtBot
