@@ -315,3 +315,60 @@ def test_deletes_through_the_api_still_need_if_match(server: RegistryServer) -> 
         assert (
             c.delete(f"/images/{app_id}/tags/b0", headers=as_listed(c, app_id)).status_code == 204
         )
+
+
+def test_preview_pages_over_many_tags_match_the_plan(server: RegistryServer) -> None:
+    """A preview holding more tags than one page: every way of paging it (all rows,
+    only the tags that go, only those that stay, one image) gives exactly the plan's
+    rows in the plan's order, whatever the page size, and the totals agree."""
+    many = 2 * 1000 + 150  # more than two stored chunks of one image
+    small = oci.image([oci.random_layer(2000, "pages")], label="pages")
+    other = oci.image([oci.random_layer(2000, "pages-other")], label="pages-other")
+    with server.client("root") as c:
+        oci.push(c, "acme/web/app", small, "t0000")
+        for n in range(1, many):
+            r = c.put(
+                f"/v2/acme/web/app/manifests/t{n:04d}",
+                content=small.manifest.data,
+                headers={"Content-Type": small.manifest.media_type},
+            )
+            assert r.status_code == 201, r.text
+        for n in range(3):
+            oci.push(c, "acme/api/svc", other, f"s{n}")
+    # One in ten stays by name; svc's tags all stay; the rest go.
+    rules = [{"kind": "keep_regex", "value": "(5$|^s)"}, {"kind": "remove_older_than", "value": 0}]
+    cli = admin_ok(server.data, "policy", "preview", "acme", "--keep-regex", "(5$|^s)",
+                   "--remove-older-than", "0", "--json")  # fmt: skip
+    planned = [
+        (r["image"], r["tag"], r["digest"], r["action"], r["rule"])
+        for r in map(json.loads, cli.splitlines())
+    ]
+    assert len(planned) == many + 3
+
+    def rows(page: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(t["image"], t["tag"], t["digest"], t["action"], t["rule"]) for t in page]
+
+    with api(server) as c:
+        preview = c.post("/workspaces/acme/policy/previews", json={"rules": rules}).json()
+        assert (preview["tags"], preview["remove"]) == (many + 3, many - many // 10)
+        tags = f"/policy-previews/{preview['id']}/tags"
+        for limit in (1000, 333, 7):
+            assert rows(_walk(c, tags, limit=limit)) == planned
+        assert rows(_walk(c, tags, action="remove", limit=1000)) == [
+            p for p in planned if p[3] == "remove"
+        ]
+        assert rows(_walk(c, tags, action="keep", limit=9)) == [
+            p for p in planned if p[3] == "keep"
+        ]
+        svc = _image_id(c, "acme", "svc")
+        assert rows(_walk(c, tags, image_id=svc, limit=2)) == [
+            p for p in planned if p[0] == "acme/api/svc"
+        ]
+        for action, expected in (("remove", many - many // 10), ("keep", many // 10 + 3)):
+            page = c.get(tags, params={"action": action, "limit": 1}).json()
+            assert page["total"] == expected
+        images = _walk(c, f"/policy-previews/{preview['id']}/images")
+        assert {(i["image"], i["remove"], i["keep"]) for i in images} == {
+            ("acme/web/app", many - many // 10, many // 10),
+            ("acme/api/svc", 0, 3),
+        }

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, func, select
 
 from app.core.cleanup import PolicyError, Rule, parse_rules
 from app.core.permissions import Permission
@@ -54,6 +54,8 @@ from app.registry.api.paging import (
     Limit,
     Page,
     Sort,
+    decode_cursor,
+    encode_cursor,
     json_response,
     keyset_page,
     page_of,
@@ -63,6 +65,7 @@ from app.registry.db import schema as s
 from app.registry.db.engine import now_ms
 from app.registry.errors import NotFound
 from app.registry.policies import plans as policies
+from app.registry.policies.preview_rows import PreviewRow, decode_chunk
 
 router = APIRouter(responses=documented(400, 401, 403, 404, 503))
 
@@ -316,6 +319,9 @@ def get_preview(caller: Authenticated, preview_id: PreviewId) -> PreviewInfo:
         return _preview_info(_Labelled(row, scope.label))
 
 
+PREVIEW_ORDER = Sort("position", False)  # a preview's own order: image, then tag name
+
+
 @router.get(
     "/policy-previews/{preview_id}/tags",
     response_model=Page[PreviewTag],
@@ -329,33 +335,46 @@ def preview_tags(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
-    p = s.policy_preview_tags.c
+    c = s.policy_preview_chunks.c
+    start = decode_cursor(cursor, PREVIEW_ORDER, (int,))[0] + 1 if cursor else 0
+    counted = {
+        None: c.tag_count,
+        "remove": c.remove_count,
+        "keep": c.tag_count - c.remove_count,
+    }[action]
+    picked: list[tuple[int, str, int, PreviewRow]] = []  # (image id, image, position, row)
+    more = False
     with caller.registry.db.read() as conn:
         _row, _scope, _access, readable = _preview_row(conn, caller, preview_id)
-        where: list[Any] = [p.preview_id == preview_id]
-        if action is not None:
-            where.append(p.remove.is_(action == "remove"))
+        where: list[Any] = [c.preview_id == preview_id, counted > 0]
         if image_id is not None:
-            where.append(p.image_id == image_id)
+            where.append(c.image_id == image_id)
         if readable is not None:
-            where.append(p.repository_id.in_(sorted(readable)))
-        total = conn.execute(
-            select(func.count()).select_from(s.policy_preview_tags).where(*where)
-        ).scalar_one()
-        rows, next_cursor = keyset_page(
-            conn,
-            select(s.policy_preview_tags).where(*where),
-            [p.position],
-            Sort("position", False),
-            (int,),
-            limit,
-            cursor,
-            lambda row: [row.position],
+            where.append(c.repository_id.in_(sorted(readable)))
+        total = conn.execute(select(func.coalesce(func.sum(counted), 0)).where(*where)).scalar_one()
+        # The chunks holding positions from ``start`` on, opened one by one until the
+        # page is full (a chunk with none of the asked action is never opened).
+        chunks = conn.execute(
+            select(c.position, c.image_id, c.image, c.rows)
+            .where(*where, c.position + c.tag_count > start)
+            .order_by(c.position)
         )
+        for first, chunk_image, image, data in chunks:
+            for offset, row in enumerate(decode_chunk(data)):
+                position = first + offset
+                if position < start or (action is not None and row.remove != (action == "remove")):
+                    continue
+                if len(picked) == limit:
+                    more = True
+                    break
+                picked.append((chunk_image, image, position, row))
+            if more:
+                break
+        chunks.close()
     items = [
         PreviewTag.model_construct(
-            image_id=r.image_id,
-            image=r.image,
+            image_id=chunk_image,
+            image=image,
             tag=r.tag,
             digest=r.digest,
             action="remove" if r.remove else "keep",
@@ -365,8 +384,9 @@ def preview_tags(
             last_pulled=iso_or_none(r.last_pulled),
             size=r.size,
         )
-        for r in rows
+        for chunk_image, image, _, r in picked
     ]
+    next_cursor = encode_cursor(PREVIEW_ORDER, [picked[-1][2]]) if more else None
     return json_response(Page[PreviewTag](items=items, next_cursor=next_cursor, total=total))
 
 
@@ -381,21 +401,21 @@ def preview_images(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[PreviewImage]:
-    p = s.policy_preview_tags.c
+    c = s.policy_preview_chunks.c
     with caller.registry.db.read() as conn:
         _row, _scope, _access, readable = _preview_row(conn, caller, preview_id)
-        where: list[Any] = [p.preview_id == preview_id]
+        where: list[Any] = [c.preview_id == preview_id]
         if readable is not None:
-            where.append(p.repository_id.in_(sorted(readable)))
+            where.append(c.repository_id.in_(sorted(readable)))
         rows = conn.execute(
             select(
-                p.image_id,
-                p.image,
-                func.sum(case((p.remove.is_(True), 1), else_=0)),
-                func.sum(case((p.remove.is_(True), 0), else_=1)),
+                c.image_id,
+                c.image,
+                func.sum(c.remove_count),
+                func.sum(c.tag_count - c.remove_count),
             )
             .where(*where)
-            .group_by(p.image_id, p.image)
+            .group_by(c.image_id, c.image)
         ).all()
     items = [
         PreviewImage(image_id=r[0], image=r[1], remove=int(r[2]), keep=int(r[3])) for r in rows

@@ -498,30 +498,24 @@ policy_previews = entity_table(
 )
 Index("ix_policy_previews_expires", policy_previews.c.expires_at)
 
-policy_preview_tags = Table(
-    "policy_preview_tags",
+# A preview's tags, in chunks: the rows of up to ``PREVIEW_CHUNK`` consecutive tags of
+# one image, from ``position`` on, as zlib-compressed JSON (app.registry.policies.
+# preview_rows). A plan may hold 100,000 tags: one table row per tag cost a preview
+# more than planning did; a chunk per page-sized run of tags keeps paging by
+# position, and the counts answer totals and per-image figures without opening rows.
+policy_preview_chunks = Table(
+    "policy_preview_chunks",
     metadata,
     Column(
         "preview_id", Id, ForeignKey("policy_previews.id", ondelete="CASCADE"), primary_key=True
     ),
-    Column("position", Integer, primary_key=True),  # image name, then tag name order
+    Column("position", Integer, primary_key=True),  # of its first tag: image, then tag order
     Column("image_id", Id, nullable=False),  # no FK: the image may go meanwhile
     Column("repository_id", Id, nullable=False),
     Column("image", String(255), nullable=False),
-    Column("tag", TagName, nullable=False),
-    Column("digest", String(200), nullable=False),
-    Column("remove", Boolean, nullable=False),
-    Column("rule", String(300), nullable=True),
-    Column("reason", Text, nullable=False),
-    Column("pushed_at", Ms, nullable=False),
-    Column("last_pulled", Ms, nullable=True),
-    Column("size", BigInteger, nullable=False),
-)
-Index(
-    "ix_policy_preview_tags_remove",
-    policy_preview_tags.c.preview_id,
-    policy_preview_tags.c.remove,
-    policy_preview_tags.c.position,
+    Column("tag_count", Integer, nullable=False),
+    Column("remove_count", Integer, nullable=False),
+    Column("rows", LargeBinary, nullable=False),
 )
 
 # A run: who or which schedule, what it deleted, what it refused. At most one run of

@@ -181,25 +181,26 @@ def _preview(reg: Registry, args: argparse.Namespace) -> int:
         plan = policies.make_plan(conn, scope, given, now)
     out = sys.stdout
     for t in plan.tags:
-        action = "remove" if t.remove else "keep"
+        row = t.row
+        action = "remove" if row.remove else "keep"
         if args.json:
             record = {
                 "image": t.image,
-                "tag": t.tag,
-                "digest": t.digest,
+                "tag": row.tag,
+                "digest": row.digest,
                 "action": action,
-                "rule": t.rule,
-                "reason": t.reason,
-                "pushed_at": t.pushed_at,
-                "last_pulled": t.last_pulled,
-                "size": t.size,
+                "rule": row.rule,
+                "reason": row.reason,
+                "pushed_at": row.pushed_at,
+                "last_pulled": row.last_pulled,
+                "size": row.size,
             }
             out.write(json.dumps(record) + "\n")
         else:
-            out.write(f"{action:<6} {t.image}:{t.tag}  {t.reason}\n")
+            out.write(f"{action:<6} {t.image}:{row.tag}  {row.reason}\n")
     e = plan.effect
     summary = (
-        f"{len(plan.removals)} of {len(plan.tags)} tags in {plan.image_count} images go; "
+        f"{plan.remove_count} of {plan.tag_count} tags in {plan.image_count} images go; "
         f"GC frees {format_bytes(e.freed)} after they do, {format_bytes(e.kept)} of theirs "
         f"stays (other tags or images use it)"
     )

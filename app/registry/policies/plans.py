@@ -29,7 +29,7 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -38,12 +38,14 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.cleanup import ImageGraph, Rule, TagFacts, plan_image
 from app.core.storage import DeleteImpact
-from app.registry import content, pulls
+from app.registry import content, cyclic_gc, pulls
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, inserted_id, now_ms
 from app.registry.db.idsets import in_ids
 from app.registry.errors import Conflict, NameUnknown, NotFound
 from app.registry.gc import storage
+from app.registry.policies import preview_rows
+from app.registry.policies.preview_rows import PreviewRow
 from app.registry.service import Registry
 from app.registry.trash_records import POLICY_RUN
 
@@ -52,7 +54,7 @@ log = logging.getLogger(__name__)
 PREVIEW_TTL_MS = 24 * 3600 * 1000
 CHUNK = 500  # tags deleted per transaction
 STALE_MS = 10 * 60 * 1000  # a running run silent this long is presumed dead
-INSERT_BATCH = 10_000
+INSERT_BATCH = 1_000  # preview chunks per statement
 MANUAL = "manual"
 SCHEDULE = "schedule"
 # Which process runs a run (several nodes share one database).
@@ -235,20 +237,26 @@ def covered_repositories(conn: Connection, scope: Scope) -> list[int]:
 
 
 class PlannedTag(NamedTuple):
-    """A tag's row of a plan (a named tuple: a plan makes 100,000 of them)."""
+    """A tag's row of a plan, for those who list a plan tag by tag (the CLI)."""
 
     image_id: int
     repository_id: int
     image: str  # full name
     tag_id: int
-    tag: str
-    digest: str
-    remove: bool
-    rule: str | None
-    reason: str
-    pushed_at: int
-    last_pulled: int | None
-    size: int
+    row: PreviewRow
+
+
+@dataclass(slots=True)
+class PlannedImage:
+    """One image's part of a plan: its tags in name order, as stored in a preview
+    (lists in ``PreviewRow``'s field order; a plan makes 100,000 of them, and one
+    object per tag between the planner and the preview cost a third of a preview)."""
+
+    image_id: int
+    repository_id: int
+    image: str  # full name
+    tag_ids: list[int]
+    rows: list[list[Any]]  # [tag, digest, remove, rule, reason, pushed, pulled, size]
 
 
 @dataclass(slots=True)
@@ -256,16 +264,33 @@ class Plan:
     scope: Scope
     rules: tuple[Rule, ...]
     made_at: int
-    tags: list[PlannedTag] = field(default_factory=list)
-    image_count: int = 0
+    images: list[PlannedImage] = field(default_factory=list)
+    tag_count: int = 0
+    removal_ids: list[int] = field(default_factory=list)  # tag ids, in plan order
     effect: DeleteImpact = field(default_factory=lambda: DeleteImpact(0, 0, 0, 0))
     plan_ms: int = 0
 
     @property
-    def removals(self) -> list[PlannedTag]:
-        return [t for t in self.tags if t.remove]
+    def image_count(self) -> int:
+        return len(self.images)
+
+    @property
+    def remove_count(self) -> int:
+        return len(self.removal_ids)
+
+    @property
+    def tags(self) -> Iterator[PlannedTag]:
+        for x in self.images:
+            for tag_id, row in zip(x.tag_ids, x.rows, strict=True):
+                yield PlannedTag(x.image_id, x.repository_id, x.image, tag_id, PreviewRow(*row))
+
+    @property
+    def removals(self) -> list[tuple[int, str, str]]:
+        """(image id, tag, digest) of every tag the plan removes."""
+        return [(x.image_id, r[0], r[1]) for x in self.images for r in x.rows if r[2]]
 
 
+@cyclic_gc.pausing  # see app.registry.cyclic_gc: a third of a large plan's time
 def make_plan(
     conn: Connection, scope: Scope, rules: Sequence[Rule], now: int, *, effect: bool = True
 ) -> Plan:
@@ -295,10 +320,13 @@ def make_plan(
         return plan
     image_ids = sorted(images)
     in_scope = in_ids(conn, m.image_id, image_ids)
-    # Plain tuples (tag id, name, pushed, pulled, size, digest): 100,000 rows read by
-    # attribute name cost more than the planning itself. In name order (the unique
-    # index's, no sort): the planner's sorts by name then find them sorted.
-    tags_by_image: dict[int, list[tuple[int, str, int, int | None, int, str]]] = defaultdict(list)
+    # Per image, in name order (the unique index's, no sort; the planner's sorts by
+    # name then find them sorted): the planner's facts, and beside them the tag ids
+    # and sizes it does not look at. Plain rows: 100,000 rows read by attribute name
+    # cost more than the planning itself.
+    facts_of: dict[int, list[TagFacts]] = defaultdict(list)
+    ids_of: dict[int, list[int]] = defaultdict(list)
+    sizes_of: dict[int, list[int]] = defaultdict(list)
     for tag_id, image_id, name, pushed, pulled, size, digest, digest_pulled in conn.execute(
         select(
             t.id,
@@ -316,7 +344,9 @@ def make_plan(
     ).all():
         if digest_pulled is not None and (pulled is None or digest_pulled > pulled):
             pulled = digest_pulled  # the later of the tag's and its digest's pulls
-        tags_by_image[image_id].append((tag_id, name, pushed, pulled, size, digest))
+        facts_of[image_id].append(TagFacts(name, digest, pushed, pulled))
+        ids_of[image_id].append(tag_id)
+        sizes_of[image_id].append(size)
     digests: dict[int, set[str]] = defaultdict(set)
     subjects: dict[int, dict[str, str]] = defaultdict(dict)
     for image_id, digest, subject in conn.execute(
@@ -341,31 +371,35 @@ def make_plan(
     for image_id in sorted(
         images, key=lambda x: (repo_slugs[images[x].repository_id], images[x].name)
     ):
-        rows = tags_by_image.get(image_id)
-        if not rows:
+        facts = facts_of.get(image_id)
+        if not facts:
             continue
         info = images[image_id]
-        full = f"{ws}/{repo_slugs[info.repository_id]}/{info.name}"
-        facts = [
-            TagFacts(name, digest, pushed, pulled) for _, name, pushed, pulled, _, digest in rows
-        ]
         graph = ImageGraph(
             frozenset(digests[image_id]), children.get(image_id, {}), subjects.get(image_id, {})
         )
-        by_name = {r[1]: r for r in rows}
-        plan.image_count += 1
-        repository_id = info.repository_id
-        plan.tags.extend(
-            PlannedTag(
-                image_id, repository_id, full, tag_id, name, digest, removes, rule, reason,
-                pushed, pulled, size,
-            )
-            for (tag_id, name, pushed, pulled, size, digest), (_, _, removes, rule, reason) in (
-                (by_name[d.tag], d) for d in plan_image(facts, graph, rules, now, tracked_since)
-            )
-        )  # fmt: skip
+        decisions = plan_image(facts, graph, rules, now, tracked_since)
+        tag_ids, sizes = ids_of[image_id], sizes_of[image_id]
+        if [d.tag for d in decisions] != [f.name for f in facts]:
+            # The database's name order and Python's agree (code points; PostgreSQL's
+            # tag names collate "C"); should they not, the planner's order wins.
+            at = {f.name: n for n, f in enumerate(facts)}
+            order = [at[d.tag] for d in decisions]
+            facts = [facts[n] for n in order]
+            tag_ids = [tag_ids[n] for n in order]
+            sizes = [sizes[n] for n in order]
+        rows = [
+            [d.tag, d.digest, d.removes, d.rule, d.reason, f.pushed_at, f.last_pulled, size]
+            for d, f, size in zip(decisions, facts, sizes, strict=True)
+        ]
+        plan.removal_ids.extend(
+            tag_id for tag_id, d in zip(tag_ids, decisions, strict=True) if d.removes
+        )
+        plan.tag_count += len(rows)
+        full = f"{ws}/{repo_slugs[info.repository_id]}/{info.name}"
+        plan.images.append(PlannedImage(image_id, info.repository_id, full, tag_ids, rows))
     if effect:
-        plan.effect = storage_effect(conn, scope.workspace_id, [x.tag_id for x in plan.removals])
+        plan.effect = storage_effect(conn, scope.workspace_id, plan.removal_ids)
     plan.plan_ms = int((time.perf_counter() - started) * 1000)
     return plan
 
@@ -380,11 +414,6 @@ def storage_effect(conn: Connection, workspace_id: int, tag_ids: Sequence[int]) 
 
 
 # previews ----------------------------------------------------------------------
-
-PREVIEW_TAG_COLUMNS = (
-    "preview_id", "position", "image_id", "repository_id", "image", "tag", "digest", "remove",
-    "rule", "reason", "pushed_at", "last_pulled", "size",
-)  # fmt: skip
 
 
 def save_preview(conn: Connection, plan: Plan, *, saved: bool, actor: str | None, now: int) -> int:
@@ -403,8 +432,8 @@ def save_preview(conn: Connection, plan: Plan, *, saved: bool, actor: str | None
                 created_by=actor,
                 expires_at=now + PREVIEW_TTL_MS,
                 image_count=plan.image_count,
-                tag_count=len(plan.tags),
-                remove_count=len(plan.removals),
+                tag_count=plan.tag_count,
+                remove_count=plan.remove_count,
                 freed=plan.effect.freed,
                 kept=plan.effect.kept,
                 freed_blobs=plan.effect.freed_blobs,
@@ -413,25 +442,30 @@ def save_preview(conn: Connection, plan: Plan, *, saved: bool, actor: str | None
             )
         )
     )
-    # A plan may hold 100,000 tags: written as plain tuples through the driver's
-    # executemany (SQLAlchemy's per-row parameter handling costs several times more).
-    rows = [
-        (
-            preview_id, n, x.image_id, x.repository_id, x.image, x.tag, x.digest, x.remove,
-            x.rule, x.reason, x.pushed_at, x.last_pulled, x.size,
-        )
-        for n, x in enumerate(plan.tags)
-    ]  # fmt: skip
-    mark = "?" if conn.dialect.name == "sqlite" else "%s"
-    sql = (
-        f"INSERT INTO policy_preview_tags ({', '.join(PREVIEW_TAG_COLUMNS)}) "
-        f"VALUES ({', '.join([mark] * len(PREVIEW_TAG_COLUMNS))})"
-    )
-    for start in range(0, len(rows), INSERT_BATCH):
-        conn.exec_driver_sql(sql, rows[start : start + INSERT_BATCH])
+    chunks: list[dict[str, Any]] = []
+    position = 0
+    for x in plan.images:
+        for start in range(0, len(x.rows), preview_rows.CHUNK):
+            rows = x.rows[start : start + preview_rows.CHUNK]
+            chunks.append(
+                {
+                    "preview_id": preview_id,
+                    "position": position,
+                    "image_id": x.image_id,
+                    "repository_id": x.repository_id,
+                    "image": x.image,
+                    "tag_count": len(rows),
+                    "remove_count": sum(1 for r in rows if r[2]),
+                    "rows": preview_rows.encode_chunk(rows),
+                }
+            )
+            position += len(rows)
+    for start in range(0, len(chunks), INSERT_BATCH):
+        conn.execute(insert(s.policy_preview_chunks), chunks[start : start + INSERT_BATCH])
     return preview_id
 
 
+@cyclic_gc.pausing  # the plan, then its rows encoded for storing
 def preview(reg: Registry, scope: Scope, rules: Sequence[Rule] | None, actor: str | None) -> int:
     """Plan ``rules`` (None: the scope's saved policy) and store the plan."""
     now = now_ms()
@@ -457,14 +491,17 @@ def load_preview(conn: Connection, preview_id: int, now: int) -> Any:
 
 
 def preview_removals(conn: Connection, preview_id: int) -> list[tuple[int, str, str]]:
-    p = s.policy_preview_tags.c
+    """(image id, tag, digest) of every tag the preview removes, in its order."""
+    c = s.policy_preview_chunks.c
     return [
-        (int(a), str(b), str(c))
-        for a, b, c in conn.execute(
-            select(p.image_id, p.tag, p.digest)
-            .where(p.preview_id == preview_id, p.remove.is_(True))
-            .order_by(p.position)
-        ).all()
+        (int(image_id), row.tag, row.digest)
+        for image_id, data in conn.execute(
+            select(c.image_id, c.rows)
+            .where(c.preview_id == preview_id, c.remove_count > 0)
+            .order_by(c.position)
+        )
+        for row in preview_rows.decode_chunk(data)
+        if row.remove
     ]
 
 
@@ -759,7 +796,7 @@ def run_saved(
         # A claimed run must end, or its scope waits STALE_MS to run again.
         log.exception("planning cleanup run %s of %s failed", claimed_run, scope.label)
         return finish_run(reg, claimed_run, scope, RunTally(), str(exc) or type(exc).__name__)
-    removals = [(x.image_id, x.tag, x.digest) for x in plan.removals]
+    removals = plan.removals
     if claimed_run is None:
         with reg.db.write() as conn:
             run_id = start_run(
