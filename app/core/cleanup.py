@@ -135,6 +135,12 @@ class Rule:
             if len(value) > MAX_REGEX:
                 raise PolicyError(f"{k.value}: at most {MAX_REGEX} characters")
             try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                # A lone surrogate (JSON's "\ud800" escape): no tag can hold one, and
+                # no UTF-8 store or encoder can keep the rule's label.
+                raise PolicyError(f"{k.value}: {value!r} is not valid Unicode text") from None
+            try:
                 re.compile(value)
             except re.error as exc:
                 raise PolicyError(

@@ -153,6 +153,8 @@ def test_rules_are_checked() -> None:
         R("keep_last", "3")
     with pytest.raises(PolicyError, match="out of range"):
         R("remove_older_than", -1)
+    with pytest.raises(PolicyError, match="not valid Unicode text"):
+        R("keep_regex", "v\ud800")
     with pytest.raises(PolicyError, match="not a regular expression"):
         R("keep_regex", "(")
     with pytest.raises(PolicyError, match="exponential"):

@@ -106,15 +106,26 @@ def test_policy_set_show_override_and_errors(server: RegistryServer) -> None:
         for bad, why in (
             ([{"kind": "keep_regex", "value": "("}], "not a regular expression"),
             ([{"kind": "keep_regex", "value": "(a+)+$"}], "exponential"),
+            # A lone surrogate (the JSON escape \ud800) is no text: the API's parser
+            # refuses it (the command line's check: test_command_line).
+            ([{"kind": "keep_regex", "value": "v\ud800"}], "valid string"),
             ([{"kind": "keep_last", "value": -1}], ""),
             ([{"kind": "keep_last", "value": "3"}], ""),
             ([{"kind": "keep_first", "value": 1}], ""),
             ([], ""),
         ):
-            r = c.put("/workspaces/acme/policy", json={"rules": bad})
-            assert r.status_code == 400, r.text
-            assert r.json()["error"]["code"] == "INVALID_ARGUMENT"
-            assert why in r.json()["error"]["message"]
+            # Sent as ASCII JSON (escapes), as httpx's own encoder cannot send a surrogate.
+            body = json.dumps({"rules": bad})
+            headers = {"Content-Type": "application/json"}
+            answers = [c.put("/workspaces/acme/policy", content=body, headers=headers)]
+            if bad:  # previewing no rules is allowed (nothing goes); saving none is not
+                answers.append(
+                    c.post("/workspaces/acme/policy/previews", content=body, headers=headers)
+                )
+            for r in answers:
+                assert r.status_code == 400, r.text
+                assert r.json()["error"]["code"] == "INVALID_ARGUMENT"
+                assert why in r.json()["error"]["message"]
         assert c.delete("/workspaces/acme/repositories/web/policy").status_code == 204
         assert c.get("/workspaces/acme/repositories/web/policy").json()["rules"] == []
         assert c.get("/workspaces/acme/policy").json()["covers"] == ["api", "web"]
@@ -294,6 +305,13 @@ def test_command_line(server: RegistryServer) -> None:
     given = admin_ok(data, "policy", "preview", "acme/web", "--keep-last", "1",
                      "--remove-not-pulled-for", "0", "--json")  # fmt: skip
     assert sum(json.loads(x)["action"] == "remove" for x in given.splitlines()) == 4
+    # Bytes that are no UTF-8 reach the program as lone surrogates: one clear line.
+    bad = admin(data, "policy", "preview", "acme/web", "--keep-regex", "v\udcff",
+                "--remove-older-than", "0")  # fmt: skip
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "berth-registry: error: keep_regex: 'v\\udcff' is not valid Unicode text"
+    )
     out = admin_ok(data, "policy", "run", "acme/web")
     assert "2 of 2 tags deleted" in out
     with api(server) as c:

@@ -8,10 +8,12 @@ previews, and the executor.
   in one read transaction (one moment) and asks the pure planner
   (:mod:`app.core.cleanup`) to decide each image. A preview stores that plan; a run
   executes exactly the stored plan (or, on a schedule, a plan made just before).
-* :func:`storage_effect` is the one place that says what a set of tag deletes does
-  to storage (bytes that become unreferenced, which GC frees, and bytes kept because
-  other tags or images still reach them), computed by the delete-impact code of
-  :mod:`app.registry.gc.storage`; the trash (issue 13) extends it with its retention.
+* The storage effect of a set of tag deletes (bytes that become unreferenced, which
+  GC frees, and bytes kept because other tags or images still reach them) is the
+  delete-impact code's (:mod:`app.registry.gc.storage`): a plan, which has read
+  every tag of its images, asks it from the manifests of the tags that go and stay
+  (``manifests_impact``); a run's chunk from the tag ids (:func:`storage_effect`).
+  tests/registry/test_delete_impact_forms.py holds the two forms to one answer.
 * :func:`execute` deletes through :func:`app.registry.content.delete_tags`, the path
   every tag delete takes, a chunk of one image per transaction, each tag only if it
   is still on the digest the plan saw (:func:`app.registry.content.tag_digests`
@@ -320,41 +322,38 @@ def make_plan(
         return plan
     image_ids = sorted(images)
     in_scope = in_ids(conn, m.image_id, image_ids)
-    # Per image, in name order (the unique index's, no sort; the planner's sorts by
-    # name then find them sorted): the planner's facts, and beside them the tag ids
-    # and sizes it does not look at. Plain rows: 100,000 rows read by attribute name
-    # cost more than the planning itself.
-    facts_of: dict[int, list[TagFacts]] = defaultdict(list)
-    ids_of: dict[int, list[int]] = defaultdict(list)
-    sizes_of: dict[int, list[int]] = defaultdict(list)
-    for tag_id, image_id, name, pushed, pulled, size, digest, digest_pulled in conn.execute(
-        select(
-            t.id,
-            t.image_id,
-            t.name,
-            t.pushed_at,
-            t.last_pulled_at,
-            t.manifest_size,
-            m.digest,
-            m.last_pulled_at,
-        )
-        .join(s.manifests, m.id == t.manifest_id)
-        .where(in_ids(conn, t.image_id, image_ids))
-        .order_by(t.image_id, t.name)
-    ).all():
-        if digest_pulled is not None and (pulled is None or digest_pulled > pulled):
-            pulled = digest_pulled  # the later of the tag's and its digest's pulls
-        facts_of[image_id].append(TagFacts(name, digest, pushed, pulled))
-        ids_of[image_id].append(tag_id)
-        sizes_of[image_id].append(size)
+    # The scope's manifests: digests, last pulls, subjects, by id (joining them to
+    # 100,000 tags in SQL cost more than looking them up here).
+    digest_of: dict[int, str] = {}
+    pulled_of: dict[int, int | None] = {}
     digests: dict[int, set[str]] = defaultdict(set)
     subjects: dict[int, dict[str, str]] = defaultdict(dict)
-    for image_id, digest, subject in conn.execute(
-        select(m.image_id, m.digest, m.subject_digest).where(in_scope)
+    for manifest_id, image_id, digest, pulled, subject in conn.execute(
+        select(m.id, m.image_id, m.digest, m.last_pulled_at, m.subject_digest).where(in_scope)
     ).all():
+        digest_of[manifest_id] = digest
+        pulled_of[manifest_id] = pulled
         digests[image_id].add(digest)
         if subject is not None:
             subjects[image_id][digest] = subject
+    # Per image, in name order (the unique index's, no sort; the planner's sorts by
+    # name then find them sorted): the planner's facts, and beside them the tag ids,
+    # sizes and manifest ids it does not look at. Plain rows: 100,000 rows read by
+    # attribute name cost more than the planning itself.
+    facts_of: dict[int, list[TagFacts]] = defaultdict(list)
+    extra_of: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # id, size, manifest
+    for tag_id, image_id, name, pushed, pulled, size, manifest_id in conn.execute(
+        select(
+            t.id, t.image_id, t.name, t.pushed_at, t.last_pulled_at, t.manifest_size, t.manifest_id
+        )
+        .where(in_ids(conn, t.image_id, image_ids))
+        .order_by(t.image_id, t.name)
+    ).all():
+        digest_pulled = pulled_of[manifest_id]
+        if digest_pulled is not None and (pulled is None or digest_pulled > pulled):
+            pulled = digest_pulled  # the later of the tag's and its digest's pulls
+        facts_of[image_id].append(TagFacts(name, digest_of[manifest_id], pushed, pulled))
+        extra_of[image_id].append((tag_id, size, manifest_id))
     parent = s.manifests.alias("parent")
     child = s.manifests.alias("child")
     children: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -368,6 +367,11 @@ def make_plan(
         children[image_id][parent_digest].append(child_digest)
     tracked_since = pulls.tracked_since(conn)
     ws = scope.workspace
+    # For the storage effect: the images losing tags, the manifests of the tags that
+    # go and of those that stay there.
+    losing: list[int] = []
+    gone: set[int] = set()
+    staying: set[int] = set()
     for image_id in sorted(
         images, key=lambda x: (repo_slugs[images[x].repository_id], images[x].name)
     ):
@@ -379,27 +383,31 @@ def make_plan(
             frozenset(digests[image_id]), children.get(image_id, {}), subjects.get(image_id, {})
         )
         decisions = plan_image(facts, graph, rules, now, tracked_since)
-        tag_ids, sizes = ids_of[image_id], sizes_of[image_id]
+        extra = extra_of[image_id]
         if [d.tag for d in decisions] != [f.name for f in facts]:
             # The database's name order and Python's agree (code points; PostgreSQL's
             # tag names collate "C"); should they not, the planner's order wins.
             at = {f.name: n for n, f in enumerate(facts)}
             order = [at[d.tag] for d in decisions]
             facts = [facts[n] for n in order]
-            tag_ids = [tag_ids[n] for n in order]
-            sizes = [sizes[n] for n in order]
+            extra = [extra[n] for n in order]
         rows = [
             [d.tag, d.digest, d.removes, d.rule, d.reason, f.pushed_at, f.last_pulled, size]
-            for d, f, size in zip(decisions, facts, sizes, strict=True)
+            for d, f, (_, size, _) in zip(decisions, facts, extra, strict=True)
         ]
-        plan.removal_ids.extend(
-            tag_id for tag_id, d in zip(tag_ids, decisions, strict=True) if d.removes
-        )
+        removed = [x for x, d in zip(extra, decisions, strict=True) if d.removes]
+        if removed:
+            plan.removal_ids.extend(tag_id for tag_id, _, _ in removed)
+            gone.update(manifest_id for _, _, manifest_id in removed)
+            staying.update(x[2] for x, d in zip(extra, decisions, strict=True) if not d.removes)
+            losing.append(image_id)
         plan.tag_count += len(rows)
         full = f"{ws}/{repo_slugs[info.repository_id]}/{info.name}"
+        tag_ids = [tag_id for tag_id, _, _ in extra]
         plan.images.append(PlannedImage(image_id, info.repository_id, full, tag_ids, rows))
     if effect:
-        plan.effect = storage_effect(conn, scope.workspace_id, plan.removal_ids)
+        # What deleting plan.removal_ids does (storage_effect), from their manifests.
+        plan.effect = storage.manifests_impact(conn, scope.workspace_id, losing, gone, staying)
     plan.plan_ms = int((time.perf_counter() - started) * 1000)
     return plan
 
