@@ -1,7 +1,7 @@
 """The storage effect of deleting tags, computed two ways: from the tag ids
 (``delete_impact``, what the API's delete-impact and every delete report) and from
 the manifests of the tags that go and stay (``manifests_impact``, what a cleanup
-preview reports). Over random sets of tags of a registry holding shared layers,
+preview reports). On SQLite and PostgreSQL, over random sets of tags of a registry holding shared layers,
 an index whose children are tagged too, referrers tagged and untagged, and a
 manifest two tags share, the two give the same figures."""
 
@@ -21,6 +21,7 @@ from app.registry.db import schema as s
 from app.registry.gc import storage
 from tests.support import oci
 from tests.support.inprocess import Store
+from tests.support.postgres import PostgresServer
 
 SHARED = oci.random_layer(300, "forms-shared")
 APP, OTHER = "acme/web/app", "acme/web/other"
@@ -46,15 +47,19 @@ def _world(store: Store) -> None:
     store.push(OTHER, oci.image([oci.random_layer(200, "forms-o2")], label="o2"), "o2")
 
 
-@pytest.fixture(scope="module")
-def world() -> Iterator[Store]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world(request: pytest.FixtureRequest) -> Iterator[Store]:
     root = Path(tempfile.mkdtemp(prefix="impact-forms-"))
-    store = Store(root / "data", review_delay_ms=0, grace_ms=0)
+    postgres = PostgresServer() if request.param == "postgresql" else None
+    url = postgres.create_database("impact_forms") if postgres else None
+    store = Store(root / "data", review_delay_ms=0, grace_ms=0, database_url=url)
     try:
         _world(store)
         yield store
     finally:
         store.close()
+        if postgres:
+            postgres.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
