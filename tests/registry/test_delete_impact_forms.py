@@ -1,9 +1,9 @@
 """The storage effect of deleting tags, computed two ways: from the tag ids
 (``delete_impact``, what the API's delete-impact and every delete report) and from
 the manifests of the tags that go and stay (``manifests_impact``, what a cleanup
-preview reports). On SQLite and PostgreSQL, over random sets of tags of a registry holding shared layers,
-an index whose children are tagged too, referrers tagged and untagged, and a
-manifest two tags share, the two give the same figures."""
+preview reports). On SQLite and PostgreSQL, over random sets of tags of a registry
+holding shared layers, an index whose children are tagged too, referrers tagged and
+untagged, and a manifest two tags share, the two give the same figures."""
 
 from __future__ import annotations
 
