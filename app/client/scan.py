@@ -15,6 +15,7 @@ stored, since the Distribution API cannot list blobs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -210,13 +211,16 @@ async def scan_registry(
 
     lists = await asyncio.gather(*(list_one(n) for n in names))
     keys = [key for chunk in lists for key in chunk]
-    async for row in loader.iter_many(keys):
-        tags_done += 1
-        if row.details is None:
-            assert row.error is not None
-            scan.errors[f"{row.repository}:{row.tag}"] = row.error
-        else:
-            scan.tags[(row.repository, row.tag)] = row.details.digest
-            scan.manifests[row.details.digest] = row.details
-        report()
+    # Closed with the loop, also when it ends by an error: the workers stop then,
+    # not when the collector finds the generator.
+    async with contextlib.aclosing(loader.iter_many(keys)) as rows:
+        async for row in rows:
+            tags_done += 1
+            if row.details is None:
+                assert row.error is not None
+                scan.errors[f"{row.repository}:{row.tag}"] = row.error
+            else:
+                scan.tags[(row.repository, row.tag)] = row.details.digest
+                scan.manifests[row.details.digest] = row.details
+            report()
     return scan

@@ -309,6 +309,36 @@ def test_concurrency_is_bounded_and_a_cancelled_scan_leaves_nothing_running() ->
     run(scenario())
 
 
+def test_a_scan_whose_progress_report_fails_stops_its_workers_at_once() -> None:
+    """The scan's details workers end with the scan, also when the loop over their
+    rows ends by an error: nothing keeps reading the registry after it."""
+    tags = [f"t{i}" for i in range(40)]
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.001)
+        path = request.url.path
+        if path.endswith("/tags/list"):
+            return httpx.Response(200, json={"tags": tags})
+        if "/manifests/" in path:
+            return manifest_response(IMG)
+        blob = next(b for b in IMG.blobs if b.digest in path)
+        return httpx.Response(200, content=blob.data)
+
+    def progress(p: object) -> None:
+        if getattr(p, "tags_done", 0) >= 1:
+            raise RuntimeError("the progress display went away")
+
+    async def scenario() -> None:
+        async with client(handler, concurrency=3) as c:
+            with pytest.raises(RuntimeError, match="went away") as failed:
+                await scan_registry(c, ["team/app"], progress=progress)
+            # Checked before the loop runs again, while the error is still held.
+            workers = [t for t in asyncio.all_tasks() if t.get_name().startswith("oci-details")]
+            assert [t for t in workers if not t.done()] == [], failed.value
+
+    run(scenario())
+
+
 def test_image_delete_reports_each_digest() -> None:
     def routes(request: httpx.Request) -> httpx.Response | None:
         if IMG.digest in request.url.path:

@@ -540,15 +540,16 @@ class OciBackend:
         digests: dict[str, str] = {}
         manifests: dict[str, ManifestDetails] = {}
         failed: list[tuple[str, ClientError]] = []
-        async for row in self.loader.iter_tags(repository, listed):
-            if row.details is not None:
-                self._resolved(row)
-                digests[row.tag] = row.details.digest
-                manifests[row.details.digest] = row.details
-            elif isinstance(row.error, NotFound):
-                index.forget([row.tag])  # deleted meanwhile
-            elif row.error is not None:
-                failed.append((row.tag, row.error))
+        async with contextlib.aclosing(self.loader.iter_tags(repository, listed)) as rows:
+            async for row in rows:
+                if row.details is not None:
+                    self._resolved(row)
+                    digests[row.tag] = row.details.digest
+                    manifests[row.details.digest] = row.details
+                elif isinstance(row.error, NotFound):
+                    index.forget([row.tag])  # deleted meanwhile
+                elif row.error is not None:
+                    failed.append((row.tag, row.error))
         if failed:
             tag, error = failed[0]
             # Without every tag's digest, a delete by digest could take a tag the

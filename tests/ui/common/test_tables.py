@@ -23,6 +23,7 @@ from app.ui.common import confirm_delete
 from app.ui.common.table_model import PAGE_SIZE, Column, PagedTableModel, SortRole
 from app.ui.common.table_panel import TablePanel
 from app.ui.main_window import MainWindow
+from app.ui.oci.controller import TAGS_FILL
 from tests.support import oci
 from tests.support.registry import PASSWORD, RegistryServer
 from tests.ui.conftest import WindowFactory, wait_idle
@@ -371,7 +372,7 @@ def test_oci_tags_sort_here_on_columns_the_registry_cannot_sort(
         raise AssertionError(
             f"{len(unsized)} of {len(model.rows)} rows without a size ({unsized[:10]}), "
             f"resort pending: {model.resort_pending}, "
-            f"fill running: {window.ops.running('oci-tags-fill')}, "
+            f"fill running: {window.ops.running(TAGS_FILL)}, "
             f"error bar: {window.error_bar.text!r}"
         ) from exc
     wait_idle(qtbot, window)
