@@ -265,26 +265,35 @@ def test_details_of_a_broken_tag_come_back_as_an_error_row() -> None:
     assert not hasattr(rows["gone"], "digest")
 
 
+def _one_repository(tags: list[str]) -> Callable[[httpx.Request], Awaitable[httpx.Response]]:
+    """A registry holding team/app with ``tags``, all on IMG, answering after 1 ms."""
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.001)
+        path = request.url.path
+        if path == "/v2/_catalog":
+            return httpx.Response(200, json={"repositories": ["team/app"]})
+        if path.endswith("/tags/list"):
+            return httpx.Response(200, json={"tags": tags})
+        if "/manifests/" in path:
+            return manifest_response(IMG)
+        blob = next(b for b in IMG.blobs if b.digest in path)
+        return httpx.Response(200, content=blob.data)
+
+    return answer
+
+
 def test_concurrency_is_bounded_and_a_cancelled_scan_leaves_nothing_running() -> None:
     in_flight = 0
     peak = 0
-    tags = [f"t{i}" for i in range(40)]
+    answer = _one_repository([f"t{i}" for i in range(40)])
 
     async def handler(request: httpx.Request) -> httpx.Response:
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
         try:
-            await asyncio.sleep(0.001)
-            path = request.url.path
-            if path == "/v2/_catalog":
-                return httpx.Response(200, json={"repositories": ["team/app"]})
-            if path.endswith("/tags/list"):
-                return httpx.Response(200, json={"tags": tags})
-            if "/manifests/" in path:
-                return manifest_response(IMG)
-            blob = next(b for b in IMG.blobs if b.digest in path)
-            return httpx.Response(200, content=blob.data)
+            return await answer(request)
         finally:
             in_flight -= 1
 
@@ -312,17 +321,7 @@ def test_concurrency_is_bounded_and_a_cancelled_scan_leaves_nothing_running() ->
 def test_a_scan_whose_progress_report_fails_stops_its_workers_at_once() -> None:
     """The scan's details workers end with the scan, also when the loop over their
     rows ends by an error: nothing keeps reading the registry after it."""
-    tags = [f"t{i}" for i in range(40)]
-
-    async def handler(request: httpx.Request) -> httpx.Response:
-        await asyncio.sleep(0.001)
-        path = request.url.path
-        if path.endswith("/tags/list"):
-            return httpx.Response(200, json={"tags": tags})
-        if "/manifests/" in path:
-            return manifest_response(IMG)
-        blob = next(b for b in IMG.blobs if b.digest in path)
-        return httpx.Response(200, content=blob.data)
+    handler = _one_repository([f"t{i}" for i in range(40)])
 
     def progress(p: object) -> None:
         if getattr(p, "tags_done", 0) >= 1:
