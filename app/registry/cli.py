@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import __version__
 from app.core.permissions import Permission
 from app.registry import accounts, throttle, trash_records
+from app.registry.blob_cache import BlobCache
 from app.registry.blobstore import StoreUnavailable
 from app.registry.cli_args import (
     EXIT_USAGE,
@@ -32,6 +33,7 @@ from app.registry.cli_args import add_data as _add_data
 from app.registry.cli_args import count as _count
 from app.registry.cli_args import port as _port
 from app.registry.cli_args import seconds as _seconds
+from app.registry.cli_args import size as _size
 from app.registry.content import Timing
 from app.registry.db import schema
 from app.registry.db.engine import Busy, holds_schema, sqlite_url
@@ -69,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--redirect-blobs",
         action="store_true",
         help="answer blob GETs with a redirect to a presigned URL of the object store",
+    )
+    serve.add_argument(
+        "--blob-cache-size",
+        type=_size,
+        default=1 << 30,
+        metavar="SIZE",
+        help="with an object store: keep the blobs this node read whole in its memory, "
+        "up to SIZE (default 1GiB; 0 keeps none)",
     )
     serve.add_argument(
         "--upload-ttl",
@@ -396,8 +406,19 @@ def _serve(args: argparse.Namespace) -> int:
     registry.pull_flush_s = max(args.pull_flush_interval, 0.05)
     registry.upload_ttl_ms = int(args.upload_ttl * 1000)
     registry.policy_check_s = max(args.policy_check_interval, 0.05)
+    _blob_cache(registry, args)
     serve(registry, ServeOptions(args.host, args.port, args.tls_cert, args.tls_key), sock)
     return 0
+
+
+def _blob_cache(registry: Registry, args: argparse.Namespace) -> None:
+    """The node's cache of blobs read from an object store (none for the filesystem
+    store, whose files are local already, nor when blob GETs are redirected)."""
+    from app.registry.s3store import S3BlobStore
+
+    store = registry.store
+    if isinstance(store, S3BlobStore) and not args.redirect_blobs and args.blob_cache_size:
+        store.cache = BlobCache(args.blob_cache_size)
 
 
 # gc and fsck -----------------------------------------------------------------

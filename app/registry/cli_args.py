@@ -34,6 +34,20 @@ def count(text: str) -> int:
     return int(text)
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def size(text: str) -> int:
+    """Bytes from "0", "512MiB", "2GiB" (IEC units, as the app prints sizes)."""
+    number = text.rstrip("BbKkMmGgTtIi ")
+    unit = text[len(number) :].strip().lower()
+    if not number.isascii() or not number.isdigit() or unit not in _SIZE_UNITS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size: a whole number of bytes, or with KiB, MiB, GiB or TiB"
+        )
+    return int(number) * _SIZE_UNITS[unit]
+
+
 def port(text: str) -> int:
     if not text.isascii() or not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")

@@ -20,7 +20,8 @@ upload must choose its key when it begins, before any client has said the digest
 and S3 has no rename (Distribution copies every upload into place at its end).
 The blob row maps digest to generation; ``fsck`` compares the two by generation.
 An object is only visible to clients once its row commits, after its digest was
-verified.
+verified. Objects read whole are kept in the node's memory for the next reads
+(:mod:`app.registry.blob_cache`, set by ``serve``); deleting one drops its copy.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import botocore.config
 import botocore.exceptions
 from starlette.concurrency import run_in_threadpool
 
+from app.registry.blob_cache import BlobCache, Fill
 from app.registry.blobstore import (
     PAGE,
     READ_CHUNK,
@@ -129,6 +131,8 @@ class S3BlobStore:
         self.client = client
         self.bucket = bucket
         self.prefix = f"{prefix}/" if prefix else ""
+        # Set by `serve`: the node's copies of objects it read whole.
+        self.cache: BlobCache | None = None
         endpoint = client.meta.endpoint_url
         self.description = f"s3://{bucket}/{prefix} at {endpoint}"
 
@@ -194,6 +198,9 @@ class S3BlobStore:
         if length <= 0:
             return _EmptyReader()
         key = self.key(workspace_id, digest, generation)
+        cache = self.cache
+        if cache is not None and (cached := cache.reader(key, start, length)) is not None:
+            return cached
         try:
             response = self.client.get_object(
                 Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}"
@@ -202,7 +209,13 @@ class S3BlobStore:
             if _not_found(exc):
                 raise ObjectGone(key) from None
             raise
-        return _S3Reader(response["Body"])
+        fill = None
+        if cache is not None and start == 0:
+            # "bytes 0-N/TOTAL": this read is the whole object when N + 1 == TOTAL.
+            total = str(response.get("ContentRange", "")).rpartition("/")[2]
+            if total.isdigit() and int(total) == length:
+                fill = cache.fill(key, length)
+        return _S3Reader(response["Body"], fill)
 
     @_translated
     def read_bytes(
@@ -233,6 +246,7 @@ class S3BlobStore:
     def delete_object(self, workspace_id: int, digest: str, generation: str) -> bool:
         # S3 answers a delete of a missing key with success too.
         key = self.key(workspace_id, digest, generation)
+        self._forget([key])
         self.client.delete_object(Bucket=self.bucket, Key=key)
         return True
 
@@ -241,6 +255,7 @@ class S3BlobStore:
 
     @_translated
     def delete_keys(self, keys: list[str]) -> None:
+        self._forget(keys)
         for start in range(0, len(keys), DELETE_BATCH):
             batch = keys[start : start + DELETE_BATCH]
             if len(batch) == 1:
@@ -255,6 +270,11 @@ class S3BlobStore:
                 raise StoreUnavailable(
                     f"object store: {len(errors)} deletes failed, first: {errors[0]}"
                 )
+
+    def _forget(self, keys: list[str]) -> None:
+        if self.cache is not None:
+            for key in keys:
+                self.cache.forget(key)
 
     @_translated
     def exists(self, workspace_id: int, digest: str, generation: str) -> bool:
@@ -399,18 +419,29 @@ class S3BlobStore:
 
 
 class _S3Reader:
-    def __init__(self, body: Any) -> None:
+    """An object's body; its chunks are kept in the node's cache as they go when
+    ``fill``."""
+
+    def __init__(self, body: Any, fill: Fill | None = None) -> None:
         self.body = body
+        self.fill = fill
 
     async def chunks(self) -> AsyncIterator[bytes | memoryview]:
+        fill = self.fill
         try:
             while True:
                 chunk: bytes = await run_in_threadpool(self.body.read, READ_CHUNK)
                 if not chunk:
                     break
+                if fill is not None:
+                    fill.add(chunk)
                 yield chunk
+            if fill is not None:
+                fill.done()
         finally:
             self.body.close()
+            if self.fill is not None:
+                self.fill.abandon()  # a no-op once done
 
 
 class _EmptyReader:

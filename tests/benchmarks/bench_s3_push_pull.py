@@ -8,6 +8,12 @@ registry can serve them: streamed through the registry (Berth's default;
 Distribution with ``redirect: disable``) and redirected to presigned URLs of the
 store (Berth with ``--redirect-blobs``; Distribution's default).
 
+A Berth node keeps the blobs it read whole in its memory (``--blob-cache-size``,
+on by default), so its first pull after a push reads the store and the later ones
+do not: the first pull of each round ("cold") and the later ones ("warm") are
+reported apart, and ``berth-nocache`` (``--blob-cache-size 0``) streams every pull
+from the store.
+
 Berth always asks for credentials (skopeo signs in and fetches a bearer token);
 Distribution is measured both without auth (as it ships) and with htpasswd auth
 (bcrypt cost 5, what ``htpasswd -B`` makes), so the like-for-like ratios compare
@@ -51,6 +57,7 @@ PULLS = int(os.environ.get("BENCH_PULLS", "3"))
 USER = "writer"
 KINDS = (
     "berth",
+    "berth-nocache",
     "berth-redirect",
     "distribution",
     "distribution-stream",
@@ -131,12 +138,15 @@ def distribution(
 
 
 @contextmanager
-def berth(root: Path, s3: SeaweedS3, bucket: str, *, redirect: bool) -> Iterator[Running]:
+def berth(
+    root: Path, s3: SeaweedS3, bucket: str, *, redirect: bool, cache: bool = True
+) -> Iterator[Running]:
+    args = ["--redirect-blobs"] if redirect else []
     server = standard_registry(
         root,
         blob_store=f"s3://{bucket}",
         env=s3.env,
-        extra_args=["--redirect-blobs"] if redirect else [],
+        extra_args=args + ([] if cache else ["--blob-cache-size", "0"]),
     ).start()
     try:
         assert server.process is not None
@@ -171,14 +181,17 @@ def _measured(samples: Samples, pid: int, store_pid: int, *args: str) -> None:
     samples.store_cpu.append(cpu_seconds(store_pid) - store0)
 
 
-def _round(kind: str, tmp: Path, layout: Path, s3: SeaweedS3, push: Samples, pull: Samples) -> None:
+def _round(
+    kind: str, tmp: Path, layout: Path, s3: SeaweedS3, push: Samples, cold: Samples, warm: Samples
+) -> None:
     bucket = s3.create_bucket(f"bench-{uuid.uuid4().hex[:10]}")
     signs_in = kind.startswith("berth") or kind.endswith("-auth")
     creds = ["--dest-creds", f"{USER}:{PASSWORD}"] if signs_in else []
     src_creds = ["--src-creds", f"{USER}:{PASSWORD}"] if signs_in else []
     redirect = "redirect" in kind or kind in ("distribution", "distribution-auth")
     if kind.startswith("berth"):
-        started = berth(tmp / "registry", s3, bucket, redirect=redirect)
+        cache = "nocache" not in kind
+        started = berth(tmp / "registry", s3, bucket, redirect=redirect, cache=cache)
     else:
         started = distribution(
             tmp / "registry", s3, bucket, redirect=redirect, auth=kind.endswith("-auth")
@@ -197,8 +210,8 @@ def _round(kind: str, tmp: Path, layout: Path, s3: SeaweedS3, push: Samples, pul
         )
         out = tmp / "pulled"
         pull_args = ("--src-tls-verify=false", *src_creds, ref, f"oci:{out}:v1")
-        for _ in range(PULLS):
-            _measured(pull, registry.pid, store_pid, *pull_args)
+        for n in range(PULLS):
+            _measured(warm if n else cold, registry.pid, store_pid, *pull_args)
             shutil.rmtree(out)
 
 
@@ -208,7 +221,8 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
     layout = oci.write_layout(tmp_path / "layout", {"v1": img})
     total = img.compressed_size
     pushes = {k: Samples() for k in KINDS}
-    pulls = {k: Samples() for k in KINDS}
+    cold = {k: Samples() for k in KINDS}
+    warm = {k: Samples() for k in KINDS}
     loads: list[float] = []
     s3 = SeaweedS3()
     try:
@@ -216,7 +230,7 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
             order = KINDS if n % 2 == 0 else tuple(reversed(KINDS))
             for kind in order:
                 work = tmp_path / f"{kind}-{n}"
-                _round(kind, work, layout, s3, pushes[kind], pulls[kind])
+                _round(kind, work, layout, s3, pushes[kind], cold[kind], warm[kind])
                 shutil.rmtree(work)
                 loads.append(os.getloadavg()[0])
     finally:
@@ -225,11 +239,11 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
     mb = total / 1e6
     print(
         f"\nimage: {LAYERS} layers, {mb:.0f} MB, blobs on SeaweedFS; median of {ROUNDS} rounds"
-        f" ({PULLS} pulls each)"
+        f" ({PULLS} pulls each: the first cold, the others warm)"
     )
     print("  CPU s per operation: the registry process / SeaweedFS")
     rates = {}
-    for op, by_kind in (("push", pushes), ("pull", pulls)):
+    for op, by_kind in (("push", pushes), ("cold pull", cold), ("warm pull", warm)):
         for kind, s in by_kind.items():
             rates[kind, op] = mb / statistics.median(s.wall)
             runs = ", ".join(f"{w:.2f}s" for w in s.wall)
@@ -241,11 +255,15 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
     pairs = [
         ("push", "berth", "distribution-auth"),  # both sign in
         ("push", "berth", "distribution"),
-        ("pull", "berth", "distribution-stream-auth"),  # both stream, both sign in
-        ("pull", "berth", "distribution-stream"),
-        ("pull", "berth-redirect", "distribution-auth"),  # both redirect, both sign in
-        ("pull", "berth-redirect", "distribution"),
-        ("pull", "berth", "distribution"),  # each registry's default
+        # Both stream, both sign in: Berth with its cache, cold and warm, and without.
+        ("cold pull", "berth", "distribution-stream-auth"),
+        ("warm pull", "berth", "distribution-stream-auth"),
+        ("warm pull", "berth-nocache", "distribution-stream-auth"),
+        # Both redirect, both sign in.
+        ("warm pull", "berth-redirect", "distribution-auth"),
+        # Each registry's default.
+        ("cold pull", "berth", "distribution"),
+        ("warm pull", "berth", "distribution"),
     ]
     for op, ours, theirs in pairs:
         ratio = rates[ours, op] / rates[theirs, op]
