@@ -16,21 +16,50 @@ Serving a copy is safe because a key names one immutable object: an object key
 holds its blob row's generation (a UUID unique to the row), and a row's bytes never
 change. Whether a blob may be served at all is still decided by the database on
 every request, so a blob the GC removed is gone on every node, copied or not. A copy
-is admitted only once every byte of the object arrived (a pull cut short leaves
-nothing).
+is admitted only once every byte of the object arrived and they hash to the blob's
+digest (a pull cut short leaves nothing, and a store that returned wrong bytes is
+read again next time instead of its error being served until the copy ages out).
 """
 
 from __future__ import annotations
 
 import bisect
+import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
+
+from app.core.digests import Digest, DigestError, new_hasher
+
+log = logging.getLogger(__name__)
 
 # One object may take at most this share of the cache: a single huge layer must
 # not push out everything the node serves often.
 MAX_SHARE = 4
+# Fills under way may reserve at most this share: pulls of many different big
+# layers at once (or clients that stop reading) must not empty the cache of the
+# copies it serves from.
+FILLING_SHARE = 2
+# Without --blob-cache-size: this share of the node's memory (its cgroup's limit
+# in a container), at most DEFAULT_MAX.
+MEMORY_SHARE = 8
+DEFAULT_MAX = 1 << 30
+
+
+def default_size() -> int:
+    """An eighth of the memory this process may use, at most 1 GiB."""
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            memory = min(memory, int(text))
+    return min(DEFAULT_MAX, memory // MEMORY_SHARE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +70,8 @@ class _Copy:
 
 
 class BlobCache:
-    """Whole objects by key, at most ``limit`` bytes of them."""
+    """Whole objects by key, at most ``limit`` bytes of them (copies held plus
+    fills under way)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -49,13 +79,17 @@ class BlobCache:
         # may run inside a section holding the lock.
         self._mutex = threading.RLock()
         self._copies: OrderedDict[str, _Copy] = OrderedDict()  # oldest use first
-        self._filling: set[str] = set()
-        self._used = 0  # bytes of the copies and of the fills under way
+        # The token of the fill under way per key (not the fill itself: a fill the
+        # client dropped must be collectable, to give its room back).
+        self._filling: dict[str, object] = {}
+        self._held = 0  # bytes of the copies
+        self._reserved = 0  # bytes of the fills under way
 
     @property
     def used(self) -> int:
         """Bytes held, counting fills under way."""
-        return self._used
+        with self._mutex:
+            return self._held + self._reserved
 
     def keys(self) -> list[str]:
         """The keys held, least recently used first."""
@@ -72,83 +106,109 @@ class BlobCache:
         # An eviction from here on drops the cache's reference, not this reader's.
         return CopyReader(copy, start, length)
 
-    def fill(self, key: str, size: int) -> Fill | None:
-        """A copy of ``key`` to keep while the object is read whole, or None when it
-        is held already, being copied, too big, or the room is taken by fills under
-        way."""
+    def fill(self, key: str, size: int, digest: str) -> Fill | None:
+        """A copy of ``key`` (``size`` bytes hashing to ``digest``) to keep while the
+        object is read whole, or None when it is held already, being copied, too
+        big, or the room for fills is taken."""
         if size <= 0 or size > self.limit // MAX_SHARE:
+            return None
+        try:
+            fill = Fill(self, key, size, Digest.parse(digest))
+        except DigestError:
             return None
         with self._mutex:
             if key in self._copies or key in self._filling:
                 return None
-            while self._copies and self._used + size > self.limit:
+            if self._reserved + size > self.limit // FILLING_SHARE:
+                return None  # before evicting anything
+            while self._copies and self._held + self._reserved + size > self.limit:
                 _, old = self._copies.popitem(last=False)
-                self._used -= old.size
-            if self._used + size > self.limit:
-                return None
-            self._used += size
-            self._filling.add(key)
-        return Fill(self, key, size)
+                self._held -= old.size
+            self._reserved += size
+            self._filling[key] = fill.token
+            fill._open = True
+        return fill
 
     def forget(self, key: str) -> None:
-        """Drop the copy of an object that was deleted."""
+        """Drop the copy of an object that was deleted, or the copy being made of it."""
         with self._mutex:
             copy = self._copies.pop(key, None)
             if copy is not None:
-                self._used -= copy.size
+                self._held -= copy.size
+            # A fill under way keeps its room until it ends, but is not admitted.
+            self._filling.pop(key, None)
 
-    def _admit(self, key: str, copy: _Copy) -> None:
+    def _end(self, fill: Fill, copy: _Copy | None) -> None:
+        """A fill ended: its room is given back, or becomes its copy's."""
         with self._mutex:
-            self._filling.discard(key)
-            self._copies[key] = copy
-
-    def _release(self, key: str, size: int) -> None:
-        with self._mutex:
-            self._filling.discard(key)
-            self._used -= size
+            self._reserved -= fill.size
+            if self._filling.get(fill.key) is not fill.token:
+                return  # forgotten meanwhile: the object was deleted
+            del self._filling[fill.key]
+            if copy is not None:
+                self._copies[fill.key] = copy
+                self._held += copy.size
 
 
 class Fill:
-    """One copy being gathered; :meth:`done` admits it if every byte arrived."""
+    """One copy being gathered; it is admitted when every byte arrived and they
+    hash to the digest."""
 
-    def __init__(self, cache: BlobCache, key: str, size: int) -> None:
-        self._cache, self._key, self._size = cache, key, size
+    def __init__(self, cache: BlobCache, key: str, size: int, digest: Digest) -> None:
+        self.key, self.size = key, size
+        self.token = object()
+        self._cache, self._digest = cache, digest
+        self._hasher = new_hasher(digest.algorithm)
         self._chunks: list[bytes] = []
         self._starts: list[int] = []
-        self._held = 0
-        self._open = True
+        self._got = 0
+        self._open = False  # until the cache reserved its room
 
     def add(self, chunk: bytes) -> None:
-        """Keep ``chunk`` (the next bytes of the object; bytes never change)."""
+        """Keep ``chunk`` (the next bytes of the object; bytes never change). Called
+        from a worker thread: hashing 2 MiB takes about a millisecond."""
         if not self._open:
             return
-        if self._held + len(chunk) > self._size:
+        if self._got + len(chunk) > self.size:
             self.abandon()  # the store sent more than the object's size
             return
-        self._starts.append(self._held)
+        self._hasher.update(chunk)
+        self._starts.append(self._got)
         self._chunks.append(chunk)
-        self._held += len(chunk)
+        self._got += len(chunk)
+        if self._got == self.size:
+            # At once, not at the read that finds the end: a client that leaves
+            # right after the last byte still leaves a whole copy.
+            self.done()
 
     def done(self) -> None:
-        """The object was read to its end: keep the copy if it is whole."""
+        """The object was read to its end: keep the copy if it is whole and right."""
         if not self._open:
             return
-        if self._held != self._size:
+        if self._got != self.size:
+            self.abandon()
+            return
+        if self._hasher.hexdigest() != self._digest.hex:
+            log.warning(
+                "object %s read from the store does not hash to %s; not kept",
+                self.key,
+                self._digest,
+            )
             self.abandon()
             return
         self._open = False
-        self._cache._admit(self._key, _Copy(self._chunks, self._starts, self._size))
+        self._cache._end(self, _Copy(self._chunks, self._starts, self.size))
 
     def abandon(self) -> None:
         if not self._open:
             return
         self._open = False
         self._chunks = []
-        self._cache._release(self._key, self._size)
+        self._cache._end(self, None)
 
     def __del__(self) -> None:
         # A response dropped before its body was read (the client left first) never
-        # runs the reader's cleanup: its room is released here.
+        # runs the reader's cleanup: its room is given back here.
         self.abandon()
 
 

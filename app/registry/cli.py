@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import __version__
 from app.core.permissions import Permission
 from app.registry import accounts, throttle, trash_records
-from app.registry.blob_cache import BlobCache
+from app.registry.blob_cache import BlobCache, default_size
 from app.registry.blobstore import StoreUnavailable
 from app.registry.cli_args import (
     EXIT_USAGE,
@@ -75,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--blob-cache-size",
         type=_size,
-        default=1 << 30,
         metavar="SIZE",
         help="with an object store: keep the blobs this node read whole in its memory, "
-        "up to SIZE (default 1GiB; 0 keeps none)",
+        "up to SIZE (default: an eighth of the node's memory or its container's "
+        "limit, at most 1GiB; 0 keeps none)",
     )
     serve.add_argument(
         "--upload-ttl",
@@ -417,8 +417,9 @@ def _blob_cache(registry: Registry, args: argparse.Namespace) -> None:
     from app.registry.s3store import S3BlobStore
 
     store = registry.store
-    if isinstance(store, S3BlobStore) and not args.redirect_blobs and args.blob_cache_size:
-        store.cache = BlobCache(args.blob_cache_size)
+    size = default_size() if args.blob_cache_size is None else args.blob_cache_size
+    if isinstance(store, S3BlobStore) and not args.redirect_blobs and size:
+        store.cache = BlobCache(size)
 
 
 # gc and fsck -----------------------------------------------------------------

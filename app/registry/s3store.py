@@ -212,9 +212,12 @@ class S3BlobStore:
         fill = None
         if cache is not None and start == 0:
             # "bytes 0-N/TOTAL": this read is the whole object when N + 1 == TOTAL.
+            # A store that answers a range covering everything with the whole
+            # object (200) sends no Content-Range: its length is the object's.
             total = str(response.get("ContentRange", "")).rpartition("/")[2]
-            if total.isdigit() and int(total) == length:
-                fill = cache.fill(key, length)
+            whole = int(total) if total.isdigit() else response.get("ContentLength")
+            if whole == length:
+                fill = cache.fill(key, length, digest)
         return _S3Reader(response["Body"], fill)
 
     @_translated
@@ -426,18 +429,23 @@ class _S3Reader:
         self.body = body
         self.fill = fill
 
+    def _next(self) -> bytes:
+        # The copy is hashed in the worker thread that read the chunk (hashlib lets
+        # the event loop run meanwhile).
+        chunk: bytes = self.body.read(READ_CHUNK)
+        if chunk and self.fill is not None:
+            self.fill.add(chunk)
+        return chunk
+
     async def chunks(self) -> AsyncIterator[bytes | memoryview]:
-        fill = self.fill
         try:
             while True:
-                chunk: bytes = await run_in_threadpool(self.body.read, READ_CHUNK)
+                chunk = await run_in_threadpool(self._next)
                 if not chunk:
                     break
-                if fill is not None:
-                    fill.add(chunk)
                 yield chunk
-            if fill is not None:
-                fill.done()
+            if self.fill is not None:
+                self.fill.done()
         finally:
             self.body.close()
             if self.fill is not None:

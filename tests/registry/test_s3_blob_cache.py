@@ -20,10 +20,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.registry.blob_cache import BlobCache
+from app.registry.blob_cache import BlobCache, default_size
 from app.registry.blobstore import BlobReader, ObjectRef
+from app.registry.cli_args import size as parse_size
 from app.registry.s3store import S3BlobStore
-from tests.registry.oci_helpers import assert_error, running_registry, upload
+from tests.registry.oci_helpers import assert_error, running_registry, sha256, upload
 from tests.support import oci
 from tests.support.registry import CLI
 from tests.support.seaweedfs import SeaweedS3
@@ -96,12 +97,20 @@ def test_a_pull_cut_short_leaves_no_copy(tmp_path: Path, seaweed: SeaweedS3, buc
         # More than the sockets between can hold: the node cannot send it all unread.
         blob = os.urandom(48 * MiB)
         digest = upload(writer, REPO, blob)
+        (key,) = seaweed.keys(bucket)
         with writer.stream("GET", f"/v2/{REPO}/blobs/{digest}") as r:
             assert r.status_code == 200
             first = next(r.iter_bytes(MiB))
             assert first == blob[: len(first)]
         _empty_the_bucket(seaweed, bucket)
         assert_error(writer.get(f"/v2/{REPO}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+        # Put back, the object is read whole and kept: the cut read gave its room
+        # and its key back.
+        client = seaweed.client()
+        client.put_object(Bucket=bucket, Key=key, Body=blob)
+        assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == blob
+        _empty_the_bucket(seaweed, bucket)
+        assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == blob
 
 
 def test_the_least_recently_used_copies_go_first(
@@ -135,6 +144,8 @@ def test_the_least_recently_used_copies_go_first(
 
 
 def test_a_blob_the_gc_removes_is_gone(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:
+    """The database is asked before the cache: a copied blob the GC removed is 404
+    (that its copy leaves the cache is test_deleted_objects_leave_the_cache's)."""
     with _node(tmp_path / "data", seaweed, bucket, gc_at_once=True) as writer:
         layer = oci.random_layer(300_000, "cache-gc")
         img = oci.image([layer])
@@ -157,14 +168,15 @@ def test_deleted_objects_leave_the_cache(seaweed: SeaweedS3, bucket: str) -> Non
     store = S3BlobStore(seaweed.client(), bucket, "")
     store.cache = BlobCache(64 * MiB)
     data = {g: os.urandom(3 * MiB + i) for i, g in enumerate(("g1", "g2", "g3"))}
-    for generation, blob in data.items():
-        store.put_object(1, "sha256:x", generation, blob)
-        got = asyncio.run(_read(store.open_reader(1, "sha256:x", generation, 0, len(blob))))
+    digests = {g: sha256(blob) for g, blob in data.items()}
+    for g, blob in data.items():
+        store.put_object(1, digests[g], g, blob)
+        got = asyncio.run(_read(store.open_reader(1, digests[g], g, 0, len(blob))))
         assert got == blob
-    assert store.cache.keys() == [store.key(1, "sha256:x", g) for g in data]
+    assert store.cache.keys() == [store.key(1, digests[g], g) for g in data]
     assert store.cache.used == sum(len(b) for b in data.values())
-    store.delete_object(1, "sha256:x", "g2")
-    store.delete_objects([ObjectRef(1, "sha256:x", "g1"), ObjectRef(1, "sha256:x", "g3")])
+    store.delete_object(1, digests["g2"], "g2")
+    store.delete_objects([ObjectRef(1, digests[g], g) for g in ("g1", "g3")])
     assert store.cache.keys() == []
     assert store.cache.used == 0
     assert seaweed.keys(bucket) == {}
@@ -185,7 +197,7 @@ def test_a_copy_reads_any_range_across_its_chunks(
 ) -> None:
     blob = bytes(i % 251 for i in range(sum(sizes)))
     cache = BlobCache(4 * len(blob))
-    fill = cache.fill("k", len(blob))
+    fill = cache.fill("k", len(blob), sha256(blob))
     assert fill is not None
     pos = 0
     for size in sizes:
@@ -198,36 +210,116 @@ def test_a_copy_reads_any_range_across_its_chunks(
     assert asyncio.run(_read(reader)) == blob[start : start + length]
 
 
-def test_only_whole_copies_are_kept() -> None:
+def test_only_whole_copies_of_the_right_bytes_are_kept() -> None:
     cache = BlobCache(100)
-    short = cache.fill("short", 10)
+    ten = b"0123456789"
+    short = cache.fill("short", 10, sha256(ten))
     assert short is not None
-    short.add(b"123456789")
+    short.add(ten[:9])
     short.done()  # one byte missing
-    long = cache.fill("long", 10)
+    long = cache.fill("long", 10, sha256(ten))
     assert long is not None
-    long.add(b"12345678901")  # more than the object holds
+    long.add(ten + b"!")  # more than the object holds
     long.done()
-    cut = cache.fill("cut", 10)
+    wrong = cache.fill("wrong", 10, sha256(ten))
+    assert wrong is not None
+    wrong.add(b"0123456788")  # the right size, not the right bytes
+    wrong.done()
+    cut = cache.fill("cut", 10, sha256(ten))
     assert cut is not None
-    assert cache.fill("cut", 10) is None  # one fill per key at a time
-    cut.add(b"12345")
+    assert cache.fill("cut", 10, sha256(ten)) is None  # one fill per key at a time
+    cut.add(ten[:5])
     cut.abandon()
     assert cache.keys() == []
     assert cache.used == 0
-    assert cache.fill("big", 26) is None  # over a quarter of the cache
+    assert cache.fill("big", 26, sha256(b"x" * 26)) is None  # over a quarter of the cache
+    assert cache.fill("odd", 10, "md5:0123") is None  # a digest it cannot check
     # A fill dropped unread (a response the client left before it began) gives its
     # room back and lets the next read of the key copy it.
-    dropped = cache.fill("dropped", 25)
+    dropped = cache.fill("dropped", 10, sha256(ten))
     assert dropped is not None
-    assert cache.used == 25
+    assert cache.used == 10
     del dropped
     assert cache.used == 0
-    again = cache.fill("dropped", 25)
+    again = cache.fill("dropped", 10, sha256(ten))
     assert again is not None
-    again.add(b"x" * 25)
+    again.add(ten)
     again.done()
     assert cache.keys() == ["dropped"]
+
+
+def test_fills_under_way_do_not_empty_the_cache() -> None:
+    """Fills may reserve half the cache: a burst of pulls of different big blobs
+    (or clients that stop reading) leaves the copies the node serves from."""
+    cache = BlobCache(100)
+    hot = cache.fill("hot", 20, sha256(b"h" * 20))
+    assert hot is not None
+    hot.add(b"h" * 20)
+    pending = [cache.fill(f"f{i}", 25, sha256(b"f" * 25)) for i in range(3)]
+    assert [f is not None for f in pending] == [True, True, False]
+    assert cache.keys() == ["hot"]
+    assert cache.used == 70
+    # A third fill fits once one of the others ends (here: a client that left).
+    assert pending[0] is not None
+    pending[0].abandon()
+    assert cache.fill("f2", 25, sha256(b"f" * 25)) is not None
+
+
+def test_an_object_deleted_while_copied_is_not_kept() -> None:
+    cache = BlobCache(100)
+    data = b"d" * 20
+    fill = cache.fill("k", 20, sha256(data))
+    assert fill is not None
+    fill.add(data[:10])
+    cache.forget("k")  # the GC deleted the object meanwhile
+    again = cache.fill("k", 20, sha256(data))  # a new read may copy it (it is not 404 yet)
+    assert again is not None
+    fill.add(data[10:])
+    assert cache.keys() == []
+    assert cache.used == 20  # only the new fill's room
+    again.abandon()
+    assert cache.used == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("0", 0),
+        ("4096", 4096),
+        ("10B", 10),
+        ("1KiB", 1024),
+        ("512MiB", 512 << 20),
+        ("2 GiB", 2 << 30),
+        ("1gib", 1 << 30),
+        ("1TiB", 1 << 40),
+    ],
+)
+def test_cache_sizes_as_the_app_prints_them(text: str, value: int) -> None:
+    assert parse_size(text) == value
+
+
+def test_the_default_size_fits_the_machine() -> None:
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0 < default_size() <= min(1 << 30, memory // 8)
+
+
+def test_a_copy_of_wrong_bytes_is_not_kept(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:
+    """An object the store returns changed (same size, other bytes) is served as
+    the store gave it, but not kept: once the store is right again, so are pulls."""
+    with _node(tmp_path / "data", seaweed, bucket) as writer:
+        blob = os.urandom(3 * MiB)
+        digest = upload(writer, REPO, blob)
+        (key,) = seaweed.keys(bucket)
+        client = seaweed.client()
+        damaged = bytearray(blob)
+        damaged[MiB] ^= 0xFF
+        client.put_object(Bucket=bucket, Key=key, Body=bytes(damaged))
+        assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == bytes(damaged)
+        client.put_object(Bucket=bucket, Key=key, Body=blob)
+        assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == blob
+        # And that good read was kept.
+        _empty_the_bucket(seaweed, bucket)
+        assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == blob
 
 
 def test_no_cache_with_size_0(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:
