@@ -21,8 +21,9 @@ two registries that both check who is calling.
 
 Prints MB/s (median of the rounds, of every pull for pulls), the CPU seconds the
 registry process and SeaweedFS spent per push and per pull (read from /proc: on a
-shared machine wall time follows the load, CPU time much less), the ratios
-Berth / Distribution, and the load average.
+shared machine wall time follows the load, CPU time much less), the registry's
+resident memory after the pulls, the ratios Berth / Distribution, and the load
+average.
 
 Run on demand: ``.venv/bin/pytest tests/benchmarks/bench_s3_push_pull.py -s``
 (``BENCH_ROUNDS`` sets the rounds, default 3; ``BENCH_PULLS`` the pulls per round,
@@ -172,6 +173,14 @@ class Samples:
     wall: list[float] = field(default_factory=list)
     registry_cpu: list[float] = field(default_factory=list)
     store_cpu: list[float] = field(default_factory=list)
+    rss_mb: list[float] = field(default_factory=list)  # the registry's, after the pulls
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
 
 
 def _measured(samples: Samples, pid: int, store_pid: int, *args: str) -> None:
@@ -213,6 +222,7 @@ def _round(
         for n in range(PULLS):
             _measured(warm if n else cold, registry.pid, store_pid, *pull_args)
             shutil.rmtree(out)
+        push.rss_mb.append(rss_mb(registry.pid))
 
 
 def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
@@ -265,6 +275,9 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
         ("cold pull", "berth", "distribution"),
         ("warm pull", "berth", "distribution"),
     ]
+    print("  resident memory of the registry after the pulls (median MB):")
+    for kind, s in pushes.items():
+        print(f"    {kind:<25} {statistics.median(s.rss_mb):6.0f}")
     for op, ours, theirs in pairs:
         ratio = rates[ours, op] / rates[theirs, op]
         print(f"  {op} {ours} / {theirs}: {ratio:.2f}x (target >= 1.0x)")
