@@ -3,7 +3,8 @@ HAProxy running packaging/haproxy/haproxy.cfg).
 
 * Aggregate pull throughput of 8 concurrent pulls of a 256 MiB image (4 layers)
   through the load balancer, with one node behind it and with two (median of the
-  rounds; every byte's digest verified by the client).
+  rounds; every byte's digest verified by the client), with the nodes' blob caches
+  and without.
 * GC on S3 with 100,000 manifests stored: 100 tags of images with blobs of their
   own are deleted, and the time until their objects are gone from the bucket is
   measured (the GC worker runs at once: review delay 0); again for each round, on
@@ -80,9 +81,12 @@ def _concurrent_pulls(url: str, name: str) -> float:
     return received / (time.perf_counter() - start) / 1e6
 
 
-def test_concurrent_pulls_one_node_vs_two(tmp_path: Path) -> None:
+@pytest.mark.parametrize("cache", ["with", "without"])
+def test_concurrent_pulls_one_node_vs_two(tmp_path: Path, cache: str) -> None:
     """Two nodes behind one HAProxy, and a second HAProxy with only the first node
-    behind it; rounds alternate between the two, so both see the same machine."""
+    behind it; rounds alternate between the two, so both see the same machine.
+    With the nodes' blob caches (the default: the pulls before the rounds fill
+    them) and without (``--blob-cache-size 0``: every pull reads the bucket)."""
     layers = [oci.random_layer(LAYER_SIZE, f"lbbench{i}") for i in range(LAYERS)]
     img = oci.image(layers)
     rates: dict[int, list[float]] = {1: [], 2: []}
@@ -90,7 +94,8 @@ def test_concurrent_pulls_one_node_vs_two(tmp_path: Path) -> None:
     s3 = SeaweedS3()
     try:
         bucket = s3.create_bucket(f"lb-{uuid.uuid4().hex[:8]}")
-        cluster = Cluster(tmp_path / "nodes", s3, bucket, count=2).start()
+        args = [] if cache == "with" else ["--blob-cache-size", "0"]
+        cluster = Cluster(tmp_path / "nodes", s3, bucket, count=2, extra_args=args).start()
         single = HaProxy([cluster.nodes[0].host] * 2)
         try:
             with cluster.client("writer") as c:
@@ -108,7 +113,10 @@ def test_concurrent_pulls_one_node_vs_two(tmp_path: Path) -> None:
     finally:
         s3.stop()
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
-    print(f"\n{PULLERS} concurrent pulls of {img.compressed_size / 1e6:.0f} MB through HAProxy:")
+    print(
+        f"\n{PULLERS} concurrent pulls of {img.compressed_size / 1e6:.0f} MB through HAProxy,"
+        f" {cache} the nodes' blob caches:"
+    )
     print(f"  one node:  {one:7.1f} MB/s  ({', '.join(f'{r:.1f}' for r in rates[1])})")
     print(f"  two nodes: {two:7.1f} MB/s  ({', '.join(f'{r:.1f}' for r in rates[2])})")
     print(f"  two / one: {two / one:.2f}x on {os.cpu_count()} cores")
