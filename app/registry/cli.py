@@ -23,7 +23,7 @@ from app import __version__
 from app.core.permissions import Permission
 from app.registry import accounts, throttle, trash_records
 from app.registry.blob_cache import BlobCache, default_size
-from app.registry.blobstore import StoreUnavailable
+from app.registry.blobstore import FileBlobStore, StoreUnavailable
 from app.registry.cli_args import (
     EXIT_USAGE,
     SubParsers,
@@ -414,11 +414,15 @@ def _serve(args: argparse.Namespace) -> int:
 def _blob_cache(registry: Registry, args: argparse.Namespace) -> None:
     """The node's cache of blobs read from an object store (none for the filesystem
     store, whose files are local already, nor when blob GETs are redirected)."""
-    from app.registry.s3store import S3BlobStore
-
     store = registry.store
     size = default_size() if args.blob_cache_size is None else args.blob_cache_size
-    if isinstance(store, S3BlobStore) and not args.redirect_blobs and size:
+    if isinstance(store, FileBlobStore) or args.redirect_blobs or not size:
+        return
+    # Only now: the object store's module needs the optional AWS SDK (the s3 extra),
+    # which a node on the filesystem store may not have installed.
+    from app.registry.s3store import S3BlobStore
+
+    if isinstance(store, S3BlobStore):
         store.cache = BlobCache(size)
 
 
