@@ -20,6 +20,15 @@ every request, so a blob the GC removed is gone on every node, copied or not. A 
 is admitted only once every byte of the object arrived and they hash to the blob's
 digest (a pull cut short leaves nothing, and a store that returned wrong bytes is
 read again next time instead of its error being served until the copy ages out).
+
+A node also keeps the bytes of an upload that passed through it whole (a
+:class:`Draft`): the first pull after a push (a CI job pushing, a deploy pulling)
+then reads no store either. A draft holds the parts the node sent to the store
+anyway, so it copies nothing, and it becomes a copy only once the upload's digest
+was verified and its blob row committed. Its room is reserved as the bytes arrive,
+from the same share as the fills, so uploads never hold more than half the cache; a
+draft left idle (a client that stopped between its PATCH and its PUT, or whose PUT
+went to another node) gives its room up to the next fill or draft that needs it.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ import bisect
 import logging
 import os
 import threading
+import time
+import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -48,6 +59,9 @@ FILLING_SHARE = 2
 # in a container), at most DEFAULT_MAX.
 MEMORY_SHARE = 8
 DEFAULT_MAX = 1 << 30
+# A draft untouched for this long (its upload's PUT went elsewhere, or never came)
+# yields its room to a fill or a draft that needs it.
+DRAFT_IDLE_S = 30.0
 
 
 def default_size() -> int:
@@ -83,8 +97,11 @@ class BlobCache:
         # The token of the fill under way per key (not the fill itself: a fill the
         # client dropped must be collectable, to give its room back).
         self._filling: dict[str, object] = {}
+        # Drafts by number, weakly: a draft its upload dropped gives its room back.
+        self._drafts: weakref.WeakValueDictionary[int, Draft] = weakref.WeakValueDictionary()
+        self._numbers = 0
         self._held = 0  # bytes of the copies
-        self._reserved = 0  # bytes of the fills under way
+        self._reserved = 0  # bytes of the fills and drafts under way
 
     @property
     def used(self) -> int:
@@ -120,15 +137,40 @@ class BlobCache:
         with self._mutex:
             if key in self._copies or key in self._filling:
                 return None
-            if self._reserved + size > self.limit // FILLING_SHARE:
-                return None  # before evicting anything
-            while self._copies and self._held + self._reserved + size > self.limit:
-                _, old = self._copies.popitem(last=False)
-                self._held -= old.size
+            if not self._make_room(size, None):
+                return None
             self._reserved += size
             self._filling[key] = fill.token
             fill._open = True
         return fill
+
+    def draft(self) -> Draft:
+        """An empty draft of an upload starting on this node."""
+        with self._mutex:
+            self._numbers += 1
+            draft = Draft(self, self._numbers)
+            self._drafts[draft.number] = draft
+        return draft
+
+    def _make_room(self, size: int, asking: Draft | None) -> bool:
+        """Whether ``size`` more bytes may be reserved (for a fill, or for
+        ``asking``'s next bytes), evicting what has to go. Under the mutex."""
+        share = self.limit // FILLING_SHARE
+        if self._reserved + size > share:
+            # Idle drafts yield, oldest first; copies are not evicted for a fill
+            # that cannot get its room anyway.
+            idle = time.monotonic() - DRAFT_IDLE_S
+            for draft in sorted(self._drafts.values(), key=lambda d: d.touched):
+                if self._reserved + size <= share or draft.touched > idle:
+                    break
+                if draft is not asking:
+                    draft.abandon()
+            if self._reserved + size > share:
+                return False
+        while self._copies and self._held + self._reserved + size > self.limit:
+            _, old = self._copies.popitem(last=False)
+            self._held -= old.size
+        return True
 
     def forget(self, key: str) -> None:
         """Drop the copy of an object that was deleted, or the copy being made of it."""
@@ -138,6 +180,35 @@ class BlobCache:
                 self._held -= copy.size
             # A fill under way keeps its room until it ends, but is not admitted.
             self._filling.pop(key, None)
+
+    def _add(self, draft: Draft, chunk: bytes) -> None:
+        """``draft``'s next bytes, kept if there is room; without, it is given up."""
+        with self._mutex:
+            if not draft.open:
+                return
+            size = len(chunk)
+            if draft.got + size > self.limit // MAX_SHARE or not self._make_room(size, draft):
+                self._end_draft(draft, None)
+                return
+            self._reserved += size
+            draft.starts.append(draft.got)
+            draft.chunks.append(chunk)
+            draft.got += size
+            draft.touched = time.monotonic()
+
+    def _end_draft(self, draft: Draft, key: str | None) -> None:
+        """A draft ended: its room is given back, or becomes the copy of ``key``."""
+        with self._mutex:
+            if not draft.open:
+                return
+            draft.open = False
+            self._reserved -= draft.got
+            self._drafts.pop(draft.number, None)
+            chunks, draft.chunks = draft.chunks, []
+            if key is None or draft.got == 0 or key in self._copies or key in self._filling:
+                return
+            self._copies[key] = _Copy(chunks, draft.starts, draft.got)
+            self._held += draft.got
 
     def _end(self, fill: Fill, copy: _Copy | None) -> None:
         """A fill ended: its room is given back, or becomes its copy's."""
@@ -210,6 +281,37 @@ class Fill:
     def __del__(self) -> None:
         # A response dropped before its body was read (the client left first) never
         # runs the reader's cleanup: its room is given back here.
+        self.abandon()
+
+
+class Draft:
+    """The bytes of an upload this node received, in order, kept for its blob's
+    first pulls. Only :meth:`admit` makes them a copy: the caller verified the
+    digest and committed the blob first. Its state changes under the cache's mutex:
+    the cache may give an idle draft up from another thread."""
+
+    def __init__(self, cache: BlobCache, number: int) -> None:
+        self.number = number
+        self.chunks: list[bytes] = []
+        self.starts: list[int] = []
+        self.got = 0
+        self.touched = time.monotonic()
+        self.open = True
+        self._cache = cache
+
+    def add(self, chunk: bytes) -> None:
+        """Keep ``chunk``, the upload's next bytes (bytes never change)."""
+        if chunk:
+            self._cache._add(self, chunk)
+
+    def admit(self, key: str) -> None:
+        """The upload is committed as the object ``key``: keep its copy."""
+        self._cache._end_draft(self, key)
+
+    def abandon(self) -> None:
+        self._cache._end_draft(self, None)
+
+    def __del__(self) -> None:
         self.abandon()
 
 

@@ -23,6 +23,9 @@ of one upload may land on different nodes and its final PUT on a third:
   upload and verifies the digest before the blob row commits: from the running
   hash when this node saw every byte, otherwise by reading the object back.
   A mismatch deletes the object; nothing was ever visible.
+* A node that received every byte of an upload keeps the parts it sent as a draft
+  of its blob cache; once the blob row commits, they are its copy, and the first
+  pull after the push reads no store (:mod:`app.registry.blob_cache`).
 
 Abandoned uploads cost money on S3: the housekeeping ends sessions idle past the
 upload TTL, aborts their multipart uploads and deletes their staged bytes, and
@@ -137,9 +140,14 @@ async def receive(
     state = reg.uploads.get(session.id)
     if session.size == 0:
         state = reg.uploads.start(session.id)
+        if store.cache is not None:
+            state.draft = store.cache.draft()
     chunk = _Chunk(session, bytearray(), hashing=state.offset == session.size)
     if not chunk.hashing:
         state.offset = -1  # the bytes so far went through another node
+        state.forget_draft()
+    # Read once: a cancel may forget the draft meanwhile (adding to it is then a no-op).
+    draft = state.draft
     if session.s3.multipart_id is not None and session.s3.generation is not None:
         chunk.multipart = (session.s3.generation, session.s3.multipart_id)
     if session.s3.staged:
@@ -156,6 +164,8 @@ async def receive(
             chunk.multipart = await reg.run(_begin_multipart, reg, session)
         data = bytes(chunk.rest[:size])
         del chunk.rest[:size]
+        if draft is not None:
+            draft.add(data)  # the part itself, not a copy of it
         if len(pending) >= IN_FLIGHT:
             chunk.parts.append(await pending.pop(0))
         pending.append(asyncio.create_task(reg.run(_upload_part, reg, chunk, data)))
@@ -187,6 +197,7 @@ async def receive(
                 await task
         # What this node hashed no longer matches what the session holds.
         state.offset = -1
+        state.forget_draft()
         raise
     if chunk.hashing:
         state.offset = chunk.offset
@@ -206,7 +217,9 @@ def land(reg: Registry, chunk: _Chunk) -> int:
         )
         alive = landed or uploads.get_session(conn, session.id) is not None
     if not landed:
-        reg.uploads.get(session.id).offset = -1
+        lost = reg.uploads.get(session.id)
+        lost.offset = -1
+        lost.forget_draft()
         if chunk.rest:
             store.delete_keys([new_key])
         if not alive:
@@ -254,7 +267,18 @@ async def finish(
         raise DigestInvalid(
             f"uploaded content does not match digest {digest}", detail={"digest": str(digest)}
         )
-    await reg.run(_commit, reg, chunk, str(digest), key, generation, repo, image_name)
+    # Taken from the session's state, which the commit drops.
+    draft, state.draft = state.draft, None
+    try:
+        kept = await reg.run(_commit, reg, chunk, str(digest), key, generation, repo, image_name)
+        # Verified and committed: the bytes are the blob's, if this node received
+        # all of them. (An upload of a digest the workspace held already leaves the
+        # held object, which this node may not have read.)
+        if kept and draft is not None and state.offset == draft.got == chunk.offset:
+            draft.admit(key)
+    finally:
+        if draft is not None:
+            draft.abandon()  # a no-op once admitted
 
 
 def _complete(reg: Registry, chunk: _Chunk, digest: str) -> tuple[str, str]:
@@ -265,7 +289,7 @@ def _complete(reg: Registry, chunk: _Chunk, digest: str) -> tuple[str, str]:
         with reg.db.read() as conn:
             recorded = uploads.parts_of(conn, session.id)
         if chunk.rest:
-            chunk.parts.append(_upload_part(reg, chunk, bytes(chunk.rest)))
+            chunk.parts.append(_upload_part(reg, chunk, _last(reg, chunk)))
         parts = sorted(recorded + chunk.parts, key=lambda p: p.number)
         generation, upload_id = chunk.multipart
         key = store.key(session.workspace_id, digest, generation)
@@ -275,8 +299,17 @@ def _complete(reg: Registry, chunk: _Chunk, digest: str) -> tuple[str, str]:
         store.abort_multipart(key, upload_id)
     generation = new_generation()
     key = store.key(session.workspace_id, digest, generation)
-    store.put_bytes(key, bytes(chunk.rest))
+    store.put_bytes(key, _last(reg, chunk))
     return key, generation
+
+
+def _last(reg: Registry, chunk: _Chunk) -> bytes:
+    """The upload's last bytes, as they go to the store (and to its draft)."""
+    data = bytes(chunk.rest)
+    state = reg.uploads.get(chunk.session.id)
+    if chunk.hashing and state.draft is not None:
+        state.draft.add(data)
+    return data
 
 
 def _discard_object(store: S3BlobStore, key: str) -> None:
@@ -294,7 +327,8 @@ def _commit(
     generation: str,
     repo: Repository,
     image_name: str,
-) -> None:
+) -> bool:
+    """Commit the blob row; returns whether this upload's object is the one kept."""
     store = _store(reg)
     session = chunk.session
     kept = False
@@ -318,6 +352,7 @@ def _commit(
     reg.uploads.drop(session.id)
     if session.s3.staged:
         _forget_staged(store, [store.staged_key(session.id, session.s3.version)])
+    return kept
 
 
 def cancel(reg: Registry, session_id: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from app.core.digests import Hasher, new_hasher
+from app.registry.blob_cache import Draft
 from app.registry.db import schema as s
 from app.registry.errors import RegistryError
 
@@ -35,6 +36,14 @@ class UploadState:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     # Set by a cancel: a chunk streaming in meanwhile stops and is refused.
     cancelled: bool = False
+    # On object storage with a blob cache: the bytes this node received, while it
+    # has seen every one of them (see app.registry.blob_cache).
+    draft: Draft | None = None
+
+    def forget_draft(self) -> None:
+        if self.draft is not None:
+            self.draft.abandon()
+            self.draft = None
 
 
 class UploadStates:
@@ -54,12 +63,17 @@ class UploadStates:
     def start(self, session_id: str) -> UploadState:
         with self._guard:
             state = UploadState(0, new_hasher("sha256"))
+            old = self._states.get(session_id)
             self._states[session_id] = state
-            return state
+        if old is not None:
+            old.forget_draft()
+        return state
 
     def drop(self, session_id: str) -> None:
         with self._guard:
-            self._states.pop(session_id, None)
+            state = self._states.pop(session_id, None)
+        if state is not None:
+            state.forget_draft()
 
     def cancel(self, session_id: str) -> None:
         """The session ended under a chunk that may be streaming in: it stops."""
@@ -67,6 +81,7 @@ class UploadStates:
             state = self._states.pop(session_id, None)
         if state is not None:
             state.cancelled = True
+            state.forget_draft()
 
 
 def rehash(path: Path, algorithm: str, acknowledged: int | None = None) -> tuple[Hasher, int]:

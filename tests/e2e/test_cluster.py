@@ -4,6 +4,8 @@ running the packaged configuration.
 
 * skopeo pushes through the load balancer and pulls from each node directly;
 * one chunked upload's PATCHes land on different nodes, its PUT on a third door;
+* a node keeps a push it received whole for the first pulls; an upload split
+  across nodes is kept by none;
 * a token one node issued is valid on the other;
 * the desktop app's event stream (app.client.events), open on node A, sees a delete
   made on node B;
@@ -118,6 +120,7 @@ def test_one_upload_across_both_nodes(cluster: Cluster) -> None:
     name = _name()
     one, two = (cluster.client("writer", n.url) for n in cluster.nodes)
     lb = cluster.client("writer")
+    before = set(cluster.seaweed.keys(cluster.bucket))
     try:
         location = one.post(f"/v2/{name}/blobs/uploads/").headers["Location"]
         offset = 0
@@ -135,6 +138,11 @@ def test_one_upload_across_both_nodes(cluster: Cluster) -> None:
                 assert other.get(location).headers["Range"] == f"0-{offset - 1}"
         r = lb.put(location, params={"digest": _sha256(data)}, content=data[offset:])
         assert r.status_code == 201, r.text
+        # No node saw every byte, so none kept the upload as its copy: with the
+        # object out of the bucket behind their backs, both say it is gone.
+        with _object_away(cluster, before) as blob:
+            for client in (one, two):
+                assert client.get(f"/v2/{name}/blobs/{blob}").status_code == 404
         img = _image_of(data, "across")
         oci.push(lb, name, img, "v1")
         for client in (one, two):
@@ -144,6 +152,43 @@ def test_one_upload_across_both_nodes(cluster: Cluster) -> None:
     finally:
         for c in (one, two, lb):
             c.close()
+
+
+@contextlib.contextmanager
+def _object_away(cluster: Cluster, before: set[str]) -> Iterator[str]:
+    """Take the one object stored since ``before`` out of the bucket behind the
+    nodes' backs, and put it back; yields the blob's digest."""
+    (key,) = (k for k in cluster.seaweed.keys(cluster.bucket) if k not in before)
+    client = cluster.seaweed.client()
+    body = client.get_object(Bucket=cluster.bucket, Key=key)["Body"].read()
+    client.delete_object(Bucket=cluster.bucket, Key=key)
+    try:
+        yield _sha256(body)
+    finally:
+        client.put_object(Bucket=cluster.bucket, Key=key, Body=body)
+
+
+def test_a_push_is_kept_by_the_node_it_went_through(cluster: Cluster) -> None:
+    """The node that received a whole upload serves the first pulls from its copy;
+    the other node reads the bucket."""
+    data = os.urandom(12 * MiB + 7)
+    name = _name()
+    before = set(cluster.seaweed.keys(cluster.bucket))
+    with (
+        cluster.client("writer", cluster.nodes[0].url) as one,
+        cluster.client("writer", cluster.nodes[1].url) as two,
+    ):
+        location = one.post(f"/v2/{name}/blobs/uploads/").headers["Location"]
+        assert one.patch(location, content=data[: 7 * MiB]).status_code == 202
+        r = one.put(location, params={"digest": _sha256(data)}, content=data[7 * MiB :])
+        assert r.status_code == 201, r.text
+        with _object_away(cluster, before) as blob:
+            assert blob == _sha256(data)
+            got = one.get(f"/v2/{name}/blobs/{blob}")
+            assert got.status_code == 200
+            assert got.content == data
+            assert two.get(f"/v2/{name}/blobs/{blob}").status_code == 404
+        assert two.get(f"/v2/{name}/blobs/{_sha256(data)}").content == data
 
 
 def test_a_token_from_one_node_is_valid_on_the_other(cluster: Cluster) -> None:

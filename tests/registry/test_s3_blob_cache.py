@@ -1,9 +1,12 @@
-"""The node's cache of blobs it read whole from object storage (SeaweedFS).
+"""The node's cache of blobs it read whole from object storage (SeaweedFS), or
+received whole in an upload.
 
 A copy is seen from outside by taking the object out of the bucket behind the
 registry's back: a blob the node copied is still served, whole and by range; one
 it did not copy is "gone". Only whole copies are kept, the least recently used go
-first, and a blob the GC removes is gone from the node's answers and its memory."""
+first, and a blob the GC removes is gone from the node's answers and its memory.
+Tests of copies made by reading push through one node and read through a second
+one started on the same data (a node's copies die with it)."""
 
 from __future__ import annotations
 
@@ -20,10 +23,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.registry import blob_cache
 from app.registry.blob_cache import BlobCache, default_size
 from app.registry.blobstore import BlobReader, ObjectRef
 from app.registry.cli_args import size as parse_size
 from app.registry.s3store import S3BlobStore
+from app.registry.uploads import UploadStates
 from tests.registry.oci_helpers import assert_error, running_registry, sha256, upload
 from tests.support import oci
 from tests.support.registry import CLI
@@ -35,18 +40,27 @@ REPO = "acme/web/cached"
 
 @contextmanager
 def _node(
-    data: Path, seaweed: SeaweedS3, bucket: str, *args: str, gc_at_once: bool = False
+    data: Path,
+    seaweed: SeaweedS3,
+    bucket: str,
+    *args: str,
+    gc_at_once: bool = False,
+    pushed: list[bytes] | None = None,
 ) -> Iterator[httpx.Client]:
     """A node and its writer. Blobs no image holds stay for the GC's usual grace,
-    unless ``gc_at_once``."""
+    unless ``gc_at_once``. The blobs ``pushed`` are uploaded first and the node is
+    restarted: it holds no copy of them."""
     timing = {"review_delay": 0, "upload_grace": 0} if gc_at_once else {}
-    with (
-        running_registry(
-            data, blob_store=f"s3://{bucket}", env=seaweed.env, extra_args=list(args), **timing
-        ) as server,
-        server.client("writer") as writer,
-    ):
-        yield writer
+    with running_registry(
+        data, blob_store=f"s3://{bucket}", env=seaweed.env, extra_args=list(args), **timing
+    ) as server:
+        if pushed:
+            with server.client("writer") as writer:
+                for blob in pushed:
+                    upload(writer, REPO, blob)
+            server.restart()
+        with server.client("writer") as writer:
+            yield writer
 
 
 def _empty_the_bucket(seaweed: SeaweedS3, bucket: str) -> None:
@@ -61,11 +75,10 @@ def test_a_blob_read_whole_is_served_by_the_node_that_read_it(
     tmp_path: Path, seaweed: SeaweedS3, bucket: str
 ) -> None:
     data = tmp_path / "data"
-    with _node(data, seaweed, bucket) as writer:
-        read = os.urandom(5 * MiB + 3)
-        unread = os.urandom(MiB)
-        read_digest = upload(writer, REPO, read)
-        unread_digest = upload(writer, REPO, unread)
+    read = os.urandom(5 * MiB + 3)
+    unread = os.urandom(MiB)
+    read_digest, unread_digest = sha256(read), sha256(unread)
+    with _node(data, seaweed, bucket, pushed=[read, unread]) as writer:
         # A range read is not the whole object: it leaves no copy.
         r = writer.get(f"/v2/{REPO}/blobs/{unread_digest}", headers={"Range": "bytes=0-99"})
         assert r.status_code == 206
@@ -93,10 +106,10 @@ def test_a_blob_read_whole_is_served_by_the_node_that_read_it(
 
 
 def test_a_pull_cut_short_leaves_no_copy(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:
-    with _node(tmp_path / "data", seaweed, bucket) as writer:
-        # More than the sockets between can hold: the node cannot send it all unread.
-        blob = os.urandom(48 * MiB)
-        digest = upload(writer, REPO, blob)
+    # More than the sockets between can hold: the node cannot send it all unread.
+    blob = os.urandom(48 * MiB)
+    digest = sha256(blob)
+    with _node(tmp_path / "data", seaweed, bucket, pushed=[blob]) as writer:
         (key,) = seaweed.keys(bucket)
         with writer.stream("GET", f"/v2/{REPO}/blobs/{digest}") as r:
             assert r.status_code == 200
@@ -117,12 +130,11 @@ def test_the_least_recently_used_copies_go_first(
     tmp_path: Path, seaweed: SeaweedS3, bucket: str
 ) -> None:
     data = tmp_path / "data"
+    blobs = [os.urandom(900_000 + i) for i in range(6)]
+    big = os.urandom(MiB + 1)
+    digests, big_digest = [sha256(b) for b in blobs], sha256(big)
     # 4 MiB: room for four of these blobs; one blob may take at most a quarter.
-    with _node(data, seaweed, bucket, "--blob-cache-size", "4MiB") as writer:
-        blobs = [os.urandom(900_000 + i) for i in range(6)]
-        digests = [upload(writer, REPO, b) for b in blobs]
-        big = os.urandom(MiB + 1)
-        big_digest = upload(writer, REPO, big)
+    with _node(data, seaweed, bucket, "--blob-cache-size", "4MiB", pushed=[*blobs, big]) as writer:
         for digest in digests[:4]:
             assert writer.get(f"/v2/{REPO}/blobs/{digest}").status_code == 200
         # Reading 0 again makes 1 the oldest; reading 4 and 5 pushes out 1 and 2.
@@ -160,6 +172,58 @@ def test_a_blob_the_gc_removes_is_gone(tmp_path: Path, seaweed: SeaweedS3, bucke
         # Pushed again, it is a new object: served whole, not from the old copy.
         oci.push(writer, "acme/web/gc", img, "v1")
         assert writer.get(f"/v2/acme/web/gc/blobs/{layer.digest}").content == layer.data
+
+
+def test_a_blob_pushed_through_a_node_is_served_by_it(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str
+) -> None:
+    """The first pull after a push reads no store: the node keeps what it received,
+    in one POST or in chunks (parts, staged tails and the final PUT's bytes)."""
+    with _node(tmp_path / "data", seaweed, bucket) as writer:
+        small = os.urandom(70_000)
+        small_digest = upload(writer, REPO, small)
+        chunked = os.urandom(16 * MiB + 5)
+        digest = sha256(chunked)
+        location = writer.post(f"/v2/{REPO}/blobs/uploads/").headers["Location"]
+        offset = 0
+        # 3 MiB: staged (under a part); 7 MiB: a part with the staged bytes; 1 MiB
+        # staged again; the PUT's 5 MiB and 5 bytes: the last part.
+        for size in (3 * MiB, 7 * MiB, MiB):
+            r = writer.patch(
+                location,
+                content=chunked[offset : offset + size],
+                headers={"Content-Range": f"{offset}-{offset + size - 1}"},
+            )
+            assert r.status_code == 202, r.text
+            offset += size
+        r = writer.put(location, params={"digest": digest}, content=chunked[offset:])
+        assert r.status_code == 201, r.text
+        # A PUT of the wrong digest keeps nothing (and the blob is not stored).
+        bad = os.urandom(MiB)
+        r = writer.post(f"/v2/{REPO}/blobs/uploads/", params={"digest": sha256(b"x")}, content=bad)
+        assert_error(r, 400, "DIGEST_INVALID")
+
+        _empty_the_bucket(seaweed, bucket)
+
+        assert writer.get(f"/v2/{REPO}/blobs/{small_digest}").content == small
+        r = writer.get(f"/v2/{REPO}/blobs/{digest}")
+        assert r.status_code == 200
+        assert r.content == chunked
+        r = writer.get(f"/v2/{REPO}/blobs/{digest}", headers={"Range": "bytes=10485755-10485764"})
+        assert r.status_code == 206
+        assert r.content == chunked[10485755:10485765]
+        assert_error(writer.get(f"/v2/{REPO}/blobs/{sha256(bad)}"), 404, "BLOB_UNKNOWN")
+
+
+def test_an_upload_too_big_for_the_cache_is_not_kept(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str
+) -> None:
+    with _node(tmp_path / "data", seaweed, bucket, "--blob-cache-size", "4MiB") as writer:
+        fits, too_big = os.urandom(MiB), os.urandom(MiB + 1)
+        digests = [upload(writer, REPO, b) for b in (fits, too_big)]
+        _empty_the_bucket(seaweed, bucket)
+        assert writer.get(f"/v2/{REPO}/blobs/{digests[0]}").content == fits
+        assert_error(writer.get(f"/v2/{REPO}/blobs/{digests[1]}"), 404, "BLOB_UNKNOWN")
 
 
 def test_deleted_objects_leave_the_cache(seaweed: SeaweedS3, bucket: str) -> None:
@@ -281,6 +345,81 @@ def test_an_object_deleted_while_copied_is_not_kept() -> None:
     assert cache.used == 0
 
 
+def test_a_draft_becomes_a_copy_only_when_admitted() -> None:
+    cache = BlobCache(100)
+    draft = cache.draft()
+    draft.add(b"abc")
+    draft.add(b"defgh")
+    assert cache.used == 8  # its room is reserved as the bytes arrive
+    assert cache.keys() == []
+    draft.admit("k")
+    assert cache.keys() == ["k"]
+    assert cache.used == 8
+    reader = cache.reader("k", 2, 4)
+    assert reader is not None
+    assert asyncio.run(_read(reader)) == b"cdef"
+    draft.add(b"more")  # an admitted draft takes nothing more
+    assert cache.used == 8
+    given_up = cache.draft()
+    given_up.add(b"12345")
+    given_up.abandon()
+    given_up.admit("lost")
+    assert cache.keys() == ["k"]
+    assert cache.used == 8
+    dropped = cache.draft()  # an upload state dropped without a word
+    dropped.add(b"12345")
+    assert cache.used == 13
+    del dropped
+    assert cache.used == 8
+
+
+def test_a_draft_over_a_quarter_of_the_cache_is_given_up() -> None:
+    cache = BlobCache(100)
+    draft = cache.draft()
+    draft.add(b"x" * 20)
+    draft.add(b"x" * 6)
+    assert cache.used == 0
+    draft.admit("k")
+    assert cache.keys() == []
+
+
+def test_idle_drafts_yield_their_room(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploads may reserve half the cache with the fills; a draft whose PUT never
+    came gives its room up to the next one that needs it, a draft in use does not."""
+    clock = [1000.0]
+    monkeypatch.setattr(blob_cache.time, "monotonic", lambda: clock[0])
+    cache = BlobCache(100)
+    old = cache.draft()
+    old.add(b"o" * 25)
+    busy = cache.draft()
+    clock[0] += blob_cache.DRAFT_IDLE_S + 1
+    busy.add(b"b" * 25)
+    assert cache.used == 50
+    fill = cache.fill("f", 10, sha256(b"f" * 10))
+    assert fill is not None  # the old draft yielded
+    assert cache.used == 35
+    old.admit("old")
+    assert cache.keys() == []  # the old draft gave its room up: never a copy
+    assert cache.fill("g", 20, sha256(b"g" * 20)) is None  # the busy one does not
+    busy.admit("busy")
+    fill.add(b"f" * 10)
+    assert cache.keys() == ["busy", "f"]
+
+
+def test_ending_an_upload_state_gives_its_draft_up() -> None:
+    cache = BlobCache(100)
+    states = UploadStates()
+    for end in (states.drop, states.cancel, states.start):
+        state = states.start("s")
+        state.draft = cache.draft()
+        state.draft.add(b"z" * 10)
+        draft = state.draft
+        end("s")
+        draft.admit("k")
+        assert cache.used == 0
+        assert cache.keys() == []
+
+
 @pytest.mark.parametrize(
     ("text", "value"),
     [
@@ -306,9 +445,9 @@ def test_the_default_size_fits_the_machine() -> None:
 def test_a_copy_of_wrong_bytes_is_not_kept(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:
     """An object the store returns changed (same size, other bytes) is served as
     the store gave it, but not kept: once the store is right again, so are pulls."""
-    with _node(tmp_path / "data", seaweed, bucket) as writer:
-        blob = os.urandom(3 * MiB)
-        digest = upload(writer, REPO, blob)
+    blob = os.urandom(3 * MiB)
+    digest = sha256(blob)
+    with _node(tmp_path / "data", seaweed, bucket, pushed=[blob]) as writer:
         (key,) = seaweed.keys(bucket)
         client = seaweed.client()
         damaged = bytearray(blob)
