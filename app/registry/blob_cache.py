@@ -40,7 +40,7 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,8 +88,9 @@ class BlobCache:
     """Whole objects by key, at most ``limit`` bytes of them (copies held plus
     fills under way)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
+        self.clock = clock  # for the drafts' idle time
         # Reentrant: a fill the collector drops releases its room from __del__, which
         # may run inside a section holding the lock.
         self._mutex = threading.RLock()
@@ -156,17 +157,21 @@ class BlobCache:
         """Whether ``size`` more bytes may be reserved (for a fill, or for
         ``asking``'s next bytes), evicting what has to go. Under the mutex."""
         share = self.limit // FILLING_SHARE
-        if self._reserved + size > share:
-            # Idle drafts yield, oldest first; copies are not evicted for a fill
-            # that cannot get its room anyway.
-            idle = time.monotonic() - DRAFT_IDLE_S
+
+        def short() -> bool:
+            return self._reserved + size > share or self._held + self._reserved + size > self.limit
+
+        if short():
+            # Idle drafts go first, oldest first: an upload whose PUT went to another
+            # node (or never came) is never told it ended.
+            idle = self.clock() - DRAFT_IDLE_S
             for draft in sorted(self._drafts.values(), key=lambda d: d.touched):
-                if self._reserved + size <= share or draft.touched > idle:
+                if not short() or draft.touched > idle:
                     break
                 if draft is not asking:
                     draft.abandon()
-            if self._reserved + size > share:
-                return False
+        if self._reserved + size > share:
+            return False  # before evicting any copy
         while self._copies and self._held + self._reserved + size > self.limit:
             _, old = self._copies.popitem(last=False)
             self._held -= old.size
@@ -194,7 +199,7 @@ class BlobCache:
             draft.starts.append(draft.got)
             draft.chunks.append(chunk)
             draft.got += size
-            draft.touched = time.monotonic()
+            draft.touched = self.clock()
 
     def _end_draft(self, draft: Draft, key: str | None) -> None:
         """A draft ended: its room is given back, or becomes the copy of ``key``."""
@@ -204,10 +209,10 @@ class BlobCache:
             draft.open = False
             self._reserved -= draft.got
             self._drafts.pop(draft.number, None)
-            chunks, draft.chunks = draft.chunks, []
+            chunks, starts, draft.chunks, draft.starts = draft.chunks, draft.starts, [], []
             if key is None or draft.got == 0 or key in self._copies or key in self._filling:
                 return
-            self._copies[key] = _Copy(chunks, draft.starts, draft.got)
+            self._copies[key] = _Copy(chunks, starts, draft.got)
             self._held += draft.got
 
     def _end(self, fill: Fill, copy: _Copy | None) -> None:
@@ -295,7 +300,7 @@ class Draft:
         self.chunks: list[bytes] = []
         self.starts: list[int] = []
         self.got = 0
-        self.touched = time.monotonic()
+        self.touched = cache.clock()
         self.open = True
         self._cache = cache
 

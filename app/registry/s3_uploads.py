@@ -45,12 +45,13 @@ from dataclasses import dataclass, field
 from app.core.digests import Digest
 from app.registry import content, uploads
 from app.registry.accounts import Repository
+from app.registry.blob_cache import Draft
 from app.registry.blobstore import StoreUnavailable, new_generation
 from app.registry.db.engine import now_ms
 from app.registry.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
 from app.registry.s3store import MAX_PARTS, MIN_PART, S3BlobStore, part_size
 from app.registry.service import Registry
-from app.registry.uploads import Part, Session
+from app.registry.uploads import Part, Session, UploadState
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,14 @@ class _Chunk:
     """What one request added: parts uploaded, bytes past them, and the hash."""
 
     session: Session
+    state: UploadState  # this node's, as the request found it
     rest: bytearray
     written: int = 0
     parts: list[Part] = field(default_factory=list)
     multipart: tuple[str, str] | None = None  # (generation, upload id)
     hashing: bool = False
+    # The blob cache's draft of the upload, while this node has seen every byte.
+    draft: Draft | None = None
 
     @property
     def offset(self) -> int:
@@ -117,10 +121,11 @@ def _reserve(reg: Registry, session_id: str) -> int:
     return int(number)
 
 
-def _upload_part(reg: Registry, chunk: _Chunk, data: bytes) -> Part:
+def _upload_part(reg: Registry, chunk: _Chunk, data: bytes, number: int) -> Part:
+    """Upload ``data`` as part ``number`` (reserved by the caller, in the order of
+    the bytes: the object is its parts in number order)."""
     assert chunk.multipart is not None
     generation, upload_id = chunk.multipart
-    number = _reserve(reg, chunk.session.id)
     key = _store(reg).key(chunk.session.workspace_id, "", generation)
     etag = _store(reg).upload_part(key, upload_id, number, data)
     return Part(number, etag, len(data))
@@ -137,17 +142,20 @@ async def receive(
     """Stream a request body into the session's multipart upload. Nothing is
     recorded: :func:`land` (a PATCH) or :func:`finish` (the PUT) does that."""
     store = _store(reg)
+    # The state whose lock the caller holds: reset, never replaced, so that every
+    # request on the session takes its turn.
     state = reg.uploads.get(session.id)
     if session.size == 0:
-        state = reg.uploads.start(session.id)
+        state.restart()
         if store.cache is not None:
             state.draft = store.cache.draft()
-    chunk = _Chunk(session, bytearray(), hashing=state.offset == session.size)
+    chunk = _Chunk(session, state, bytearray(), hashing=state.offset == session.size)
     if not chunk.hashing:
         state.offset = -1  # the bytes so far went through another node
         state.forget_draft()
-    # Read once: a cancel may forget the draft meanwhile (adding to it is then a no-op).
-    draft = state.draft
+    # Read once, and carried by the chunk: a cancel may forget the draft meanwhile
+    # (adding to it is then a no-op).
+    draft = chunk.draft = state.draft
     if session.s3.multipart_id is not None and session.s3.generation is not None:
         chunk.multipart = (session.s3.generation, session.s3.multipart_id)
     if session.s3.staged:
@@ -168,7 +176,10 @@ async def receive(
             draft.add(data)  # the part itself, not a copy of it
         if len(pending) >= IN_FLIGHT:
             chunk.parts.append(await pending.pop(0))
-        pending.append(asyncio.create_task(reg.run(_upload_part, reg, chunk, data)))
+        # Reserved here, one after the other, not in the uploading threads: two
+        # parts in flight must not take their numbers in the other order.
+        number = await reg.run(_reserve, reg, session.id)
+        pending.append(asyncio.create_task(reg.run(_upload_part, reg, chunk, data, number)))
         next_number += 1
 
     try:
@@ -217,9 +228,8 @@ def land(reg: Registry, chunk: _Chunk) -> int:
         )
         alive = landed or uploads.get_session(conn, session.id) is not None
     if not landed:
-        lost = reg.uploads.get(session.id)
-        lost.offset = -1
-        lost.forget_draft()
+        chunk.state.offset = -1
+        chunk.state.forget_draft()
         if chunk.rest:
             store.delete_keys([new_key])
         if not alive:
@@ -255,7 +265,7 @@ async def finish(
     chunk = await receive(reg, session, body, expected_len, final=True)
     store = _store(reg)
     key, generation = await reg.run(_complete, reg, chunk, str(digest))
-    state = reg.uploads.get(session.id)
+    state = chunk.state
     if chunk.hashing and state.algorithm == digest.algorithm and state.offset == chunk.offset:
         got, size = state.hasher.hexdigest(), chunk.offset
     else:
@@ -267,8 +277,10 @@ async def finish(
         raise DigestInvalid(
             f"uploaded content does not match digest {digest}", detail={"digest": str(digest)}
         )
-    # Taken from the session's state, which the commit drops.
-    draft, state.draft = state.draft, None
+    # Taken from the session's state, which the commit drops; only the draft this
+    # request added to, and only if the state still holds it.
+    draft = chunk.draft if state.draft is chunk.draft else None
+    state.draft = None
     try:
         kept = await reg.run(_commit, reg, chunk, str(digest), key, generation, repo, image_name)
         # Verified and committed: the bytes are the blob's, if this node received
@@ -277,8 +289,8 @@ async def finish(
         if kept and draft is not None and state.offset == draft.got == chunk.offset:
             draft.admit(key)
     finally:
-        if draft is not None:
-            draft.abandon()  # a no-op once admitted
+        if chunk.draft is not None:
+            chunk.draft.abandon()  # a no-op once admitted
 
 
 def _complete(reg: Registry, chunk: _Chunk, digest: str) -> tuple[str, str]:
@@ -289,7 +301,8 @@ def _complete(reg: Registry, chunk: _Chunk, digest: str) -> tuple[str, str]:
         with reg.db.read() as conn:
             recorded = uploads.parts_of(conn, session.id)
         if chunk.rest:
-            chunk.parts.append(_upload_part(reg, chunk, _last(reg, chunk)))
+            number = _reserve(reg, session.id)
+            chunk.parts.append(_upload_part(reg, chunk, _last(chunk), number))
         parts = sorted(recorded + chunk.parts, key=lambda p: p.number)
         generation, upload_id = chunk.multipart
         key = store.key(session.workspace_id, digest, generation)
@@ -299,16 +312,15 @@ def _complete(reg: Registry, chunk: _Chunk, digest: str) -> tuple[str, str]:
         store.abort_multipart(key, upload_id)
     generation = new_generation()
     key = store.key(session.workspace_id, digest, generation)
-    store.put_bytes(key, _last(reg, chunk))
+    store.put_bytes(key, _last(chunk))
     return key, generation
 
 
-def _last(reg: Registry, chunk: _Chunk) -> bytes:
+def _last(chunk: _Chunk) -> bytes:
     """The upload's last bytes, as they go to the store (and to its draft)."""
     data = bytes(chunk.rest)
-    state = reg.uploads.get(chunk.session.id)
-    if chunk.hashing and state.draft is not None:
-        state.draft.add(data)
+    if chunk.draft is not None:
+        chunk.draft.add(data)
     return data
 
 

@@ -45,6 +45,15 @@ class UploadState:
             self.draft.abandon()
             self.draft = None
 
+    def restart(self) -> None:
+        """The upload starts again from its first byte (its first chunk, or one
+        retried). In place, not a new state: a request on the session holds this
+        state's lock, and the next one must wait for it."""
+        self.offset = 0
+        self.hasher = new_hasher("sha256")
+        self.algorithm = "sha256"
+        self.forget_draft()
+
 
 class UploadStates:
     def __init__(self) -> None:
