@@ -209,6 +209,9 @@ def rss_mb(pid: int) -> float:
 
 
 def _measured(samples: Samples, pid: int, store_pid: int, *args: str) -> None:
+    # The writes of the operation before (a push's 269 MB into SeaweedFS, a pull's
+    # into the layout) are flushed first: no operation pays for another's writeback.
+    os.sync()
     cpu0, store0 = cpu_seconds(pid), cpu_seconds(store_pid)
     samples.wall.append(_skopeo(*args))
     samples.registry_cpu.append(cpu_seconds(pid) - cpu0)
