@@ -23,8 +23,9 @@ Distribution is measured both without auth (as it ships) and with htpasswd auth
 two registries that both check who is calling.
 
 Prints MB/s (median of the rounds, of every pull for pulls), the CPU seconds the
-registry process and SeaweedFS spent per push and per pull (read from /proc: on a
-shared machine wall time follows the load, CPU time much less), the registry's
+registry process, SeaweedFS and skopeo spent per push and per pull (read from /proc
+and getrusage: on a shared machine wall time follows the load, CPU time much less;
+on 2 cores skopeo's own CPU bounds a pull), the registry's
 resident memory after the pulls, the ratios Berth / Distribution, and the load
 average.
 
@@ -36,6 +37,7 @@ default 3).
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -95,7 +97,6 @@ def distribution(
     """docker-registry 2.8 with the s3 driver on ``bucket``, with htpasswd auth for
     ``USER`` or none."""
     binary = require("docker-registry")
-    port = free_port()
     root.mkdir(parents=True)
     config = root / "config.yml"
     text = (
@@ -113,13 +114,11 @@ def distribution(
         "    rootdirectory: /dist\n"
         "  delete:\n    enabled: true\n"
         f"  redirect:\n    disable: {'false' if redirect else 'true'}\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
     )
     if auth:
         htpasswd = root / "htpasswd"
         htpasswd.write_text(htpasswd_line(USER, PASSWORD))
         text += f"auth:\n  htpasswd:\n    realm: bench\n    path: {htpasswd}\n"
-    config.write_text(text)
     # Its AWS SDK fails to start when AWS_CA_BUNDLE is set (even for plain HTTP).
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     procs: list[subprocess.Popen[bytes]] = []
@@ -128,12 +127,14 @@ def distribution(
         if procs:
             procs[-1].terminate()
             procs[-1].wait(15)
+        # A fresh port each start: the last one may have been taken meanwhile.
+        port = free_port()
+        config.write_text(text + f"http:\n  addr: 127.0.0.1:{port}\n")
+        log = (root / "registry.log").open("ab")
         proc = subprocess.Popen(
-            [binary, "serve", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
+            [binary, "serve", str(config)], stdout=subprocess.DEVNULL, stderr=log, env=env
         )
+        log.close()
         procs.append(proc)
         deadline = time.monotonic() + 30
         while True:
@@ -144,7 +145,8 @@ def distribution(
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("docker-registry did not start")
+                tail = (root / "registry.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"docker-registry did not start:\n{tail}")
             time.sleep(0.05)
 
     try:
@@ -181,14 +183,18 @@ def berth(
         server.stop()
 
 
-def _skopeo(*args: str) -> float:
+def _skopeo(*args: str) -> tuple[float, float]:
+    """Wall seconds and skopeo's CPU seconds of one ``skopeo copy``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(
         [require("skopeo"), "copy", "--quiet", *args], capture_output=True, text=True, check=False
     )
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert result.returncode == 0, result.stderr
-    return elapsed
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return elapsed, cpu
 
 
 @dataclass
@@ -198,6 +204,7 @@ class Samples:
     wall: list[float] = field(default_factory=list)
     registry_cpu: list[float] = field(default_factory=list)
     store_cpu: list[float] = field(default_factory=list)
+    client_cpu: list[float] = field(default_factory=list)  # skopeo's
     rss_mb: list[float] = field(default_factory=list)  # the registry's, after the pulls
 
 
@@ -213,7 +220,9 @@ def _measured(samples: Samples, pid: int, store_pid: int, *args: str) -> None:
     # into the layout) are flushed first: no operation pays for another's writeback.
     os.sync()
     cpu0, store0 = cpu_seconds(pid), cpu_seconds(store_pid)
-    samples.wall.append(_skopeo(*args))
+    wall, client = _skopeo(*args)
+    samples.wall.append(wall)
+    samples.client_cpu.append(client)
     samples.registry_cpu.append(cpu_seconds(pid) - cpu0)
     samples.store_cpu.append(cpu_seconds(store_pid) - store0)
 
@@ -298,7 +307,7 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
         f"\nimage: {LAYERS} layers, {mb:.0f} MB, blobs on SeaweedFS; median of {ROUNDS} rounds"
         f" ({PULLS} pulls after the push: the first, then warm; one cold after a restart)"
     )
-    print("  CPU s per operation: the registry process / SeaweedFS")
+    print("  CPU s per operation: the registry process / SeaweedFS / skopeo")
     rates = {}
     ops = {
         "push": pushes,
@@ -313,6 +322,7 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
             print(
                 f"  {kind:<25} {op}: {rates[kind, op]:7.1f} MB/s  CPU"
                 f" {statistics.median(s.registry_cpu):5.2f} / {statistics.median(s.store_cpu):5.2f}"
+                f" / {statistics.median(s.client_cpu):5.2f}"
                 f"  ({runs})"
             )
     pairs = [
