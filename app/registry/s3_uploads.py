@@ -215,8 +215,24 @@ async def receive(
     return chunk
 
 
+def _lost(chunk: _Chunk) -> None:
+    """A chunk received did not land: what this node hashed (and kept) now runs
+    ahead of the session, and must never be trusted again, even if another node's
+    chunk brings the session to the same offset."""
+    chunk.state.offset = -1
+    chunk.state.forget_draft()
+
+
 def land(reg: Registry, chunk: _Chunk) -> int:
     """Record a PATCH's chunk; returns the session's new offset."""
+    try:
+        return _land(reg, chunk)
+    except BaseException:
+        _lost(chunk)
+        raise
+
+
+def _land(reg: Registry, chunk: _Chunk) -> int:
     store = _store(reg)
     session = chunk.session
     new_key = store.staged_key(session.id, session.s3.version + 1)
@@ -228,8 +244,6 @@ def land(reg: Registry, chunk: _Chunk) -> int:
         )
         alive = landed or uploads.get_session(conn, session.id) is not None
     if not landed:
-        chunk.state.offset = -1
-        chunk.state.forget_draft()
         if chunk.rest:
             store.delete_keys([new_key])
         if not alive:
@@ -263,7 +277,18 @@ async def finish(
     """The final PUT: the last bytes, the object completed and verified, the blob
     row committed. Raises DigestInvalid (the session ends) when the bytes differ."""
     chunk = await receive(reg, session, body, expected_len, final=True)
+    try:
+        await _verify_and_commit(reg, chunk, digest, repo, image_name)
+    except BaseException:
+        _lost(chunk)
+        raise
+
+
+async def _verify_and_commit(
+    reg: Registry, chunk: _Chunk, digest: Digest, repo: Repository, image_name: str
+) -> None:
     store = _store(reg)
+    session = chunk.session
     key, generation = await reg.run(_complete, reg, chunk, str(digest))
     state = chunk.state
     if chunk.hashing and state.algorithm == digest.algorithm and state.offset == chunk.offset:

@@ -6,6 +6,8 @@ running the packaged configuration.
 * one chunked upload's PATCHes land on different nodes, its PUT on a third door;
 * a node keeps a push it received whole for the first pulls; an upload split
   across nodes is kept by none;
+* a PUT refused because a chunk landed on the other node under it leaves its node
+  no hash to trust (a later PUT claiming a digest of other bytes is refused);
 * a token one node issued is valid on the other;
 * the desktop app's event stream (app.client.events), open on node A, sees a delete
   made on node B;
@@ -189,6 +191,39 @@ def test_a_push_is_kept_by_the_node_it_went_through(cluster: Cluster) -> None:
             assert got.content == data
             assert two.get(f"/v2/{name}/blobs/{blob}").status_code == 404
         assert two.get(f"/v2/{name}/blobs/{_sha256(data)}").content == data
+
+
+def test_a_put_that_did_not_land_leaves_no_trusted_hash(cluster: Cluster) -> None:
+    """Node 1 takes a PUT of X (1,000 bytes) while node 2 lands a PATCH of other
+    1,000 bytes under it: the PUT is refused. The session now stands at 1,000 bytes,
+    as node 1's hash of X does; a PUT of Z on node 1 claiming X+Z must not be
+    checked against that hash: the object holds the PATCH's bytes and Z."""
+    name = _name()
+    x, y, z = os.urandom(1000), os.urandom(1000), os.urandom(3000)
+    with (
+        cluster.client("writer", cluster.nodes[0].url) as one,
+        cluster.client("writer", cluster.nodes[1].url) as two,
+    ):
+        location = one.post(f"/v2/{name}/blobs/uploads/").headers["Location"]
+
+        def x_with_a_patch_on_node_2_under_it() -> Iterator[bytes]:
+            yield x[:500]
+            time.sleep(0.5)  # node 1 read the session (at 0 bytes) and streams
+            r = two.patch(location, content=y, headers={"Content-Range": "0-999"})
+            assert r.status_code == 202, r.text
+            yield x[500:]
+
+        first = one.put(
+            location, params={"digest": _sha256(x)}, content=x_with_a_patch_on_node_2_under_it()
+        )
+        assert first.status_code == 416, first.text
+        assert one.get(location).headers["Range"] == "0-999"
+        claimed = _sha256(x + z)
+        second = one.put(location, params={"digest": claimed}, content=z)
+        assert second.status_code == 400, second.text
+        assert second.json()["errors"][0]["code"] == "DIGEST_INVALID"
+        for client in (one, two):
+            assert client.get(f"/v2/{name}/blobs/{claimed}").status_code == 404
 
 
 def test_a_token_from_one_node_is_valid_on_the_other(cluster: Cluster) -> None:

@@ -31,6 +31,7 @@ from app.registry import accounts, blob_cache, content, s3_uploads, uploads
 from app.registry.blob_cache import BlobCache, default_size
 from app.registry.blobstore import BlobReader, ObjectRef
 from app.registry.cli_args import size as parse_size
+from app.registry.errors import DigestInvalid
 from app.registry.s3store import S3BlobStore
 from app.registry.service import Registry
 from app.registry.uploads import UploadStates
@@ -303,6 +304,17 @@ def test_parts_in_flight_keep_the_order_of_the_bytes(
         reader = reg.store.cache.reader(key, 0, len(data))
         assert reader is not None
         assert asyncio.run(_read(reader)) == data
+        # An upload whose bytes are not its digest's leaves no copy (nor room taken).
+        with reg.db.write() as conn:
+            other = uploads.get_session(
+                conn, uploads.create_session(conn, image.id, image.workspace_id, 0)
+            )
+        assert other is not None
+        wrong = Digest.parse(sha256(b"x"))
+        with pytest.raises(DigestInvalid):
+            asyncio.run(s3_uploads.finish(reg, other, body(), None, wrong, repo, "cached"))
+        assert reg.store.cache.keys() == [key]
+        assert reg.store.cache.used == len(data)
     finally:
         reg.close()
 
