@@ -86,7 +86,7 @@ class _Copy:
 
 class BlobCache:
     """Whole objects by key, at most ``limit`` bytes of them (copies held plus
-    fills under way)."""
+    the fills and drafts under way)."""
 
     def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.limit = limit
@@ -106,7 +106,7 @@ class BlobCache:
 
     @property
     def used(self) -> int:
-        """Bytes held, counting fills under way."""
+        """Bytes held, counting the fills and drafts under way."""
         with self._mutex:
             return self._held + self._reserved
 

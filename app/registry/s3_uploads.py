@@ -134,17 +134,19 @@ def _upload_part(reg: Registry, chunk: _Chunk, data: bytes, number: int) -> Part
 async def receive(
     reg: Registry,
     session: Session,
+    state: UploadState,
     body: AsyncIterator[bytes],
     expected_len: int | None,
     *,
     final: bool,
 ) -> _Chunk:
-    """Stream a request body into the session's multipart upload. Nothing is
-    recorded: :func:`land` (a PATCH) or :func:`finish` (the PUT) does that."""
+    """Stream a request body into the session's multipart upload. ``state`` is the
+    session's state in this process, whose lock the caller holds (passed, not
+    looked up again: a cancel meanwhile drops it from the table, and a fresh one
+    would hash this chunk alone). Nothing is recorded: :func:`land` (a PATCH) or
+    :func:`finish` (the PUT) does that."""
     store = _store(reg)
-    # The state whose lock the caller holds: reset, never replaced, so that every
-    # request on the session takes its turn.
-    state = reg.uploads.get(session.id)
+    # Reset, never replaced, so that every request on the session takes its turn.
     if session.size == 0:
         state.restart()
         if store.cache is not None:
@@ -268,6 +270,7 @@ def _forget_staged(store: S3BlobStore, keys: list[str]) -> None:
 async def finish(
     reg: Registry,
     session: Session,
+    state: UploadState,
     body: AsyncIterator[bytes],
     expected_len: int | None,
     digest: Digest,
@@ -276,7 +279,7 @@ async def finish(
 ) -> None:
     """The final PUT: the last bytes, the object completed and verified, the blob
     row committed. Raises DigestInvalid (the session ends) when the bytes differ."""
-    chunk = await receive(reg, session, body, expected_len, final=True)
+    chunk = await receive(reg, session, state, body, expected_len, final=True)
     try:
         await _verify_and_commit(reg, chunk, digest, repo, image_name)
     except BaseException:

@@ -298,7 +298,11 @@ def test_parts_in_flight_keep_the_order_of_the_bytes(
                 yield data[i : i + MiB]
 
         digest = Digest.parse(sha256(data))
-        asyncio.run(s3_uploads.finish(reg, session, body(), None, digest, repo, "cached"))
+        asyncio.run(
+            s3_uploads.finish(
+                reg, session, reg.uploads.get(session.id), body(), None, digest, repo, "cached"
+            )
+        )
         (key,) = seaweed.keys(bucket)
         assert seaweed.client().get_object(Bucket=bucket, Key=key)["Body"].read() == data
         reader = reg.store.cache.reader(key, 0, len(data))
@@ -312,7 +316,11 @@ def test_parts_in_flight_keep_the_order_of_the_bytes(
         assert other is not None
         wrong = Digest.parse(sha256(b"x"))
         with pytest.raises(DigestInvalid):
-            asyncio.run(s3_uploads.finish(reg, other, body(), None, wrong, repo, "cached"))
+            asyncio.run(
+                s3_uploads.finish(
+                    reg, other, reg.uploads.get(other.id), body(), None, wrong, repo, "cached"
+                )
+            )
         assert reg.store.cache.keys() == [key]
         assert reg.store.cache.used == len(data)
     finally:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -193,6 +195,32 @@ def test_cancel_aborts_the_multipart_upload(
     assert writer.delete(location).status_code == 204
     _quiet(seaweed, s3_bucket)
     assert_error(writer.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+
+
+def test_cancel_while_a_chunk_streams_in_ends_it_and_leaves_nothing(
+    node: RegistryServer, writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
+) -> None:
+    # The DELETE does not wait for the PATCH streaming in: the PATCH goes on into a
+    # session that is gone, and must neither land nor leave a multipart upload open.
+    name = _name()
+    location = writer.post(f"/v2/{name}/blobs/uploads/").headers["Location"]
+    sent, cancelled = threading.Event(), threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield os.urandom(MiB)
+        sent.set()  # the first MiB is on its way: the node streams this PATCH in
+        assert cancelled.wait(60)
+        for _ in range(8):  # past a part's size: the multipart upload begins now
+            yield os.urandom(MiB)
+
+    with ThreadPoolExecutor(1) as pool, node.client("writer") as other:
+        patch = pool.submit(other.patch, location, content=body())
+        assert sent.wait(60)
+        assert writer.delete(location).status_code == 204
+        cancelled.set()
+        assert_error(patch.result(timeout=120), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(writer.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    _quiet(seaweed, s3_bucket)
 
 
 def test_gc_frees_the_object(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -> None:

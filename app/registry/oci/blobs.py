@@ -193,6 +193,7 @@ async def _s3_finish(
     target: Target,
     name: str,
     session: uploads.Session,
+    state: uploads.UploadState,
     content_range: str | None,
     digest: Digest,
 ) -> Response:
@@ -200,7 +201,14 @@ async def _s3_finish(
 
     expected_len = _expected_length(request, content_range, session.size)
     await s3_uploads.finish(
-        reg, session, request.stream(), expected_len, digest, target.repo, target.name.image
+        reg,
+        session,
+        state,
+        request.stream(),
+        expected_len,
+        digest,
+        target.repo,
+        target.name.image,
     )
     return _created(name, digest)
 
@@ -275,7 +283,7 @@ async def start_upload(request: Request, name: str) -> Response:
         try:
             if _files(reg) is None:
                 session = await reg.run(_session_for, reg, target, session_id)
-                return await _s3_finish(reg, request, target, name, session, None, expected)
+                return await _s3_finish(reg, request, target, name, session, state, None, expected)
             await _append(reg, session_id, request, content_range=None)
             return await _finish(reg, target, name, session_id, expected)
         except Exception:
@@ -430,7 +438,7 @@ async def patch_upload(request: Request, name: str, session_id: str) -> Response
             session = await reg.run(_session_for, reg, target, session_id)
             expected_len = _expected_length(request, content_range, session.size)
             chunk = await s3_uploads.receive(
-                reg, session, request.stream(), expected_len, final=False
+                reg, session, state, request.stream(), expected_len, final=False
             )
             size = await reg.run(s3_uploads.land, reg, chunk)
         else:
@@ -489,7 +497,9 @@ async def put_upload(request: Request, name: str, session_id: str) -> Response:
     async with state.lock:
         if _files(reg) is None:
             session = await reg.run(_session_for, reg, target, session_id)
-            return await _s3_finish(reg, request, target, name, session, content_range, digest)
+            return await _s3_finish(
+                reg, request, target, name, session, state, content_range, digest
+            )
         await _append(reg, session_id, request, content_range)
         return await _finish(reg, target, name, session_id, digest)
 
