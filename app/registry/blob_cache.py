@@ -9,9 +9,10 @@ recently used first out.
 
 In memory rather than on the node's disk: a copy copies nothing (the node keeps the
 chunks it read from the store and sent on); it costs the fresh memory they hold and
-the digest check, about 0.25 s of CPU per 256 MiB on the first read, where writing
-a copy to disk cost 0.5 s per 256 MiB into the page cache alone on the machines
-measured. And a copy in memory cannot outlive a crash half-written.
+the digest check, about 0.25 s of CPU per 256 MiB after the first read (on a thread
+of its own, at a lower priority than the requests), where writing a copy to disk
+cost 0.5 s per 256 MiB into the page cache alone on the machines measured. And a
+copy in memory cannot outlive a crash half-written.
 
 Serving a copy is safe because a key names one immutable object: an object key
 holds its blob row's generation (a UUID unique to the row), and a row's bytes never
@@ -33,7 +34,9 @@ went to another node) gives its room up to the next fill or draft that needs it.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import contextlib
 import logging
 import os
 import threading
@@ -41,6 +44,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +66,8 @@ DEFAULT_MAX = 1 << 30
 # A draft untouched for this long (its upload's PUT went elsewhere, or never came)
 # yields its room to a fill or a draft that needs it.
 DRAFT_IDLE_S = 30.0
+# The nice value of the thread checking copies' digests.
+VERIFY_NICE = 10
 
 
 def default_size() -> int:
@@ -77,6 +83,13 @@ def default_size() -> int:
     return min(DEFAULT_MAX, memory // MEMORY_SHARE)
 
 
+def _lower_priority() -> None:
+    """The calling thread yields the CPU to the process's others (on Linux, a
+    thread's nice value is its own)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), VERIFY_NICE)
+
+
 @dataclass(frozen=True, slots=True)
 class _Copy:
     chunks: list[bytes]
@@ -88,9 +101,17 @@ class BlobCache:
     """Whole objects by key, at most ``limit`` bytes of them (copies held plus
     the fills and drafts under way)."""
 
-    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limit: int,
+        clock: Callable[[], float] = time.monotonic,
+        verify: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
         self.limit = limit
         self.clock = clock  # for the drafts' idle time
+        # Runs a fill's digest check; by default later, on a thread of its own.
+        self.verify = verify or self._verify_later
+        self._verifier: ThreadPoolExecutor | None = None
         # Reentrant: a fill the collector drops releases its room from __del__, which
         # may run inside a section holding the lock.
         self._mutex = threading.RLock()
@@ -114,6 +135,16 @@ class BlobCache:
         """The keys held, least recently used first."""
         with self._mutex:
             return list(self._copies)
+
+    def _verify_later(self, check: Callable[[], None]) -> None:
+        # One thread, at a lower priority than the requests': the check of a copy
+        # must not slow the pulls under way, the one that read it included.
+        with self._mutex:
+            if self._verifier is None:
+                self._verifier = ThreadPoolExecutor(
+                    1, thread_name_prefix="blob-cache-verify", initializer=_lower_priority
+                )
+            self._verifier.submit(check)
 
     def reader(self, key: str, start: int, length: int) -> CopyReader | None:
         """``length`` bytes from ``start`` of the copy of ``key``, or None."""
@@ -229,27 +260,28 @@ class BlobCache:
 
 class Fill:
     """One copy being gathered; it is admitted when every byte arrived and they
-    hash to the digest."""
+    hash to the digest. The hashing waits for the last byte and runs off the
+    request's path (the cache's ``verify``): on a busy node it would otherwise
+    compete with the pull that reads the object, for no benefit to that pull."""
 
     def __init__(self, cache: BlobCache, key: str, size: int, digest: Digest) -> None:
         self.key, self.size = key, size
         self.token = object()
         self._cache, self._digest = cache, digest
-        self._hasher = new_hasher(digest.algorithm)
         self._chunks: list[bytes] = []
         self._starts: list[int] = []
         self._got = 0
         self._open = False  # until the cache reserved its room
+        # Done when the fill ended: its copy admitted, or its room given back.
+        self.ended: Future[None] = Future()
 
     def add(self, chunk: bytes) -> None:
-        """Keep ``chunk`` (the next bytes of the object; bytes never change). Called
-        from a worker thread: hashing 2 MiB takes about a millisecond."""
+        """Keep ``chunk`` (the next bytes of the object; bytes never change)."""
         if not self._open:
             return
         if self._got + len(chunk) > self.size:
             self.abandon()  # the store sent more than the object's size
             return
-        self._hasher.update(chunk)
         self._starts.append(self._got)
         self._chunks.append(chunk)
         self._got += len(chunk)
@@ -259,29 +291,55 @@ class Fill:
             self.done()
 
     def done(self) -> None:
-        """The object was read to its end: keep the copy if it is whole and right."""
+        """The object was read to its end: keep the copy if it is whole and, once
+        checked, right. Its room stays reserved until then."""
         if not self._open:
             return
         if self._got != self.size:
             self.abandon()
             return
-        if self._hasher.hexdigest() != self._digest.hex:
-            log.warning(
-                "object %s read from the store does not hash to %s; not kept",
-                self.key,
-                self._digest,
-            )
-            self.abandon()
-            return
-        self._open = False
-        self._cache._end(self, _Copy(self._chunks, self._starts, self.size))
+        self._open = False  # nothing more comes in; only the check ends the fill
+        try:
+            self._cache.verify(self._check)
+        except RuntimeError:  # the node is shutting down
+            self._end(None)
+
+    async def wait(self) -> None:
+        """Until the fill ended. The response that read the object waits for it
+        after its last byte: the client has them all by then, and its next request
+        on the connection finds the copy."""
+        # Shielded: a client that left must not cancel what the check will set.
+        await asyncio.shield(asyncio.wrap_future(self.ended))
+
+    def _check(self) -> None:
+        copy = None
+        try:
+            hasher = new_hasher(self._digest.algorithm)
+            for chunk in self._chunks:
+                hasher.update(chunk)
+            if hasher.hexdigest() == self._digest.hex:
+                copy = _Copy(self._chunks, self._starts, self.size)
+            else:
+                log.warning(
+                    "object %s read from the store does not hash to %s; not kept",
+                    self.key,
+                    self._digest,
+                )
+        finally:
+            self._end(copy)  # whatever happened: the response waits for it
+
+    def _end(self, copy: _Copy | None) -> None:
+        self._chunks = []
+        try:
+            self._cache._end(self, copy)
+        finally:
+            self.ended.set_result(None)
 
     def abandon(self) -> None:
         if not self._open:
             return
         self._open = False
-        self._chunks = []
-        self._cache._end(self, None)
+        self._end(None)
 
     def __del__(self) -> None:
         # A response dropped before its body was read (the client left first) never

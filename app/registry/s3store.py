@@ -430,8 +430,6 @@ class _S3Reader:
         self.fill = fill
 
     def _next(self) -> bytes:
-        # The copy is hashed in the worker thread that read the chunk (hashlib lets
-        # the event loop run meanwhile).
         chunk: bytes = self.body.read(READ_CHUNK)
         if chunk and self.fill is not None:
             self.fill.add(chunk)
@@ -446,6 +444,7 @@ class _S3Reader:
                 yield chunk
             if self.fill is not None:
                 self.fill.done()
+                await self.fill.wait()
         finally:
             self.body.close()
             if self.fill is not None:

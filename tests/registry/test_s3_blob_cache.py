@@ -15,7 +15,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -67,6 +67,11 @@ def _node(
             server.restart()
         with server.client("writer") as writer:
             yield writer
+
+
+def _now(check: Callable[[], None]) -> None:
+    """Check a copy at once (the cache's own verifier does it later, on a thread)."""
+    check()
 
 
 def _empty_the_bucket(seaweed: SeaweedS3, bucket: str) -> None:
@@ -331,7 +336,7 @@ def test_deleted_objects_leave_the_cache(seaweed: SeaweedS3, bucket: str) -> Non
     """The store drops its copy of every object it deletes, one by one (a failed
     upload's object) or in batches (the GC)."""
     store = S3BlobStore(seaweed.client(), bucket, "")
-    store.cache = BlobCache(64 * MiB)
+    store.cache = BlobCache(64 * MiB, verify=_now)
     data = {g: os.urandom(3 * MiB + i) for i, g in enumerate(("g1", "g2", "g3"))}
     digests = {g: sha256(blob) for g, blob in data.items()}
     for g, blob in data.items():
@@ -361,7 +366,7 @@ def test_a_copy_reads_any_range_across_its_chunks(
     sizes: list[int], start: int, length: int
 ) -> None:
     blob = bytes(i % 251 for i in range(sum(sizes)))
-    cache = BlobCache(4 * len(blob))
+    cache = BlobCache(4 * len(blob), verify=_now)
     fill = cache.fill("k", len(blob), sha256(blob))
     assert fill is not None
     pos = 0
@@ -376,7 +381,7 @@ def test_a_copy_reads_any_range_across_its_chunks(
 
 
 def test_only_whole_copies_of_the_right_bytes_are_kept() -> None:
-    cache = BlobCache(100)
+    cache = BlobCache(100, verify=_now)
     ten = b"0123456789"
     short = cache.fill("short", 10, sha256(ten))
     assert short is not None
@@ -416,7 +421,7 @@ def test_only_whole_copies_of_the_right_bytes_are_kept() -> None:
 def test_fills_under_way_do_not_empty_the_cache() -> None:
     """Fills may reserve half the cache: a burst of pulls of different big blobs
     (or clients that stop reading) leaves the copies the node serves from."""
-    cache = BlobCache(100)
+    cache = BlobCache(100, verify=_now)
     hot = cache.fill("hot", 20, sha256(b"h" * 20))
     assert hot is not None
     hot.add(b"h" * 20)
@@ -431,7 +436,7 @@ def test_fills_under_way_do_not_empty_the_cache() -> None:
 
 
 def test_an_object_deleted_while_copied_is_not_kept() -> None:
-    cache = BlobCache(100)
+    cache = BlobCache(100, verify=_now)
     data = b"d" * 20
     fill = cache.fill("k", 20, sha256(data))
     assert fill is not None
@@ -446,8 +451,57 @@ def test_an_object_deleted_while_copied_is_not_kept() -> None:
     assert cache.used == 0
 
 
-def test_a_draft_becomes_a_copy_only_when_admitted() -> None:
+def test_a_copy_is_checked_after_its_last_byte_and_admitted_then() -> None:
+    checks: list[Callable[[], None]] = []
+    cache = BlobCache(100, verify=checks.append)
+    data = b"c" * 20
+    fill = cache.fill("k", 20, sha256(data))
+    assert fill is not None
+    fill.add(data)
+    # Read whole, not yet checked: not served, and its room stays taken.
+    assert len(checks) == 1
+    assert cache.keys() == []
+    assert cache.used == 20
+    assert cache.fill("k", 20, sha256(data)) is None  # one copy of a key at a time
+    assert not fill.ended.done()  # the response that read it waits (Fill.wait)
+    ended = fill.ended
+    del fill  # the response is gone; the check still holds the copy
+    checks.pop()()
+    assert ended.done()
+    assert cache.keys() == ["k"]
+    assert cache.used == 20
+    # Deleted while it waited for its check: never admitted, its room given back.
+    other = cache.fill("gone", 20, sha256(data))
+    assert other is not None
+    other.add(data)
+    cache.forget("gone")
+    checks.pop()()
+    assert cache.keys() == ["k"]
+    assert cache.used == 20
+    # Wrong bytes found by the check: the same.
+    wrong = cache.fill("wrong", 20, sha256(data))
+    assert wrong is not None
+    wrong.add(b"x" * 20)
+    checks.pop()()
+    assert cache.keys() == ["k"]
+    assert cache.used == 20
+
+
+def test_the_cache_checks_copies_on_a_thread_of_its_own() -> None:
     cache = BlobCache(100)
+    data = b"t" * 20
+    fill = cache.fill("k", 20, sha256(data))
+    assert fill is not None
+    fill.add(data)
+    deadline = time.monotonic() + 60
+    while cache.keys() != ["k"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache.keys() == ["k"]
+    assert cache.used == 20
+
+
+def test_a_draft_becomes_a_copy_only_when_admitted() -> None:
+    cache = BlobCache(100, verify=_now)
     draft = cache.draft()
     draft.add(b"abc")
     draft.add(b"defgh")
@@ -475,7 +529,7 @@ def test_a_draft_becomes_a_copy_only_when_admitted() -> None:
 
 
 def test_a_draft_over_a_quarter_of_the_cache_is_given_up() -> None:
-    cache = BlobCache(100)
+    cache = BlobCache(100, verify=_now)
     draft = cache.draft()
     draft.add(b"x" * 20)
     draft.add(b"x" * 6)
@@ -488,7 +542,7 @@ def test_idle_drafts_yield_their_room() -> None:
     """Uploads may reserve half the cache with the fills; a draft whose PUT never
     came gives its room up to the next one that needs it, a draft in use does not."""
     clock = [1000.0]
-    cache = BlobCache(100, clock=lambda: clock[0])
+    cache = BlobCache(100, clock=lambda: clock[0], verify=_now)
     old = cache.draft()
     old.add(b"o" * 25)
     busy = cache.draft()
@@ -510,7 +564,7 @@ def test_idle_drafts_go_before_copies() -> None:
     """A node that took an upload's PATCH but not its PUT is never told the upload
     ended: its draft goes before any copy the node serves."""
     clock = [1000.0]
-    cache = BlobCache(100, clock=lambda: clock[0])
+    cache = BlobCache(100, clock=lambda: clock[0], verify=_now)
     dead = cache.draft()
     dead.add(b"d" * 25)
     clock[0] += blob_cache.DRAFT_IDLE_S + 1
@@ -530,7 +584,7 @@ def test_idle_drafts_go_before_copies() -> None:
 
 
 def test_ending_an_upload_state_gives_its_draft_up() -> None:
-    cache = BlobCache(100)
+    cache = BlobCache(100, verify=_now)
     states = UploadStates()
 
     def restart(session_id: str) -> None:
