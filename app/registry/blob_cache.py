@@ -9,10 +9,10 @@ recently used first out.
 
 In memory rather than on the node's disk: a copy copies nothing (the node keeps the
 chunks it read from the store and sent on); it costs the fresh memory they hold and
-the digest check, about 0.25 s of CPU per 256 MiB after the first read (on a thread
-of its own, at a lower priority than the requests), where writing a copy to disk
-cost 0.5 s per 256 MiB into the page cache alone on the machines measured. And a
-copy in memory cannot outlive a crash half-written.
+the digest check, about 0.25 s of CPU per 256 MiB once, after the read that made
+the copy (on a thread of its own, at a lower priority than the requests), where
+writing a copy to disk cost 0.5 s per 256 MiB into the page cache alone on the
+machines measured. And a copy in memory cannot outlive a crash half-written.
 
 Serving a copy is safe because a key names one immutable object: an object key
 holds its blob row's generation (a UUID unique to the row), and a row's bytes never
@@ -39,6 +39,7 @@ import bisect
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -68,6 +69,10 @@ DEFAULT_MAX = 1 << 30
 DRAFT_IDLE_S = 30.0
 # The nice value of the thread checking copies' digests.
 VERIFY_NICE = 10
+# How long a response that read an object whole waits for its copy's check after
+# its last byte (its connection's next request waits with it): on a saturated
+# node the check may queue behind others, and the copy is then merely late.
+CHECK_WAIT_S = 1.0
 
 
 def default_size() -> int:
@@ -84,10 +89,11 @@ def default_size() -> int:
 
 
 def _lower_priority() -> None:
-    """The calling thread yields the CPU to the process's others (on Linux, a
-    thread's nice value is its own)."""
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), VERIFY_NICE)
+    """The calling thread yields the CPU to the process's others. Linux only: there
+    a thread's nice value is its own (elsewhere the id would name a process)."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), VERIFY_NICE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +252,11 @@ class BlobCache:
             self._copies[key] = _Copy(chunks, starts, draft.got)
             self._held += draft.got
 
+    def forgotten(self, fill: Fill) -> bool:
+        """Whether ``fill``'s object was deleted (forgotten) while it was read."""
+        with self._mutex:
+            return self._filling.get(fill.key) is not fill.token
+
     def _end(self, fill: Fill, copy: _Copy | None) -> None:
         """A fill ended: its room is given back, or becomes its copy's."""
         with self._mutex:
@@ -260,9 +271,10 @@ class BlobCache:
 
 class Fill:
     """One copy being gathered; it is admitted when every byte arrived and they
-    hash to the digest. The hashing waits for the last byte and runs off the
-    request's path (the cache's ``verify``): on a busy node it would otherwise
-    compete with the pull that reads the object, for no benefit to that pull."""
+    hash to the digest. The hashing waits for the last byte and runs on the
+    cache's ``verify`` (a low-priority thread), not as the bytes stream: on a busy
+    node it would otherwise slow the pull that reads the object, and the pulls
+    beside it, while they transfer."""
 
     def __init__(self, cache: BlobCache, key: str, size: int, digest: Digest) -> None:
         self.key, self.size = key, size
@@ -272,6 +284,7 @@ class Fill:
         self._starts: list[int] = []
         self._got = 0
         self._open = False  # until the cache reserved its room
+        self._ended = False  # the fill's room was given back, or became its copy's
         # Done when the fill ended: its copy admitted, or its room given back.
         self.ended: Future[None] = Future()
 
@@ -301,19 +314,26 @@ class Fill:
         self._open = False  # nothing more comes in; only the check ends the fill
         try:
             self._cache.verify(self._check)
-        except RuntimeError:  # the node is shutting down
+        except Exception:
+            # The node is shutting down, or no thread could start. The check may
+            # still be queued: whichever ends the fill first, ends it.
+            log.exception("could not check the copy of %s; not kept", self.key)
             self._end(None)
 
     async def wait(self) -> None:
-        """Until the fill ended. The response that read the object waits for it
-        after its last byte: the client has them all by then, and its next request
-        on the connection finds the copy."""
+        """Until the fill ended, for at most CHECK_WAIT_S. The response that read
+        the object waits after its last byte: with Content-Length (always set on
+        a blob GET) the client has them all by then, and its next request on the
+        connection finds the copy."""
         # Shielded: a client that left must not cancel what the check will set.
-        await asyncio.shield(asyncio.wrap_future(self.ended))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(self.ended)), CHECK_WAIT_S)
 
     def _check(self) -> None:
         copy = None
         try:
+            if self._cache.forgotten(self):
+                return  # the object was deleted meanwhile: not worth hashing
             hasher = new_hasher(self._digest.algorithm)
             for chunk in self._chunks:
                 hasher.update(chunk)
@@ -325,10 +345,17 @@ class Fill:
                     self.key,
                     self._digest,
                 )
+        except Exception:
+            log.exception("checking the copy of %s failed; not kept", self.key)
         finally:
             self._end(copy)  # whatever happened: the response waits for it
 
     def _end(self, copy: _Copy | None) -> None:
+        """Give the room back, or make it the copy's: once, whoever comes first."""
+        with self._cache._mutex:
+            if self._ended:
+                return
+            self._ended = True
         self._chunks = []
         try:
             self._cache._end(self, copy)

@@ -487,6 +487,28 @@ def test_a_copy_is_checked_after_its_last_byte_and_admitted_then() -> None:
     assert cache.used == 20
 
 
+def test_a_check_that_could_not_be_started_gives_the_room_back_once() -> None:
+    # A thread pool queues the check before it starts its thread; if that fails,
+    # the check may still run later, and must then change nothing.
+    queued: list[Callable[[], None]] = []
+
+    def verify(check: Callable[[], None]) -> None:
+        queued.append(check)
+        raise RuntimeError("can't start new thread")
+
+    cache = BlobCache(100, verify=verify)
+    data = b"q" * 20
+    fill = cache.fill("k", 20, sha256(data))
+    assert fill is not None
+    fill.add(data)
+    assert fill.ended.done()
+    assert cache.keys() == []
+    assert cache.used == 0
+    queued.pop()()
+    assert cache.keys() == []
+    assert cache.used == 0
+
+
 def test_the_cache_checks_copies_on_a_thread_of_its_own() -> None:
     cache = BlobCache(100)
     data = b"t" * 20
