@@ -7,6 +7,11 @@ Artifactory's S3 storage chains put such a cache in front of the bucket
 ("cache-fs"); Berth keeps one per ``serve`` process, bounded in bytes, least
 recently used first out.
 
+A copy is made on an object's second whole read on the node, not its first (the
+node remembers the keys of the last SEEN_KEYS objects read whole): an object read
+once, an image one CI job pulls or a scan of every blob, neither pushes out the
+copies pulled again and again nor pays for the check of a copy nobody reads.
+
 In memory rather than on the node's disk: a copy copies nothing (the node keeps the
 chunks it read from the store and sent on); it costs the fresh memory they hold and
 the digest check, about 0.25 s of CPU per 256 MiB once, after the read that made
@@ -73,6 +78,9 @@ VERIFY_NICE = 10
 # its last byte (its connection's next request waits with it): on a saturated
 # node the check may queue behind others, and the copy is then merely late.
 CHECK_WAIT_S = 1.0
+# How many objects read whole but not copied a node remembers (their keys, about
+# 100 bytes each): the second whole read of one of them makes its copy.
+SEEN_KEYS = 4096
 
 
 def default_size() -> int:
@@ -128,6 +136,8 @@ class BlobCache:
         # Drafts by number, weakly: a draft its upload dropped gives its room back.
         self._drafts: weakref.WeakValueDictionary[int, Draft] = weakref.WeakValueDictionary()
         self._numbers = 0
+        # Keys of the objects read whole once, not copied (yet), oldest read first.
+        self._seen: OrderedDict[str, None] = OrderedDict()
         self._held = 0  # bytes of the copies
         self._reserved = 0  # bytes of the fills and drafts under way
 
@@ -161,6 +171,20 @@ class BlobCache:
             self._copies.move_to_end(key)
         # An eviction from here on drops the cache's reference, not this reader's.
         return CopyReader(copy, start, length)
+
+    def read_before(self, key: str) -> bool:
+        """Whether ``key`` was read whole on this node before (one of the last
+        SEEN_KEYS objects read whole), remembering this read. A copy is made on an
+        object's second whole read, not its first: an object read once (one
+        CI job's image, a scan of everything) neither pushes out the copies that
+        are pulled again and again nor costs the check of a copy nobody reads."""
+        with self._mutex:
+            known = key in self._seen
+            self._seen[key] = None
+            self._seen.move_to_end(key)
+            if len(self._seen) > SEEN_KEYS:
+                self._seen.popitem(last=False)
+            return known
 
     def fill(self, key: str, size: int, digest: str) -> Fill | None:
         """A copy of ``key`` (``size`` bytes hashing to ``digest``) to keep while the
@@ -222,6 +246,7 @@ class BlobCache:
                 self._held -= copy.size
             # A fill under way keeps its room until it ends, but is not admitted.
             self._filling.pop(key, None)
+            self._seen.pop(key, None)
 
     def _add(self, draft: Draft, chunk: bytes) -> None:
         """``draft``'s next bytes, kept if there is room; without, it is given up."""

@@ -216,7 +216,7 @@ class S3BlobStore:
             # object (200) sends no Content-Range: its length is the object's.
             total = str(response.get("ContentRange", "")).rpartition("/")[2]
             whole = int(total) if total.isdigit() else response.get("ContentLength")
-            if whole == length:
+            if whole == length and cache.read_before(key):
                 fill = cache.fill(key, length, digest)
         return _S3Reader(response["Body"], fill)
 

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 
 from app.core.digests import Digest
 from app.registry import accounts, blob_cache, content, s3_uploads, uploads
-from app.registry.blob_cache import BlobCache, default_size
+from app.registry.blob_cache import SEEN_KEYS, BlobCache, default_size
 from app.registry.blobstore import BlobReader, ObjectRef
 from app.registry.cli_args import size as parse_size
 from app.registry.errors import DigestInvalid
@@ -82,18 +82,22 @@ def _empty_the_bucket(seaweed: SeaweedS3, bucket: str) -> None:
     assert seaweed.keys(bucket) == {}
 
 
-def test_a_blob_read_whole_is_served_by_the_node_that_read_it(
+def test_a_blob_read_whole_twice_is_served_by_the_node_that_read_it(
     tmp_path: Path, seaweed: SeaweedS3, bucket: str
 ) -> None:
     data = tmp_path / "data"
     read = os.urandom(5 * MiB + 3)
+    once = os.urandom(2 * MiB)
     unread = os.urandom(MiB)
-    read_digest, unread_digest = sha256(read), sha256(unread)
-    with _node(data, seaweed, bucket, pushed=[read, unread]) as writer:
+    read_digest, once_digest, unread_digest = sha256(read), sha256(once), sha256(unread)
+    with _node(data, seaweed, bucket, pushed=[read, once, unread]) as writer:
         # A range read is not the whole object: it leaves no copy.
         r = writer.get(f"/v2/{REPO}/blobs/{unread_digest}", headers={"Range": "bytes=0-99"})
         assert r.status_code == 206
-        assert writer.get(f"/v2/{REPO}/blobs/{read_digest}").content == read
+        # The first whole read of an object is remembered, the second one kept.
+        for _ in range(2):
+            assert writer.get(f"/v2/{REPO}/blobs/{read_digest}").content == read
+        assert writer.get(f"/v2/{REPO}/blobs/{once_digest}").content == once
 
         _empty_the_bucket(seaweed, bucket)
 
@@ -109,7 +113,8 @@ def test_a_blob_read_whole_is_served_by_the_node_that_read_it(
         assert r.content == read[4000000:4000010]
         r = writer.get(f"/v2/{REPO}/blobs/{read_digest}", headers={"Range": "bytes=-7"})
         assert r.content == read[-7:]
-        # The blob nobody read whole was never copied: it is gone with its object.
+        # The blobs read whole once or never were not copied: gone with their objects.
+        assert_error(writer.get(f"/v2/{REPO}/blobs/{once_digest}"), 404, "BLOB_UNKNOWN")
         assert_error(writer.get(f"/v2/{REPO}/blobs/{unread_digest}"), 404, "BLOB_UNKNOWN")
         # Permissions still come from the database, not from the copy.
         with httpx.Client(base_url=writer.base_url) as anonymous:
@@ -128,8 +133,8 @@ def test_a_pull_cut_short_leaves_no_copy(tmp_path: Path, seaweed: SeaweedS3, buc
             assert first == blob[: len(first)]
         _empty_the_bucket(seaweed, bucket)
         assert_error(writer.get(f"/v2/{REPO}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
-        # Put back, the object is read whole and kept: the cut read gave its room
-        # and its key back.
+        # Put back, the object is read whole and kept (the cut read was its first):
+        # the cut read gave its room and its key back.
         client = seaweed.client()
         client.put_object(Bucket=bucket, Key=key, Body=blob)
         assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == blob
@@ -146,13 +151,18 @@ def test_the_least_recently_used_copies_go_first(
     digests, big_digest = [sha256(b) for b in blobs], sha256(big)
     # 4 MiB: room for four of these blobs; one blob may take at most a quarter.
     with _node(data, seaweed, bucket, "--blob-cache-size", "4MiB", pushed=[*blobs, big]) as writer:
+
+        def read_twice(digest: str) -> None:  # the second whole read keeps a copy
+            for _ in range(2):
+                assert writer.get(f"/v2/{REPO}/blobs/{digest}").status_code == 200
+
         for digest in digests[:4]:
-            assert writer.get(f"/v2/{REPO}/blobs/{digest}").status_code == 200
+            read_twice(digest)
         # Reading 0 again makes 1 the oldest; reading 4 and 5 pushes out 1 and 2.
         assert writer.get(f"/v2/{REPO}/blobs/{digests[0]}").status_code == 200
         for digest in digests[4:]:
-            assert writer.get(f"/v2/{REPO}/blobs/{digest}").status_code == 200
-        assert writer.get(f"/v2/{REPO}/blobs/{big_digest}").content == big
+            read_twice(digest)
+        read_twice(big_digest)
 
         _empty_the_bucket(seaweed, bucket)
 
@@ -341,8 +351,9 @@ def test_deleted_objects_leave_the_cache(seaweed: SeaweedS3, bucket: str) -> Non
     digests = {g: sha256(blob) for g, blob in data.items()}
     for g, blob in data.items():
         store.put_object(1, digests[g], g, blob)
-        got = asyncio.run(_read(store.open_reader(1, digests[g], g, 0, len(blob))))
-        assert got == blob
+        for _ in range(2):  # the second whole read keeps a copy
+            got = asyncio.run(_read(store.open_reader(1, digests[g], g, 0, len(blob))))
+            assert got == blob
     assert store.cache.keys() == [store.key(1, digests[g], g) for g in data]
     assert store.cache.used == sum(len(b) for b in data.values())
     store.delete_object(1, digests["g2"], "g2")
@@ -433,6 +444,23 @@ def test_fills_under_way_do_not_empty_the_cache() -> None:
     assert pending[0] is not None
     pending[0].abandon()
     assert cache.fill("f2", 25, sha256(b"f" * 25)) is not None
+
+
+def test_an_object_is_copied_on_its_second_whole_read() -> None:
+    cache = BlobCache(100, verify=_now)
+    assert not cache.read_before("k")
+    assert cache.read_before("k")
+    assert cache.read_before("k")  # until a copy is made, every later read may make it
+    cache.forget("k")  # deleted: its next read is a first read again
+    assert not cache.read_before("k")
+    # Only the last SEEN_KEYS keys are remembered; a read moves its key to the end.
+    for n in range(SEEN_KEYS - 1):
+        assert not cache.read_before(f"other{n}")
+    assert cache.read_before("k")
+    assert not cache.read_before("newest")  # pushes out other0, the oldest
+    assert not cache.read_before("other0")
+    assert cache.read_before("k")
+    assert cache.read_before("newest")
 
 
 def test_an_object_deleted_while_copied_is_not_kept() -> None:
@@ -656,7 +684,8 @@ def test_a_copy_of_wrong_bytes_is_not_kept(tmp_path: Path, seaweed: SeaweedS3, b
         damaged = bytearray(blob)
         damaged[MiB] ^= 0xFF
         client.put_object(Bucket=bucket, Key=key, Body=bytes(damaged))
-        assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == bytes(damaged)
+        for _ in range(2):  # the second read would keep a copy, if it were right
+            assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == bytes(damaged)
         client.put_object(Bucket=bucket, Key=key, Body=blob)
         assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == blob
         # And that good read was kept.
@@ -669,7 +698,8 @@ def test_no_cache_with_size_0(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -
     with _node(data, seaweed, bucket, "--blob-cache-size", "0") as writer:
         blob = os.urandom(MiB)
         digest = upload(writer, REPO, blob)
-        assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == blob
+        for _ in range(2):
+            assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == blob
         _empty_the_bucket(seaweed, bucket)
         assert_error(writer.get(f"/v2/{REPO}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
 
