@@ -416,7 +416,17 @@ def _blob_cache(registry: Registry, args: argparse.Namespace) -> None:
     store, whose files are local already, nor when blob GETs are redirected)."""
     store = registry.store
     size = default_size() if args.blob_cache_size is None else args.blob_cache_size
-    if isinstance(store, FileBlobStore) or args.redirect_blobs or not size:
+    unused = None  # why a cache would not be used
+    if isinstance(store, FileBlobStore):
+        unused = "the filesystem blob store (its files are read through the page cache)"
+    elif args.redirect_blobs:
+        unused = "--redirect-blobs (blob GETs go to the object store)"
+    if unused is not None and args.blob_cache_size:
+        # Said, not refused: a unit file shared by nodes of both kinds still starts.
+        print(
+            f"berth-registry: note: --blob-cache-size has no effect with {unused}", file=sys.stderr
+        )
+    if unused is not None or not size:
         return
     # Only now: the object store's module needs the optional AWS SDK (the s3 extra),
     # which a node on the filesystem store may not have installed.

@@ -704,6 +704,35 @@ def test_no_cache_with_size_0(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -
         assert_error(writer.get(f"/v2/{REPO}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--blob-cache-size", "64MiB"], "the filesystem blob store"),
+        (["--blob-cache-size", "64MiB", "--redirect-blobs"], "--redirect-blobs"),
+        (["--blob-cache-size", "0"], None),
+        ([], None),
+    ],
+)
+def test_a_cache_size_a_node_cannot_use_is_noted_at_start(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str, args: list[str], said: str | None
+) -> None:
+    log = tmp_path / "serve.log"
+    store = {} if said == "the filesystem blob store" else {"blob_store": f"s3://{bucket}"}
+    with (
+        running_registry(
+            tmp_path / "data", env=seaweed.env, extra_args=args, log_file=log, **store
+        ) as server,
+        server.client("writer") as writer,
+    ):
+        assert writer.get("/v2/").status_code == 200  # it serves all the same
+    notes = [line for line in log.read_text().splitlines() if "--blob-cache-size" in line]
+    if said is None:
+        assert notes == []
+    else:
+        (note,) = notes
+        assert note.startswith(f"berth-registry: note: --blob-cache-size has no effect with {said}")
+
+
 @pytest.mark.parametrize("value", ["lots", "-1", "2GB", "1.5GiB", ""])
 def test_a_bad_cache_size_is_one_line_and_exit_2(tmp_path: Path, value: str) -> None:
     result = subprocess.run(
