@@ -166,6 +166,12 @@ async def receive(
             raise StoreUnavailable(f"staged bytes of upload {session.id} are incomplete")
         chunk.rest += staged
     pending: list[asyncio.Task[Part]] = []
+    # The number the next part will get, counted here to size the parts (they grow
+    # with their numbers) without asking the database per part. It is the number
+    # _reserve hands out while nothing else reserves on the session: requests on it
+    # take turns under its state's lock on a node, and a client sends its chunks one
+    # after the other. A PATCH racing on another node would only make this count
+    # lag, and its parts smaller, never below PART_STEP (at least S3's minimum).
     next_number = session.s3.next_part
 
     async def cut(size: int) -> None:
