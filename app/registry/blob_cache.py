@@ -79,7 +79,8 @@ VERIFY_NICE = 10
 # node the check may queue behind others, and the copy is then merely late.
 CHECK_WAIT_S = 1.0
 # How many objects read whole but not copied a node remembers (their keys, about
-# 100 bytes each): the second whole read of one of them makes its copy.
+# 100 bytes each): the second whole read of one of them makes its copy. A read
+# counts when it opens the object, whether or not its client reads to the end.
 SEEN_KEYS = 4096
 
 
@@ -136,7 +137,9 @@ class BlobCache:
         # Drafts by number, weakly: a draft its upload dropped gives its room back.
         self._drafts: weakref.WeakValueDictionary[int, Draft] = weakref.WeakValueDictionary()
         self._numbers = 0
-        # Keys of the objects read whole once, not copied (yet), oldest read first.
+        # Keys of the objects read whole once and not copied, oldest read first (a
+        # key leaves when its copy is admitted: a copy evicted later is made again
+        # after two more reads).
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._held = 0  # bytes of the copies
         self._reserved = 0  # bytes of the fills and drafts under way
@@ -172,12 +175,15 @@ class BlobCache:
         # An eviction from here on drops the cache's reference, not this reader's.
         return CopyReader(copy, start, length)
 
-    def read_before(self, key: str) -> bool:
-        """Whether ``key`` was read whole on this node before (one of the last
-        SEEN_KEYS objects read whole), remembering this read. A copy is made on an
-        object's second whole read, not its first: an object read once (one
-        CI job's image, a scan of everything) neither pushes out the copies that
-        are pulled again and again nor costs the check of a copy nobody reads."""
+    def read_before(self, key: str, size: int) -> bool:
+        """Whether ``key`` (``size`` bytes) was read whole on this node before (one
+        of the last SEEN_KEYS objects read whole and not copied), remembering this
+        read. A copy is made on an object's second whole read, not its first: an
+        object read once (one CI job's image, a single scan of everything) neither
+        pushes out the copies that are pulled again and again nor costs the check
+        of a copy nobody reads. An object too big to copy is not remembered."""
+        if not self._fits(size):
+            return False
         with self._mutex:
             known = key in self._seen
             self._seen[key] = None
@@ -190,7 +196,7 @@ class BlobCache:
         """A copy of ``key`` (``size`` bytes hashing to ``digest``) to keep while the
         object is read whole, or None when it is held already, being copied, too
         big, or the room for fills is taken."""
-        if size <= 0 or size > self.limit // MAX_SHARE:
+        if not self._fits(size):
             return None
         try:
             fill = Fill(self, key, size, Digest.parse(digest))
@@ -205,6 +211,9 @@ class BlobCache:
             self._filling[key] = fill.token
             fill._open = True
         return fill
+
+    def _fits(self, size: int) -> bool:
+        return 0 < size <= self.limit // MAX_SHARE
 
     def draft(self) -> Draft:
         """An empty draft of an upload starting on this node."""
@@ -276,6 +285,7 @@ class BlobCache:
                 return
             self._copies[key] = _Copy(chunks, starts, draft.got)
             self._held += draft.got
+            self._seen.pop(key, None)
 
     def forgotten(self, fill: Fill) -> bool:
         """Whether ``fill``'s object was deleted (forgotten) while it was read."""
@@ -292,6 +302,7 @@ class BlobCache:
             if copy is not None:
                 self._copies[fill.key] = copy
                 self._held += copy.size
+                self._seen.pop(fill.key, None)
 
 
 class Fill:

@@ -76,7 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--blob-cache-size",
         type=_size,
         metavar="SIZE",
-        help="with an object store: keep the blobs this node read whole in its memory, "
+        help="with an object store: keep the blobs this node read whole twice, or "
+        "received whole in an upload, in its memory, "
         "up to SIZE (default: an eighth of the node's memory or its container's "
         "limit, at most 1GiB; 0 keeps none)",
     )

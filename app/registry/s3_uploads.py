@@ -167,7 +167,7 @@ async def receive(
         chunk.rest += staged
     pending: list[asyncio.Task[Part]] = []
     # The number the next part will get, counted here to size the parts (they grow
-    # with their numbers) without asking the database per part. It is the number
+    # with their numbers) before each part's number is reserved. It is the number
     # _reserve hands out while nothing else reserves on the session: requests on it
     # take turns under its state's lock on a node, and a client sends its chunks one
     # after the other. A PATCH racing on another node would only make this count

@@ -20,8 +20,9 @@ upload must choose its key when it begins, before any client has said the digest
 and S3 has no rename (Distribution copies every upload into place at its end).
 The blob row maps digest to generation; ``fsck`` compares the two by generation.
 An object is only visible to clients once its row commits, after its digest was
-verified. Objects read whole are kept in the node's memory for the next reads
-(:mod:`app.registry.blob_cache`, set by ``serve``); deleting one drops its copy.
+verified. Objects read whole twice, or uploaded whole through the node, are kept
+in the node's memory for the next reads (:mod:`app.registry.blob_cache`, set by
+``serve``); deleting one drops its copy.
 """
 
 from __future__ import annotations
@@ -216,7 +217,7 @@ class S3BlobStore:
             # object (200) sends no Content-Range: its length is the object's.
             total = str(response.get("ContentRange", "")).rpartition("/")[2]
             whole = int(total) if total.isdigit() else response.get("ContentLength")
-            if whole == length and cache.read_before(key):
+            if whole == length and cache.read_before(key, length):
                 fill = cache.fill(key, length, digest)
         return _S3Reader(response["Body"], fill)
 

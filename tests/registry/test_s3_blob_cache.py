@@ -88,12 +88,13 @@ def test_a_blob_read_whole_twice_is_served_by_the_node_that_read_it(
     data = tmp_path / "data"
     read = os.urandom(5 * MiB + 3)
     once = os.urandom(2 * MiB)
-    unread = os.urandom(MiB)
-    read_digest, once_digest, unread_digest = sha256(read), sha256(once), sha256(unread)
-    with _node(data, seaweed, bucket, pushed=[read, once, unread]) as writer:
-        # A range read is not the whole object: it leaves no copy.
-        r = writer.get(f"/v2/{REPO}/blobs/{unread_digest}", headers={"Range": "bytes=0-99"})
+    ranged = os.urandom(MiB)
+    read_digest, once_digest, ranged_digest = sha256(read), sha256(once), sha256(ranged)
+    with _node(data, seaweed, bucket, pushed=[read, once, ranged]) as writer:
+        # A range read is not a whole read: the whole read after it is the first.
+        r = writer.get(f"/v2/{REPO}/blobs/{ranged_digest}", headers={"Range": "bytes=0-99"})
         assert r.status_code == 206
+        assert writer.get(f"/v2/{REPO}/blobs/{ranged_digest}").content == ranged
         # The first whole read of an object is remembered, the second one kept.
         for _ in range(2):
             assert writer.get(f"/v2/{REPO}/blobs/{read_digest}").content == read
@@ -113,9 +114,9 @@ def test_a_blob_read_whole_twice_is_served_by_the_node_that_read_it(
         assert r.content == read[4000000:4000010]
         r = writer.get(f"/v2/{REPO}/blobs/{read_digest}", headers={"Range": "bytes=-7"})
         assert r.content == read[-7:]
-        # The blobs read whole once or never were not copied: gone with their objects.
+        # The blobs read whole once were not copied: gone with their objects.
         assert_error(writer.get(f"/v2/{REPO}/blobs/{once_digest}"), 404, "BLOB_UNKNOWN")
-        assert_error(writer.get(f"/v2/{REPO}/blobs/{unread_digest}"), 404, "BLOB_UNKNOWN")
+        assert_error(writer.get(f"/v2/{REPO}/blobs/{ranged_digest}"), 404, "BLOB_UNKNOWN")
         # Permissions still come from the database, not from the copy.
         with httpx.Client(base_url=writer.base_url) as anonymous:
             assert anonymous.get(f"/v2/{REPO}/blobs/{read_digest}").status_code == 401
@@ -127,14 +128,15 @@ def test_a_pull_cut_short_leaves_no_copy(tmp_path: Path, seaweed: SeaweedS3, buc
     digest = sha256(blob)
     with _node(tmp_path / "data", seaweed, bucket, pushed=[blob]) as writer:
         (key,) = seaweed.keys(bucket)
+        assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == blob  # its first read
         with writer.stream("GET", f"/v2/{REPO}/blobs/{digest}") as r:
             assert r.status_code == 200
             first = next(r.iter_bytes(MiB))
             assert first == blob[: len(first)]
         _empty_the_bucket(seaweed, bucket)
         assert_error(writer.get(f"/v2/{REPO}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
-        # Put back, the object is read whole and kept (the cut read was its first):
-        # the cut read gave its room and its key back.
+        # Put back, the object is read whole and kept: the cut read (its second,
+        # which began a copy) gave its room and its key back.
         client = seaweed.client()
         client.put_object(Bucket=bucket, Key=key, Body=blob)
         assert writer.get(f"/v2/{REPO}/blobs/{digest}").content == blob
@@ -448,19 +450,30 @@ def test_fills_under_way_do_not_empty_the_cache() -> None:
 
 def test_an_object_is_copied_on_its_second_whole_read() -> None:
     cache = BlobCache(100, verify=_now)
-    assert not cache.read_before("k")
-    assert cache.read_before("k")
-    assert cache.read_before("k")  # until a copy is made, every later read may make it
+    assert not cache.read_before("k", 10)
+    assert cache.read_before("k", 10)
+    assert cache.read_before("k", 10)  # until a copy is made, every later read may make it
     cache.forget("k")  # deleted: its next read is a first read again
-    assert not cache.read_before("k")
+    assert not cache.read_before("k", 10)
     # Only the last SEEN_KEYS keys are remembered; a read moves its key to the end.
     for n in range(SEEN_KEYS - 1):
-        assert not cache.read_before(f"other{n}")
-    assert cache.read_before("k")
-    assert not cache.read_before("newest")  # pushes out other0, the oldest
-    assert not cache.read_before("other0")
-    assert cache.read_before("k")
-    assert cache.read_before("newest")
+        assert not cache.read_before(f"other{n}", 10)
+    assert cache.read_before("k", 10)
+    assert not cache.read_before("newest", 10)  # pushes out other0, the oldest
+    assert not cache.read_before("other0", 10)
+    assert cache.read_before("k", 10)
+    assert cache.read_before("newest", 10)
+    # Copied, a key is forgotten: once its copy is evicted, two reads copy it again.
+    data = b"n" * 10
+    fill = cache.fill("newest", 10, sha256(data))
+    assert fill is not None
+    fill.add(data)
+    assert cache.keys() == ["newest"]
+    assert not cache.read_before("newest", 10)
+    # What is too big to copy is not remembered (it would take a key's place).
+    assert not cache.read_before("big", 26)
+    assert not cache.read_before("big", 26)
+    assert not cache.read_before("empty", 0)
 
 
 def test_an_object_deleted_while_copied_is_not_kept() -> None:
@@ -705,22 +718,25 @@ def test_no_cache_with_size_0(tmp_path: Path, seaweed: SeaweedS3, bucket: str) -
 
 
 @pytest.mark.parametrize(
-    ("args", "said"),
+    ("store", "args", "said"),
     [
-        (["--blob-cache-size", "64MiB"], "the filesystem blob store"),
-        (["--blob-cache-size", "64MiB", "--redirect-blobs"], "--redirect-blobs"),
-        (["--blob-cache-size", "0"], None),
-        ([], None),
+        ("file", ["--blob-cache-size", "64MiB"], "the filesystem blob store"),
+        ("s3", ["--blob-cache-size", "64MiB", "--redirect-blobs"], "--redirect-blobs"),
+        ("file", [], None),
+        ("file", ["--blob-cache-size", "0"], None),
+        ("s3", ["--redirect-blobs"], None),
+        ("s3", ["--blob-cache-size", "0", "--redirect-blobs"], None),
+        ("s3", ["--blob-cache-size", "64MiB"], None),
     ],
 )
 def test_a_cache_size_a_node_cannot_use_is_noted_at_start(
-    tmp_path: Path, seaweed: SeaweedS3, bucket: str, args: list[str], said: str | None
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str, store: str, args: list[str], said: str | None
 ) -> None:
     log = tmp_path / "serve.log"
-    store = {} if said == "the filesystem blob store" else {"blob_store": f"s3://{bucket}"}
+    where = {"blob_store": f"s3://{bucket}"} if store == "s3" else {}
     with (
         running_registry(
-            tmp_path / "data", env=seaweed.env, extra_args=args, log_file=log, **store
+            tmp_path / "data", env=seaweed.env, extra_args=args, log_file=log, **where
         ) as server,
         server.client("writer") as writer,
     ):
