@@ -10,6 +10,7 @@ is compared with it too, and fsck must report the registry clean at the end.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import shutil
@@ -164,6 +165,7 @@ def fresh_store(trash_retention_ms: int = 0) -> tuple[Store, Path]:
     global _template
     if _template is None:
         _template = Path(tempfile.mkdtemp(prefix="usage-template-"))
+        atexit.register(shutil.rmtree, _template, ignore_errors=True)
         Store(_template / "data", review_delay_ms=0, grace_ms=0).close()
     root = Path(tempfile.mkdtemp(prefix="usage-"))
     shutil.copytree(_template / "data", root / "data")

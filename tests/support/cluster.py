@@ -10,6 +10,7 @@ README's configuration itself, with the addresses of the nodes started here.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import tempfile
 import time
@@ -83,6 +84,7 @@ class HaProxy:
                 self.proc.kill()
                 self.proc.wait(10)
         self.log.close()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @dataclass

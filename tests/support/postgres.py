@@ -108,3 +108,5 @@ class PostgresServer:
             check=False,
             capture_output=True,
         )
+        # The cluster's files (about 90 MB) go with it: a test run starts dozens.
+        shutil.rmtree(self.root, ignore_errors=True)
