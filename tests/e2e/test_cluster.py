@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import random
+import ssl
 import subprocess
 import threading
 import time
@@ -43,7 +44,8 @@ from app.client.events import Backoff, EventStream
 from app.registry.db import schema as s
 from tests.e2e.test_race_stress import FAST_IMAGES, GRACE, SLOW_IMAGES, Tally, Worker, _loop
 from tests.support import oci
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, HaProxy
+from tests.support.distribution import make_tls
 from tests.support.gc_checks import Metadata, http_pull, skopeo_pull, wait_until
 from tests.support.registry import CLI, PASSWORD
 from tests.support.seaweedfs import SeaweedS3
@@ -239,6 +241,31 @@ def test_a_token_from_one_node_is_valid_on_the_other(cluster: Cluster) -> None:
     r = httpx.get(f"{second.url}/v2/{name}/tags/list", headers={"Authorization": f"Bearer {token}"})
     assert r.status_code == 200
     assert r.json()["tags"] == ["v1"]
+
+
+def test_the_balancer_ends_tls_when_its_bind_says_so(cluster: Cluster, tmp_path: Path) -> None:
+    """BERTH_LB_BIND written as the README writes it ("ADDRESS ssl crt FILE"): HAProxy
+    speaks https on that port and only https, and a pull goes through it."""
+    ca, cert, key = make_tls(tmp_path / "tls")
+    lb = HaProxy([n.host for n in cluster.nodes], tls=(cert, key))
+    try:
+        assert lb.url.startswith("https://")
+        name = _name()
+        img = oci.image([oci.random_layer(5000, "tls-lb")])
+        with cluster.client("writer") as c:
+            oci.push(c, name, img, "v1")
+        trust = ssl.create_default_context(cafile=str(ca))
+        with httpx.Client(base_url=lb.url, verify=trust, auth=("writer", PASSWORD)) as c:
+            r = c.get(f"/v2/{name}/manifests/v1", headers={"Accept": oci.OCI_MANIFEST})
+            assert r.status_code == 200, r.text
+            assert r.headers["Docker-Content-Digest"] == img.digest
+            layer = img.blobs[-1]
+            assert c.get(f"/v2/{name}/blobs/{layer.digest}").content == layer.data
+        # Plain HTTP on the TLS port gets no answer from a node.
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{lb.port}/v2/", timeout=5)
+    finally:
+        lb.stop()
 
 
 def test_an_event_stream_on_one_node_sees_a_delete_on_the_other(cluster: Cluster) -> None:

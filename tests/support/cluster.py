@@ -31,13 +31,20 @@ HAPROXY_CONFIG = Path(__file__).parents[2] / "packaging" / "haproxy" / "haproxy.
 class HaProxy:
     """HAProxy running the packaged configuration in front of ``backends``."""
 
-    def __init__(self, backends: list[str]) -> None:
+    def __init__(self, backends: list[str], tls: tuple[Path, Path] | None = None) -> None:
+        """``tls``: (certificate, key) for HAProxy to serve https with, set through
+        BERTH_LB_BIND as the README says."""
         binary = require("haproxy")
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="berth-haproxy-"))
+        bind = f"127.0.0.1:{self.port}"
+        if tls is not None:
+            pem = self.root / "berth.pem"  # HAProxy takes the certificate and key in one file
+            pem.write_bytes(tls[0].read_bytes() + tls[1].read_bytes())
+            bind += f" ssl crt {pem}"
         env = {
             "PATH": "/usr/sbin:/usr/bin:/bin",
-            "BERTH_LB_BIND": f"127.0.0.1:{self.port}",
+            "BERTH_LB_BIND": bind,
             **{f"BERTH_NODE{i + 1}": b for i, b in enumerate(backends)},
         }
         check = subprocess.run(
@@ -57,13 +64,13 @@ class HaProxy:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"haproxy exited: {(self.root / 'haproxy.log').read_text()}")
             try:
-                if httpx.get(f"{self.url}/v2/", timeout=2).status_code == 401:
+                if httpx.get(f"{self.url}/v2/", timeout=2, verify=False).status_code == 401:
                     return
             except httpx.HTTPError:
                 pass
