@@ -85,6 +85,10 @@ class BlobStore(Protocol):
     :mod:`app.registry.oci.s3_uploads` for S3)."""
 
     description: str
+    # What the registry records of its store (app.registry.store_record): "file" for
+    # any directory, "s3://BUCKET[/PREFIX]" for a bucket. Not the endpoint, which
+    # may change while the objects stay.
+    identity: str
 
     def open_reader(
         self, workspace_id: int, digest: str, generation: str, start: int, length: int
@@ -148,8 +152,13 @@ def open_blob_store(url: str | None, data_dir: Path) -> BlobStore:
             raise ValueError(f"--blob-store {url}: a file URL is file:///absolute/path")
         return FileBlobStore(Path(unquote(parts.path)))
     if parts.scheme == "s3":
-        from app.registry.s3store import S3BlobStore
-
+        try:
+            from app.registry.s3store import S3BlobStore
+        except ImportError as exc:  # boto3 comes with the "s3" extra only
+            raise ValueError(
+                f"--blob-store {url}: this installation has no S3 support ({exc.name} is "
+                "missing); install Berth with its s3 extra: pip install 'berth[s3]'"
+            ) from None
         return S3BlobStore.connect(parts.netloc, unquote(parts.path).strip("/"))
     raise ValueError(f"--blob-store {url}: use file:///path or s3://bucket[/prefix]")
 
@@ -214,6 +223,8 @@ class FileBlobStore:
         self.uploads.mkdir(parents=True, exist_ok=True)
         self.objects.mkdir(parents=True, exist_ok=True)
         self.description = f"file://{root}"
+        # Not the path: a data directory may move, its database with it.
+        self.identity = "file"
 
     # uploads -----------------------------------------------------------------
     def upload_path(self, session_id: str) -> Path:

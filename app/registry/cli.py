@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__
 from app.core.permissions import Permission
-from app.registry import accounts, throttle, trash_records
+from app.registry import accounts, store_record, throttle, trash_records
 from app.registry.blob_cache import BlobCache, default_size
 from app.registry.blobstore import FileBlobStore, StoreUnavailable
 from app.registry.cli_args import (
@@ -45,14 +45,19 @@ from app.registry.uploads import UPLOADS_PER_USER, UPLOADS_PER_WORKSPACE, Upload
 CREATING_COMMANDS = frozenset({"init", "serve", "demo"})
 
 
-def _add_blob_store(p: argparse.ArgumentParser) -> None:
+def _add_blob_store(p: argparse.ArgumentParser, more: str = "") -> None:
     p.add_argument(
         "--blob-store",
         metavar="URL",
         help="where blobs are stored: file:///path (default: --data) or s3://BUCKET[/PREFIX] "
         "(endpoint, region and credentials from the standard AWS environment: "
         "AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, or "
-        "the shared AWS config files)",
+        "the shared AWS config files)"
+        + (
+            more
+            or "; the registry's first serve, gc, fsck "
+            "or demo records it, and later ones must name the same store"
+        ),
     )
 
 
@@ -63,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="create an empty registry in a data directory")
     _add_data(init)
+    _add_blob_store(
+        init,
+        "; given, it becomes the registry's store, which the other commands then must name "
+        "(after moving the blobs)",
+    )
 
     serve = sub.add_parser("serve", help="run the registry")
     _add_data(serve)
@@ -333,10 +343,17 @@ def _require_registry(data: Path, database_url: str | None) -> None:
 
 def _init(args: argparse.Namespace) -> int:
     existed = holds_registry(args.data, args.database_url)
-    _open(args.data, database_url=args.database_url).close()  # creates or migrates
+    # Creates or migrates; an object store is checked first.
+    registry = _open(args.data, database_url=args.database_url, blob_store=args.blob_store)
+    try:
+        moved = args.blob_store is not None and store_record.record(registry.db, registry.store)
+    finally:
+        registry.close()
     print(
         f"{args.data} already holds a registry" if existed else f"registry created in {args.data}"
     )
+    if moved:
+        print(f"its blobs are now in {registry.store.description}")
     return 0
 
 
@@ -392,6 +409,7 @@ def _serve(args: argparse.Namespace) -> int:
             timing=timing,
             challenge=args.auth_challenge,
             blob_store=args.blob_store,
+            claim_store=True,
             redirect_blobs=args.redirect_blobs,
             upload_limits=UploadLimits(args.max_uploads_per_user, args.max_uploads_per_workspace),
         )
@@ -487,7 +505,11 @@ def _gc(args: argparse.Namespace) -> int:
 
     timing = Timing(upload_grace=int(args.gc_upload_grace * 1000))
     registry = _open(
-        args.data, database_url=args.database_url, timing=timing, blob_store=args.blob_store
+        args.data,
+        database_url=args.database_url,
+        timing=timing,
+        blob_store=args.blob_store,
+        claim_store=True,
     )
     try:
         with registry.db.read() as conn:
@@ -513,7 +535,9 @@ def _gc(args: argparse.Namespace) -> int:
 def _fsck(args: argparse.Namespace) -> int:
     from app.registry.gc import fsck
 
-    registry = _open(args.data, database_url=args.database_url, blob_store=args.blob_store)
+    registry = _open(
+        args.data, database_url=args.database_url, blob_store=args.blob_store, claim_store=True
+    )
     try:
         report = fsck.check(
             registry,

@@ -101,7 +101,7 @@ class Change:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     # Upload sessions the write ended: their data goes once it commits.
-    ended_uploads: list[str] = field(default_factory=list)
+    ended_uploads: list[uploads.Session] = field(default_factory=list)
 
 
 # images ----------------------------------------------------------------------
@@ -1074,7 +1074,7 @@ def delete_image(
         select(s.trash_entries.c.tag_count).where(s.trash_entries.c.id == entry.id)
     ).scalar_one()
     # Uploads into it end: a restore brings back what was pushed, not half a push.
-    change.ended_uploads = uploads.session_ids_of_image(conn, image.id)
+    change.ended_uploads = uploads.sessions_of_image(conn, image.id)
     conn.execute(delete(s.upload_sessions).where(s.upload_sessions.c.image_id == image.id))
     manifest_count = conn.execute(
         select(func.count()).select_from(s.manifests).where(s.manifests.c.image_id == image.id)
@@ -1168,7 +1168,7 @@ def purge_image(
     conn.execute(delete(s.manifests).where(s.manifests.c.image_id == image.id))
     usage.drop_image(conn, image.id)
     conn.execute(delete(s.image_blobs).where(s.image_blobs.c.image_id == image.id))
-    change.ended_uploads = uploads.session_ids_of_image(conn, image.id)
+    change.ended_uploads = uploads.sessions_of_image(conn, image.id)
     conn.execute(delete(s.upload_sessions).where(s.upload_sessions.c.image_id == image.id))
     conn.execute(delete(s.images).where(s.images.c.id == image.id))
     reviews.queue_blobs(conn, image.workspace_id, blob_ids, now + timing.review_delay, event)

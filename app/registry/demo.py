@@ -860,7 +860,11 @@ def main(args: argparse.Namespace) -> int:
     if not 1 <= args.days <= 3650:
         raise RegistryError("--days must be between 1 and 3650", code="INVALID_ARGUMENT")
     reg = Registry.open(
-        data, database_url=args.database_url, timing=Timing(), blob_store=args.blob_store
+        data,
+        database_url=args.database_url,
+        timing=Timing(),
+        blob_store=args.blob_store,
+        claim_store=True,
     )
     try:
         state = state_of(reg)

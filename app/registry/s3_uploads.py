@@ -30,7 +30,8 @@ of one upload may land on different nodes and its final PUT on a third:
 Abandoned uploads cost money on S3: the housekeeping ends sessions idle past the
 upload TTL, aborts their multipart uploads and deletes their staged bytes, and
 aborts multipart uploads and staged objects no session holds (a node killed
-between beginning one and recording it).
+between beginning one and recording it). A cancelled upload, or one into an image
+that was deleted (:mod:`app.registry.ended_uploads`), is released at once.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from app.core.digests import Digest
 from app.registry import content, uploads
 from app.registry.accounts import Repository
 from app.registry.blob_cache import Draft
-from app.registry.blobstore import StoreUnavailable, new_generation
+from app.registry.blobstore import ObjectGone, StoreUnavailable, new_generation
 from app.registry.db.engine import now_ms
 from app.registry.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
 from app.registry.s3store import MAX_PARTS, MIN_PART, S3BlobStore, part_size
@@ -127,7 +128,12 @@ def _upload_part(reg: Registry, chunk: _Chunk, data: bytes, number: int) -> Part
     assert chunk.multipart is not None
     generation, upload_id = chunk.multipart
     key = _store(reg).key(chunk.session.workspace_id, "", generation)
-    etag = _store(reg).upload_part(key, upload_id, number, data)
+    try:
+        etag = _store(reg).upload_part(key, upload_id, number, data)
+    except ObjectGone:
+        # Aborted by a cancel or an image delete on any node: the upload is over
+        # (404, as for a chunk that reaches a session already ended).
+        raise _unknown(chunk.session.id) from None
     return Part(number, etag, len(data))
 
 
@@ -409,10 +415,12 @@ def cancel(reg: Registry, session_id: str) -> None:
             uploads.end_session(conn, session_id)
     reg.uploads.drop(session_id)
     if session is not None:
-        _release(_store(reg), session)
+        release(_store(reg), session)
 
 
-def _release(store: S3BlobStore, session: Session) -> None:
+def release(store: S3BlobStore, session: Session) -> None:
+    """Abort a session's multipart upload and delete its staged bytes (its row is
+    gone already); what fails here, the housekeeping takes later."""
     if session.s3.multipart_id is not None and session.s3.generation is not None:
         key = store.key(session.workspace_id, "", session.s3.generation)
         try:
@@ -435,7 +443,7 @@ def expire(reg: Registry, ttl_ms: int) -> int:
             uploads.end_session(conn, session.id)
     for session in stale:
         reg.uploads.drop(session.id)
-        _release(store, session)
+        release(store, session)
     # Leftovers of nodes killed between an S3 call and its row.
     for _kind, _what, forget in unheld(reg, before):
         forget()

@@ -136,6 +136,7 @@ class S3BlobStore:
         self.cache: BlobCache | None = None
         endpoint = client.meta.endpoint_url
         self.description = f"s3://{bucket}/{prefix} at {endpoint}"
+        self.identity = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
 
     @classmethod
     def connect(cls, bucket: str, prefix: str) -> S3BlobStore:
@@ -368,9 +369,16 @@ class S3BlobStore:
 
     @_translated
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
-        etag: str = self.client.upload_part(
-            Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-        )["ETag"]
+        """The part's ETag; raises :class:`ObjectGone` when the multipart upload was
+        aborted (its upload cancelled, or its image deleted, meanwhile)."""
+        try:
+            etag: str = self.client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+            )["ETag"]
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                raise ObjectGone(key) from None
+            raise
         return etag
 
     @_translated

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
+from app.registry import store_record
 from app.registry.auth import Authenticator
 from app.registry.blobstore import BlobStore, FileBlobStore, open_blob_store
 from app.registry.content import Timing
@@ -65,10 +66,13 @@ class Registry:
         blob_store: str | None = None,
         redirect_blobs: bool = False,
         upload_limits: UploadLimits | None = None,
+        claim_store: bool = False,
     ) -> Registry:
         """Open (and migrate) the registry. ``blob_store`` is a ``--blob-store`` URL
         (default: the data directory); an object store is checked before anything
-        else is touched (``StoreUnavailable``, ``ValueError``)."""
+        else is touched (``StoreUnavailable``, ``ValueError``). With ``claim_store``
+        the store must be the one the registry records, or becomes it when none is
+        (:mod:`app.registry.store_record`; ``RegistryError``)."""
         store = open_blob_store(blob_store, data_dir)
         if redirect_blobs and isinstance(store, FileBlobStore):
             raise ValueError("--redirect-blobs needs an object store (--blob-store s3://...)")
@@ -76,6 +80,8 @@ class Registry:
         db = Database(database_url or sqlite_url(data_dir))
         try:
             db.migrate()
+            if claim_store:
+                store_record.claim(db, store)
             auth = Authenticator.load(db)
         except BaseException:
             db.dispose()

@@ -41,7 +41,7 @@ from sqlalchemy import Connection, Select, delete, func, insert, literal, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.names import InvalidName, validate_image_path, validate_tag
-from app.registry import content, trash_records
+from app.registry import content, ended_uploads, trash_records
 from app.registry.content import Change, Image, Timing
 from app.registry.db import schema as s
 from app.registry.db.engine import Busy, now_ms
@@ -513,11 +513,7 @@ def discard_entries(
 def _publish(reg: Registry, workspace_id: int, change: Change) -> None:
     for event in change.events:
         reg.events.publish(workspace_id, event)
-    for session_id in change.ended_uploads:
-        reg.uploads.cancel(session_id)
-        discard = getattr(reg.store, "discard_upload", None)
-        if discard is not None:
-            discard(session_id)
+    ended_uploads.release(reg, change.ended_uploads)
 
 
 def _lock_image_skip(conn: Connection, image_id: int) -> bool:

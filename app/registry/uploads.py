@@ -372,12 +372,10 @@ def open_uploads(conn: Connection, workspace_id: int) -> tuple[int, int]:
     return int(total), int(count)
 
 
-def session_ids_of_image(conn: Connection, image_id: int) -> list[str]:
-    return list(
-        conn.execute(
-            select(s.upload_sessions.c.id).where(s.upload_sessions.c.image_id == image_id)
-        ).scalars()
-    )
+def sessions_of_image(conn: Connection, image_id: int) -> list[Session]:
+    """The upload sessions into an image, with what each holds in the store."""
+    rows = conn.execute(select(*_SESSION_COLUMNS).where(_c.image_id == image_id))
+    return [_session(row) for row in rows]
 
 
 @dataclass(frozen=True, slots=True)

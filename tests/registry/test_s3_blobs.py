@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ import pytest
 
 from tests.registry.oci_helpers import assert_error, running_registry, sha256, upload
 from tests.support import oci
+from tests.support.api import api
 from tests.support.registry import CLI, RegistryServer
 from tests.support.seaweedfs import SeaweedS3
 
@@ -457,3 +459,171 @@ def test_demo_seeds_into_the_bucket(tmp_path: Path, seaweed: SeaweedS3, bucket: 
     )
     assert status == 0, out
     assert f"fsck: clean ({len(objects)} objects" in out
+
+
+def test_a_command_naming_another_store_than_the_registrys_stops_touching_nothing(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str
+) -> None:
+    """The first serve records the bucket; a gc, fsck or serve that names another
+    store (or none: the data directory) says which one to name and exits 2."""
+    data = tmp_path / "data"
+    registry = running_registry(data, blob_store=f"s3://{bucket}/p", env=seaweed.env)
+    with registry as server, server.client("writer") as c:
+        img = oci.image([oci.random_layer(30_000, "claim-1")])
+        oci.push(c, "acme/web/app", img, "v1")
+        # Untagged and unreferenced: due for collection once reviewed.
+        assert c.delete(f"/v2/acme/web/app/manifests/{img.digest}").status_code == 202
+    objects = seaweed.keys(bucket, "p/")
+    assert len(objects) == 2
+    at = ["--data", str(data)]
+    for argv in (
+        ["gc", *at, "--once", "--ignore-review-delay"],
+        ["fsck", *at, "--repair"],
+        ["gc", *at, "--once", "--blob-store", f"s3://{bucket}/other"],
+        ["serve", *at, "--port", "0", "--blob-store", f"s3://{bucket}"],
+        ["demo", *at, "--blob-store", f"file://{tmp_path / 'blobs'}"],
+    ):
+        status, err = _cli(*argv, env=seaweed.env)
+        assert status == 2, (argv, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, err
+        assert f"this registry's blobs are in s3://{bucket}/p, not in " in lines[0], err
+        assert f"run it with --blob-store s3://{bucket}/p" in lines[0], err
+    # Nothing was collected or repaired: the rows still find every object.
+    assert seaweed.keys(bucket, "p/") == objects
+    status, out = _cli(
+        "fsck", *at, "--blob-store", f"s3://{bucket}/p", env=seaweed.env, stdout=True
+    )
+    assert status == 0, out
+    assert "fsck: clean (2 objects, 2 blob rows" in out
+    # The same store spelled with a trailing slash is the same store.
+    status, out = _cli(
+        "gc", *at, "--once", "--ignore-review-delay", "--blob-store", f"s3://{bucket}/p/",
+        env=seaweed.env, stdout=True,
+    )  # fmt: skip
+    assert status == 0, out
+
+
+def test_init_records_where_moved_blobs_now_are(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str
+) -> None:
+    data = tmp_path / "data"
+    registry = running_registry(data, blob_store=f"s3://{bucket}/old", env=seaweed.env)
+    with registry as server, server.client("writer") as c:
+        oci.push(c, "acme/web/app", oci.image([oci.random_layer(20_000, "moved")]), "v1")
+    client = seaweed.client()
+    for key in seaweed.keys(bucket, "old/"):  # what an admin's `aws s3 sync` does
+        client.copy_object(
+            Bucket=bucket, Key="new/" + key[4:], CopySource={"Bucket": bucket, "Key": key}
+        )
+    at = ["--data", str(data)]
+    new = ["--blob-store", f"s3://{bucket}/new"]
+    assert _cli("fsck", *at, *new, env=seaweed.env)[0] == 2
+    status, out = _cli("init", *at, *new, env=seaweed.env, stdout=True)
+    assert status == 0, out
+    assert f"its blobs are now in s3://{bucket}/new" in out
+    status, out = _cli("fsck", *at, *new, "--verify-content", env=seaweed.env, stdout=True)
+    assert status == 0, out
+    assert "fsck: clean (2 objects" in out
+    status, err = _cli("fsck", *at, "--blob-store", f"s3://{bucket}/old", env=seaweed.env)
+    assert status == 2, err
+    assert f"this registry's blobs are in s3://{bucket}/new" in err
+    # init without --blob-store leaves the record alone.
+    status, out = _cli("init", *at, env=seaweed.env, stdout=True)
+    assert status == 0, out
+    assert "now in" not in out
+    assert _cli("fsck", *at, *new, env=seaweed.env)[0] == 0
+
+
+def test_a_registry_on_a_directory_refuses_a_bucket(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str
+) -> None:
+    at = ["--data", str(tmp_path / "data")]
+    assert _cli("init", *at, env={})[0] == 0
+    status, out = _cli("gc", *at, "--once", env={}, stdout=True)  # records the directory
+    assert status == 0, out
+    status, err = _cli("gc", *at, "--once", "--blob-store", f"s3://{bucket}", env=seaweed.env)
+    assert status == 2, err
+    assert "this registry's blobs are in a directory (file://), not in s3://" in err
+    assert "run it with no --blob-store (its data directory) or --blob-store file:///" in err
+    assert seaweed.keys(bucket) == {}
+
+
+def test_an_installation_without_the_s3_extra_says_so(tmp_path: Path) -> None:
+    """Without boto3 (Berth installed without [s3]): one line, exit 2, not a traceback."""
+    script = (
+        "import sys; sys.modules['boto3'] = None\n"  # what a missing package looks like
+        "from app.registry.cli import main\n"
+        f"sys.exit(main(['serve', '--data', {str(tmp_path / 'data')!r}, '--port', '0',"
+        " '--blob-store', 's3://bucket']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "no S3 support (boto3 is missing)" in lines[0]
+    assert "pip install 'berth[s3]'" in lines[0]
+    assert not (tmp_path / "data").exists()
+
+
+def test_deleting_an_image_aborts_its_uploads_in_the_bucket(
+    node: RegistryServer, writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
+) -> None:
+    """The multipart upload and the staged bytes of an upload into a deleted image go
+    with the delete, not a day later with the housekeeping."""
+    name = _name()
+    oci.push(writer, name, oci.image([oci.random_layer(1000, "abort-img")]), "v1")
+    locations = []
+    for size in (6 * MiB, MiB):  # a part of a multipart upload; staged bytes
+        r = writer.post(f"/v2/{name}/blobs/uploads/")
+        assert r.status_code == 202, r.text
+        r = writer.patch(
+            r.headers["Location"],
+            content=os.urandom(size),
+            headers={"Content-Range": f"0-{size - 1}", "Content-Type": "application/octet-stream"},
+        )
+        assert r.status_code == 202, r.text
+        locations.append(r.headers["Location"])
+    assert len(seaweed.open_multipart_uploads(s3_bucket)) == 1
+    assert len(_objects(seaweed, s3_bucket, "uploads/")) == 1
+    with api(node) as c:
+        images = c.get("/workspaces/acme/images", params={"q": name.rsplit("/", 1)[1]}).json()[
+            "items"
+        ]
+        (image_id,) = [i["id"] for i in images if i["full_name"] == name]
+        r = c.delete(f"/images/{image_id}", headers={"If-Match": "*"})
+        assert r.status_code == 204, r.text
+    _quiet(seaweed, s3_bucket)
+    for location in locations:
+        assert_error(writer.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+
+
+def test_a_chunk_into_an_aborted_multipart_upload_is_upload_unknown(
+    writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
+) -> None:
+    """A multipart upload aborted under a session (what a cancel or an image delete
+    on another node does while a chunk is on its way): the chunk answers 404
+    BLOB_UPLOAD_UNKNOWN, not 503."""
+    name = _name()
+    r = writer.post(f"/v2/{name}/blobs/uploads/")
+    assert r.status_code == 202, r.text
+    headers = {"Content-Type": "application/octet-stream"}
+    r = writer.patch(
+        r.headers["Location"],
+        content=os.urandom(6 * MiB),
+        headers={**headers, "Content-Range": f"0-{6 * MiB - 1}"},
+    )
+    assert r.status_code == 202, r.text
+    client = seaweed.client()
+    (upload,) = client.list_multipart_uploads(Bucket=s3_bucket)["Uploads"]
+    client.abort_multipart_upload(Bucket=s3_bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    r = writer.patch(
+        r.headers["Location"],
+        content=os.urandom(6 * MiB),
+        headers={**headers, "Content-Range": f"{6 * MiB}-{12 * MiB - 1}"},
+    )
+    assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN")
+    assert writer.delete(r.request.url).status_code in (204, 404)
+    _quiet(seaweed, s3_bucket)
