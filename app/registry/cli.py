@@ -472,6 +472,14 @@ def _maintenance_parsers(sub: SubParsers) -> None:
     )
     gc.add_argument("--workspace", metavar="SLUG", help="only this workspace")
     gc.add_argument(
+        "--gc-review-delay",
+        type=_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="the review delay of the serve processes, for what expired trash entries "
+        "held (default 300)",
+    )
+    gc.add_argument(
         "--gc-upload-grace",
         type=_seconds,
         default=3600.0,
@@ -503,7 +511,10 @@ def _gc(args: argparse.Namespace) -> int:
     from app.registry.gc import collector as gc
     from app.registry.gc import worker as gc_worker
 
-    timing = Timing(upload_grace=int(args.gc_upload_grace * 1000))
+    timing = Timing(
+        review_delay=int(args.gc_review_delay * 1000),
+        upload_grace=int(args.gc_upload_grace * 1000),
+    )
     registry = _open(
         args.data,
         database_url=args.database_url,

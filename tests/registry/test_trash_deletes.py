@@ -6,6 +6,7 @@ trash is off with ``--trash-retention 0`` (deletes are final, as before) and on 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,30 @@ def test_retention_default_is_a_week_and_zero_turns_it_off(
         else:
             assert spans == [span_ms]
             assert _stored(server, meta, img)
+
+
+def test_a_gc_process_queues_what_expired_trash_held_with_its_review_delay(
+    registry_factory: Callable[..., RegistryServer],
+) -> None:
+    """A standalone `gc` expires trash entries too; what they held is reviewed after
+    its --gc-review-delay (the nodes' value), not always 300 s."""
+    server = registry_factory(review_delay=0, upload_grace=0, trash_retention=10)
+    keep, gone = _img("gc-keep"), _img("gc-gone", 4_000)
+    with server.client("admin") as w:
+        oci.push(w, APP, keep, "keep")
+        oci.push(w, APP, gone, "gone")
+        assert w.delete(f"/v2/{APP}/manifests/gone").status_code == 202
+    server.stop()  # before the entry expires: the gc below is what expires it
+    with Metadata(server.data) as meta, meta.db.read() as conn:
+        (expires,) = conn.execute(select(s.trash_entries.c.expires_at)).scalars().all()
+    wait_until(lambda: time.time() * 1000 > expires, "the trash entry expired")
+    result = admin(server.data, "gc", "--once", "--gc-review-delay", "0", "--gc-upload-grace", "0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 manifests and 2 blobs deleted" in result.stdout
+    with Metadata(server.data) as meta:
+        assert not _entries(meta)
+        ws = meta.workspace_id()
+        assert not any(objects(server.data, ws, b.digest) for b in gone.all_blobs())
+        assert _stored(server, meta, keep)
+        assert meta.totals().pending == 0
+    _fsck_clean(server)
