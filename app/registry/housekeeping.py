@@ -1,7 +1,7 @@
 """Background chores of a serve process that are not garbage collection: expiring
 stale upload sessions and their partial files (on object storage: their multipart
-uploads and staged bytes, :func:`app.registry.s3_uploads.expire`), forgetting old
-sign-in failures."""
+uploads and staged bytes, :func:`app.registry.s3_uploads.expire`), forgetting the
+state of sessions that ended on other nodes, forgetting old sign-in failures."""
 
 from __future__ import annotations
 
@@ -50,6 +50,25 @@ def expire_uploads(reg: Registry, ttl_ms: int = UPLOAD_TTL_MS) -> int:
     return len(stale)
 
 
+def forget_ended_sessions(reg: Registry) -> int:
+    """Drop this process's state of upload sessions that ended, wherever they
+    ended; returns how many. The node that ends a session (its PUT, a cancel, an
+    image delete, the expiry) drops only its own state: behind a load balancer, the
+    nodes that took the session's other chunks would keep theirs for good. Session
+    ids are never reused, so a session whose row is gone is over."""
+    held = reg.uploads.session_ids()
+    if not held:
+        return 0
+    # Read after the ids were taken: a state is made only once its session's row is
+    # committed, so every session held here that is still open is found.
+    with reg.db.read() as conn:
+        still_open = uploads.open_sessions(conn, held)
+    ended = [session_id for session_id in held if session_id not in still_open]
+    for session_id in ended:
+        reg.uploads.cancel(session_id)  # a chunk still streaming in here stops
+    return len(ended)
+
+
 def prune_logins(reg: Registry) -> None:
     """Forget old sign-in failures and addresses (app.registry.throttle)."""
     with reg.db.write() as conn:
@@ -63,6 +82,7 @@ async def run(reg: Registry) -> None:
     while True:
         try:
             await reg.run(expire_uploads, reg, ttl_ms)
+            await reg.run(forget_ended_sessions, reg)
             await reg.run(prune_logins, reg)
         except Busy:
             pass

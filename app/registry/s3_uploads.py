@@ -131,10 +131,38 @@ def _upload_part(reg: Registry, chunk: _Chunk, data: bytes, number: int) -> Part
     try:
         etag = _store(reg).upload_part(key, upload_id, number, data)
     except ObjectGone:
-        # Aborted by a cancel or an image delete on any node: the upload is over
-        # (404, as for a chunk that reaches a session already ended).
+        # Aborted by a cancel or an image delete on any node, or behind Berth's back:
+        # nothing can complete the upload now. Its row goes too (the cancel's or
+        # delete's already has), and the client is told to start again (404, as for
+        # a chunk that reaches a session already ended).
+        cancel(reg, chunk.session.id)
         raise _unknown(chunk.session.id) from None
     return Part(number, etag, len(data))
+
+
+def _staged_bytes(reg: Registry, session: Session) -> bytes:
+    """The bytes ``session`` holds staged (a tail too small to be a part)."""
+    store = _store(reg)
+    try:
+        staged = store.get_staged(store.staged_key(session.id, session.s3.version))
+    except ObjectGone:
+        with reg.db.read() as conn:
+            current = uploads.get_session(conn, session.id)
+        if current is not None and current.s3.version != session.s3.version:
+            # A chunk on another node landed after this request read the session
+            # and replaced the staged bytes: this one came at a stale offset.
+            raise RangeInvalid(
+                f"another chunk of upload {session.id} landed first; ask for its offset",
+                headers={"Range": f"0-{max(current.size - 1, 0)}"},
+            ) from None
+        # Cancelled or its image deleted meanwhile, or its bytes removed behind
+        # Berth's back: as with a multipart upload aborted under it, it is over.
+        if current is not None:
+            cancel(reg, session.id)
+        raise _unknown(session.id) from None
+    if len(staged) != session.s3.staged:
+        raise StoreUnavailable(f"staged bytes of upload {session.id} are incomplete")
+    return staged
 
 
 async def receive(
@@ -167,10 +195,7 @@ async def receive(
     if session.s3.multipart_id is not None and session.s3.generation is not None:
         chunk.multipart = (session.s3.generation, session.s3.multipart_id)
     if session.s3.staged:
-        staged = await reg.run(store.get_staged, store.staged_key(session.id, session.s3.version))
-        if len(staged) != session.s3.staged:
-            raise StoreUnavailable(f"staged bytes of upload {session.id} are incomplete")
-        chunk.rest += staged
+        chunk.rest += await reg.run(_staged_bytes, reg, session)
     pending: list[asyncio.Task[Part]] = []
     # The number the next part will get, counted here to size the parts (they grow
     # with their numbers) before each part's number is reserved. It is the number

@@ -412,7 +412,13 @@ class S3BlobStore:
 
     @_translated
     def get_staged(self, key: str) -> bytes:
-        data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        """Raises :class:`ObjectGone` when the object is not there."""
+        try:
+            data: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except botocore.exceptions.ClientError as exc:
+            if _not_found(exc):
+                raise ObjectGone(key) from None
+            raise
         return data
 
     @_translated

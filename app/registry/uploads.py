@@ -78,6 +78,11 @@ class UploadStates:
             old.forget_draft()
         return state
 
+    def session_ids(self) -> list[str]:
+        """The sessions this process holds a state for."""
+        with self._guard:
+            return list(self._states)
+
     def drop(self, session_id: str) -> None:
         with self._guard:
             state = self._states.pop(session_id, None)
@@ -238,6 +243,16 @@ def expired_sessions(conn: Connection, before: int) -> list[str]:
             select(s.upload_sessions.c.id).where(s.upload_sessions.c.updated_at < before)
         ).scalars()
     )
+
+
+def open_sessions(conn: Connection, session_ids: list[str]) -> set[str]:
+    """Which of ``session_ids`` are sessions still open."""
+    ids = sorted(session_ids)
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        found.update(conn.execute(select(_c.id).where(_c.id.in_(chunk))).scalars())
+    return found
 
 
 # object storage ---------------------------------------------------------------

@@ -6,6 +6,7 @@ multipart upload open and no staged bytes; a blob the GC frees leaves the bucket
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import subprocess
@@ -13,13 +14,18 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
+from app.core.digests import Digest
+from app.registry import accounts, content, housekeeping, s3_uploads, uploads
+from app.registry.accounts import Repository
+from app.registry.errors import RangeInvalid
+from app.registry.service import Registry
 from tests.registry.oci_helpers import assert_error, running_registry, sha256, upload
 from tests.support import oci
 from tests.support.api import api
@@ -600,30 +606,150 @@ def test_deleting_an_image_aborts_its_uploads_in_the_bucket(
         assert_error(writer.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
 
 
+def _chunk(client: httpx.Client, location: str, offset: int, size: int) -> httpx.Response:
+    """A PATCH of ``size`` random bytes at ``offset``."""
+    return client.patch(
+        location,
+        content=os.urandom(size),
+        headers={
+            "Content-Range": f"{offset}-{offset + size - 1}",
+            "Content-Type": "application/octet-stream",
+        },
+    )
+
+
+def _begun(client: httpx.Client, size: int) -> str:
+    """A new upload with a first chunk of ``size`` bytes; its Location."""
+    r = client.post(f"/v2/{_name()}/blobs/uploads/")
+    assert r.status_code == 202, r.text
+    r = _chunk(client, r.headers["Location"], 0, size)
+    assert r.status_code == 202, r.text
+    return r.headers["Location"]
+
+
 def test_a_chunk_into_an_aborted_multipart_upload_is_upload_unknown(
     writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
 ) -> None:
     """A multipart upload aborted under a session (what a cancel or an image delete
-    on another node does while a chunk is on its way): the chunk answers 404
-    BLOB_UPLOAD_UNKNOWN, not 503."""
-    name = _name()
-    r = writer.post(f"/v2/{name}/blobs/uploads/")
-    assert r.status_code == 202, r.text
-    headers = {"Content-Type": "application/octet-stream"}
-    r = writer.patch(
-        r.headers["Location"],
-        content=os.urandom(6 * MiB),
-        headers={**headers, "Content-Range": f"0-{6 * MiB - 1}"},
-    )
-    assert r.status_code == 202, r.text
+    on another node does while a chunk is on its way, or a bucket rule behind
+    Berth's back): the chunk answers 404 BLOB_UPLOAD_UNKNOWN, not 503, and the
+    session is over: its status answers 404 too, and nothing of it stays behind."""
+    location = _begun(writer, 6 * MiB)
     client = seaweed.client()
     (upload,) = client.list_multipart_uploads(Bucket=s3_bucket)["Uploads"]
     client.abort_multipart_upload(Bucket=s3_bucket, Key=upload["Key"], UploadId=upload["UploadId"])
-    r = writer.patch(
-        r.headers["Location"],
-        content=os.urandom(6 * MiB),
-        headers={**headers, "Content-Range": f"{6 * MiB}-{12 * MiB - 1}"},
-    )
-    assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN")
-    assert writer.delete(r.request.url).status_code in (204, 404)
+    assert_error(_chunk(writer, location, 6 * MiB, 6 * MiB), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(writer.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
     _quiet(seaweed, s3_bucket)
+
+
+def test_a_chunk_after_staged_bytes_went_missing_is_upload_unknown(
+    writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
+) -> None:
+    """The staged bytes of a session removed behind its back (what a cancel or an
+    image delete on another node does while a chunk is on its way): the next chunk
+    answers 404 BLOB_UPLOAD_UNKNOWN, not 503, and the session is over."""
+    location = _begun(writer, MiB)
+    (staged,) = _objects(seaweed, s3_bucket, "uploads/")
+    seaweed.client().delete_object(Bucket=s3_bucket, Key=staged)
+    assert_error(_chunk(writer, location, MiB, MiB), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(writer.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    _quiet(seaweed, s3_bucket)
+
+
+def _in_process(tmp_path: Path, bucket: str) -> Registry:
+    """A node as serve opens it, in this process (the caller sets the store's
+    environment); several on one data directory share its database."""
+    return Registry.open(tmp_path / "data", blob_store=f"s3://{bucket}")
+
+
+def _repository(reg: Registry) -> Repository:
+    with reg.db.write() as conn:
+        accounts.add_workspace(conn, "acme")
+        accounts.add_project(conn, "acme", "PLAT")
+        accounts.add_repository(conn, "acme", "web", "PLAT")
+        return accounts.get_repository(conn, "acme", "web")
+
+
+def _new_session(reg: Registry, repo: Repository) -> str:
+    with reg.db.write() as conn:
+        image = content.ensure_image(conn, repo, "nodes", 0)
+        return uploads.create_session(conn, image.id, image.workspace_id, 0)
+
+
+def _session(reg: Registry, session_id: str) -> uploads.Session:
+    with reg.db.read() as conn:
+        session = uploads.get_session(conn, session_id)
+    assert session is not None
+    return session
+
+
+async def _body(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def _patch(reg: Registry, session: uploads.Session, data: bytes) -> int:
+    """A PATCH of ``data`` on ``reg``'s node, of the session as read as ``session``."""
+
+    async def go() -> int:
+        state = reg.uploads.get(session.id)
+        chunk = await s3_uploads.receive(reg, session, state, _body(data), len(data), final=False)
+        return s3_uploads.land(reg, chunk)
+
+    return asyncio.run(go())
+
+
+def test_a_chunk_that_lost_the_race_to_another_chunk_is_told_the_offset(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two chunks of one upload on two nodes at once (a client that does not wait):
+    one lands and replaces the staged bytes the other read the session for. The
+    late one is refused with 416 and the session's offset, and the upload goes on;
+    it is not taken for one whose bytes are gone."""
+    for env_name, value in seaweed.env.items():
+        monkeypatch.setenv(env_name, value)
+    reg = _in_process(tmp_path, bucket)
+    try:
+        session_id = _new_session(reg, _repository(reg))
+        assert _patch(reg, _session(reg, session_id), b"a" * MiB) == MiB
+        stale = _session(reg, session_id)  # what the late chunk's node read
+        assert _patch(reg, _session(reg, session_id), b"b" * MiB) == 2 * MiB
+        with pytest.raises(RangeInvalid) as refused:
+            _patch(reg, stale, b"c" * MiB)
+        assert refused.value.headers == {"Range": f"0-{2 * MiB - 1}"}
+        assert _session(reg, session_id).size == 2 * MiB  # the upload goes on
+    finally:
+        reg.close()
+
+
+def test_a_node_forgets_the_sessions_that_ended_on_another(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a load balancer, a session's chunks may go to node A and its PUT (or
+    its cancel) to node B, which drops only its own state of it. A's housekeeping
+    drops A's: without it, every such upload left its state on A for good."""
+    for env_name, value in seaweed.env.items():
+        monkeypatch.setenv(env_name, value)
+    a, b = _in_process(tmp_path, bucket), _in_process(tmp_path, bucket)
+    try:
+        repo = _repository(a)
+        finished, cancelled, going_on = (_new_session(a, repo) for _ in range(3))
+        data = os.urandom(MiB)
+        for session_id in (finished, cancelled, going_on):
+            assert _patch(a, _session(a, session_id), data) == MiB
+        digest = Digest.parse(sha256(data))
+        session = _session(b, finished)
+        state = b.uploads.get(finished)
+        asyncio.run(s3_uploads.finish(b, session, state, _body(b""), 0, digest, repo, "nodes"))
+        s3_uploads.cancel(b, cancelled)
+        assert sorted(a.uploads.session_ids()) == sorted([finished, cancelled, going_on])
+        assert b.uploads.session_ids() == []
+
+        assert housekeeping.forget_ended_sessions(a) == 2
+        assert a.uploads.session_ids() == [going_on]
+        assert housekeeping.forget_ended_sessions(a) == 0
+        # The open one goes on where it was, on either node.
+        assert _patch(b, _session(b, going_on), data) == 2 * MiB
+    finally:
+        a.close()
+        b.close()
