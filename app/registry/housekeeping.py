@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from app.registry import throttle, uploads
 from app.registry.blobstore import FileBlobStore
@@ -62,10 +63,11 @@ def forget_ended_sessions(reg: Registry) -> int:
     # Read after the ids were taken: a state is made only once its session's row is
     # committed, so every session held here that is still open is found.
     with reg.db.read() as conn:
-        still_open = uploads.open_sessions(conn, held)
+        still_open = uploads.session_ids(conn, held)
     ended = [session_id for session_id in held if session_id not in still_open]
     for session_id in ended:
-        reg.uploads.cancel(session_id)  # a chunk still streaming in here stops
+        # A chunk still streaming in here is refused when it lands (its row is gone).
+        reg.uploads.cancel(session_id)
     return len(ended)
 
 
@@ -80,12 +82,18 @@ async def run(reg: Registry) -> None:
     # A short TTL (tests, or an operator in a hurry) is checked often enough to hold.
     interval = min(INTERVAL_S, max(ttl_ms / 4000, 0.5))
     while True:
-        try:
-            await reg.run(expire_uploads, reg, ttl_ms)
-            await reg.run(forget_ended_sessions, reg)
-            await reg.run(prune_logins, reg)
-        except Busy:
-            pass
-        except Exception:  # keep the loop alive; the next round retries
-            log.exception("upload expiry failed")
+        # Each chore on its own: one that fails (the database busy, the object
+        # store refusing a listing) must not hold the others up.
+        await _chore(reg, "forgetting ended uploads", forget_ended_sessions, reg)
+        await _chore(reg, "upload expiry", expire_uploads, reg, ttl_ms)
+        await _chore(reg, "pruning sign-in failures", prune_logins, reg)
         await asyncio.sleep(interval)
+
+
+async def _chore(reg: Registry, what: str, fn: Callable[..., object], *args: object) -> None:
+    try:
+        await reg.run(fn, *args)
+    except Busy:
+        pass  # the next round retries
+    except Exception:  # keep the loop alive; the next round retries
+        log.exception("%s failed", what)

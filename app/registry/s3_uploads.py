@@ -11,8 +11,9 @@ of one upload may land on different nodes and its final PUT on a third:
   :mod:`app.registry.s3store`), so completing it copies nothing; an upload that
   never fills a part is one PUT at the end.
 * Bytes past the last part are *staged* as an object of their own
-  (``uploads/<session>/<version>``): S3 refuses parts under 5 MiB except the last,
-  and a chunk may be any size. The next chunk reads them back first.
+  (``uploads/<session>/<name>``, a name each chunk makes for its own): S3 refuses
+  parts under 5 MiB except the last, and a chunk may be any size. The next chunk
+  reads them back first.
 * A chunk *lands* only if the session is still at the version it started from
   (compare-and-set in one statement); then its parts and the new offset are
   recorded. Part numbers are reserved one by one from the session row, so two
@@ -40,6 +41,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
@@ -131,11 +133,10 @@ def _upload_part(reg: Registry, chunk: _Chunk, data: bytes, number: int) -> Part
     try:
         etag = _store(reg).upload_part(key, upload_id, number, data)
     except ObjectGone:
-        # Aborted by a cancel or an image delete on any node, or behind Berth's back:
-        # nothing can complete the upload now. Its row goes too (the cancel's or
-        # delete's already has), and the client is told to start again (404, as for
-        # a chunk that reaches a session already ended).
-        cancel(reg, chunk.session.id)
+        # Aborted by a cancel or an image delete on any node (404, as for a chunk
+        # that reaches a session already ended), or behind Berth's back. Or
+        # completed: a PUT on another node may be between completing the object and
+        # committing its row, so the row is left alone (the expiry takes it).
         raise _unknown(chunk.session.id) from None
     return Part(number, etag, len(data))
 
@@ -144,7 +145,7 @@ def _staged_bytes(reg: Registry, session: Session) -> bytes:
     """The bytes ``session`` holds staged (a tail too small to be a part)."""
     store = _store(reg)
     try:
-        staged = store.get_staged(store.staged_key(session.id, session.s3.version))
+        staged = store.get_staged(_staged_key(store, session))
     except ObjectGone:
         with reg.db.read() as conn:
             current = uploads.get_session(conn, session.id)
@@ -156,9 +157,8 @@ def _staged_bytes(reg: Registry, session: Session) -> bytes:
                 headers={"Range": f"0-{max(current.size - 1, 0)}"},
             ) from None
         # Cancelled or its image deleted meanwhile, or its bytes removed behind
-        # Berth's back: as with a multipart upload aborted under it, it is over.
-        if current is not None:
-            cancel(reg, session.id)
+        # Berth's back: as with a multipart upload aborted under it, the client
+        # starts again (a row left behind goes with the expiry).
         raise _unknown(session.id) from None
     if len(staged) != session.s3.staged:
         raise StoreUnavailable(f"staged bytes of upload {session.id} are incomplete")
@@ -274,16 +274,19 @@ def land(reg: Registry, chunk: _Chunk) -> int:
 def _land(reg: Registry, chunk: _Chunk) -> int:
     store = _store(reg)
     session = chunk.session
-    new_key = store.staged_key(session.id, session.s3.version + 1)
-    if chunk.rest:
+    # Named by this chunk alone: a chunk racing it from the same version must not
+    # overwrite these bytes, nor delete them when it loses.
+    name = f"{session.s3.version + 1}-{secrets.token_hex(8)}" if chunk.rest else None
+    new_key = store.staged_key(session.id, name) if name is not None else None
+    if new_key is not None:
         store.put_staged(new_key, bytes(chunk.rest))
     with reg.db.write() as conn:
         landed = uploads.land_chunk(
-            conn, session, chunk.offset, len(chunk.rest), chunk.parts, now_ms()
+            conn, session, chunk.offset, len(chunk.rest), name, chunk.parts, now_ms()
         )
         alive = landed or uploads.get_session(conn, session.id) is not None
     if not landed:
-        if chunk.rest:
+        if new_key is not None:
             store.delete_keys([new_key])
         if not alive:
             raise _unknown(session.id)
@@ -292,8 +295,12 @@ def _land(reg: Registry, chunk: _Chunk) -> int:
             headers={"Range": f"0-{max(session.size - 1, 0)}"},
         )
     if session.s3.staged:
-        _forget_staged(store, [store.staged_key(session.id, session.s3.version)])
+        _forget_staged(store, [_staged_key(store, session)])
     return chunk.offset
+
+
+def _staged_key(store: S3BlobStore, session: Session) -> str:
+    return store.staged_key(session.id, session.s3.staged_object())
 
 
 def _forget_staged(store: S3BlobStore, keys: list[str]) -> None:
@@ -372,7 +379,12 @@ def _complete(reg: Registry, chunk: _Chunk, digest: str) -> tuple[str, str]:
         generation, upload_id = chunk.multipart
         key = store.key(session.workspace_id, digest, generation)
         if parts:
-            store.complete_multipart(key, upload_id, [(p.number, p.etag) for p in parts])
+            try:
+                store.complete_multipart(key, upload_id, [(p.number, p.etag) for p in parts])
+            except ObjectGone:
+                # Aborted under the session, or completed by a PUT racing this one
+                # on another node (which commits it): as for a chunk, 404.
+                raise _unknown(session.id) from None
             return key, generation
         store.abort_multipart(key, upload_id)
     generation = new_generation()
@@ -428,7 +440,7 @@ def _commit(
             _discard_object(store, key)
     reg.uploads.drop(session.id)
     if session.s3.staged:
-        _forget_staged(store, [store.staged_key(session.id, session.s3.version)])
+        _forget_staged(store, [_staged_key(store, session)])
     return kept
 
 
@@ -453,7 +465,7 @@ def release(store: S3BlobStore, session: Session) -> None:
         except StoreUnavailable:
             log.warning("could not abort multipart upload of %s; housekeeping will", session.id)
     if session.s3.staged:
-        _forget_staged(store, [store.staged_key(session.id, session.s3.version)])
+        _forget_staged(store, [_staged_key(store, session)])
 
 
 def expire(reg: Registry, ttl_ms: int) -> int:

@@ -12,7 +12,7 @@ boto3 is synchronous, so the registry calls it from worker threads.
 Keys, under the optional prefix::
 
     blobs/<workspace-id>/<generation>    committed objects
-    uploads/<session-id>/<version>       bytes staged past an upload's last part
+    uploads/<session-id>/<name>          bytes staged past an upload's last part
 
 An object's key names its workspace and generation (a UUID, unique per blob row),
 not its digest as the filesystem store's path does: a chunked upload's multipart
@@ -189,8 +189,8 @@ class S3BlobStore:
         """An object's key (``digest`` is not part of it; see the module docstring)."""
         return f"{self.prefix}blobs/{workspace_id}/{generation}"
 
-    def staged_key(self, session_id: str, version: int) -> str:
-        return f"{self.prefix}uploads/{session_id}/{version}"
+    def staged_key(self, session_id: str, name: str) -> str:
+        return f"{self.prefix}uploads/{session_id}/{name}"
 
     # objects -------------------------------------------------------------------
     @_translated
@@ -383,12 +383,19 @@ class S3BlobStore:
 
     @_translated
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        self.client.complete_multipart_upload(
-            Bucket=self.bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in parts]},
-        )
+        """Raises :class:`ObjectGone` when there is no such multipart upload (any
+        more): aborted, or completed already."""
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in parts]},
+            )
+        except botocore.exceptions.ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                raise ObjectGone(key) from None
+            raise
 
     @_translated
     def abort_multipart(self, key: str, upload_id: str) -> None:

@@ -41,9 +41,10 @@ class UploadState:
     draft: Draft | None = None
 
     def forget_draft(self) -> None:
-        if self.draft is not None:
-            self.draft.abandon()
-            self.draft = None
+        # Taken in one step: the housekeeping's thread may forget it at the same time.
+        draft, self.draft = self.draft, None
+        if draft is not None:
+            draft.abandon()
 
     def restart(self) -> None:
         """The upload starts again from its first byte (its first chunk, or one
@@ -124,6 +125,11 @@ class S3State:
     staged: int
     version: int
     next_part: int
+    staged_name: str | None = None
+
+    def staged_object(self) -> str:
+        """The name of the object holding the staged bytes, under the session's."""
+        return self.staged_name if self.staged_name is not None else str(self.version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +159,7 @@ _SESSION_COLUMNS = (
     _c.staged,
     _c.version,
     _c.next_part,
+    _c.staged_name,
 )
 
 
@@ -169,6 +176,7 @@ def _session(row: Any) -> Session:
             int(m["staged"]),
             int(m["version"]),
             int(m["next_part"]),
+            m["staged_name"],
         ),
     )
 
@@ -245,16 +253,6 @@ def expired_sessions(conn: Connection, before: int) -> list[str]:
     )
 
 
-def open_sessions(conn: Connection, session_ids: list[str]) -> set[str]:
-    """Which of ``session_ids`` are sessions still open."""
-    ids = sorted(session_ids)
-    found: set[str] = set()
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        found.update(conn.execute(select(_c.id).where(_c.id.in_(chunk))).scalars())
-    return found
-
-
 # object storage ---------------------------------------------------------------
 
 
@@ -297,6 +295,7 @@ def land_chunk(
     session: Session,
     size: int,
     staged: int,
+    staged_name: str | None,
     parts: list[Part],
     now: int,
 ) -> bool:
@@ -305,7 +304,13 @@ def land_chunk(
     result = conn.execute(
         update(s.upload_sessions)
         .where(_c.id == session.id, _c.version == session.s3.version)
-        .values(size=size, staged=staged, version=_c.version + 1, updated_at=now)
+        .values(
+            size=size,
+            staged=staged,
+            staged_name=staged_name,
+            version=_c.version + 1,
+            updated_at=now,
+        )
     )
     if result.rowcount != 1:
         return False

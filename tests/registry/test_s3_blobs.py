@@ -17,13 +17,16 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from app.core.digests import Digest
 from app.registry import accounts, content, housekeeping, s3_uploads, uploads
 from app.registry.accounts import Repository
+from app.registry.db import schema
 from app.registry.errors import RangeInvalid
 from app.registry.service import Registry
 from tests.registry.oci_helpers import assert_error, running_registry, sha256, upload
@@ -632,28 +635,47 @@ def test_a_chunk_into_an_aborted_multipart_upload_is_upload_unknown(
 ) -> None:
     """A multipart upload aborted under a session (what a cancel or an image delete
     on another node does while a chunk is on its way, or a bucket rule behind
-    Berth's back): the chunk answers 404 BLOB_UPLOAD_UNKNOWN, not 503, and the
-    session is over: its status answers 404 too, and nothing of it stays behind."""
+    Berth's back): the chunk answers 404 BLOB_UPLOAD_UNKNOWN, not 503. The client's
+    cancel then leaves nothing behind."""
     location = _begun(writer, 6 * MiB)
-    client = seaweed.client()
-    (upload,) = client.list_multipart_uploads(Bucket=s3_bucket)["Uploads"]
-    client.abort_multipart_upload(Bucket=s3_bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    _abort_the_multipart_upload(seaweed, s3_bucket)
     assert_error(_chunk(writer, location, 6 * MiB, 6 * MiB), 404, "BLOB_UPLOAD_UNKNOWN")
-    assert_error(writer.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert writer.delete(location).status_code == 204
     _quiet(seaweed, s3_bucket)
+
+
+def test_a_put_onto_an_aborted_multipart_upload_is_upload_unknown(
+    writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
+) -> None:
+    """The same, found by the final PUT (an empty one, as docker sends): 404
+    BLOB_UPLOAD_UNKNOWN, not 503 for every retry until the upload expires."""
+    location = _begun(writer, 6 * MiB)
+    _abort_the_multipart_upload(seaweed, s3_bucket)
+    r = writer.put(location, params={"digest": sha256(b"anything")})
+    assert_error(r, 404, "BLOB_UPLOAD_UNKNOWN")
+    assert writer.delete(location).status_code == 204
+    _quiet(seaweed, s3_bucket)
+
+
+def _abort_the_multipart_upload(seaweed: SeaweedS3, bucket: str) -> None:
+    """Abort the one open multipart upload, behind Berth's back."""
+    client = seaweed.client()
+    (upload,) = client.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
 
 
 def test_a_chunk_after_staged_bytes_went_missing_is_upload_unknown(
     writer: httpx.Client, seaweed: SeaweedS3, s3_bucket: str
 ) -> None:
-    """The staged bytes of a session removed behind its back (what a cancel or an
-    image delete on another node does while a chunk is on its way): the next chunk
-    answers 404 BLOB_UPLOAD_UNKNOWN, not 503, and the session is over."""
+    """The staged bytes of a session removed behind Berth's back (a bucket rule, a
+    hand): the next chunk answers 404 BLOB_UPLOAD_UNKNOWN, not 503 (which would have
+    the client retry what can never succeed). The client's cancel then leaves
+    nothing behind."""
     location = _begun(writer, MiB)
     (staged,) = _objects(seaweed, s3_bucket, "uploads/")
     seaweed.client().delete_object(Bucket=s3_bucket, Key=staged)
     assert_error(_chunk(writer, location, MiB, MiB), 404, "BLOB_UPLOAD_UNKNOWN")
-    assert_error(writer.get(location), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert writer.delete(location).status_code == 204
     _quiet(seaweed, s3_bucket)
 
 
@@ -718,6 +740,86 @@ def test_a_chunk_that_lost_the_race_to_another_chunk_is_told_the_offset(
             _patch(reg, stale, b"c" * MiB)
         assert refused.value.headers == {"Range": f"0-{2 * MiB - 1}"}
         assert _session(reg, session_id).size == 2 * MiB  # the upload goes on
+    finally:
+        reg.close()
+
+
+def test_two_chunks_from_one_offset_the_loser_leaves_the_winners_bytes(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two chunks of one upload from the same offset, on two nodes (a retry through
+    another node while the first try still streams). Both leave bytes staged; the
+    first to land wins, the other is refused with 416 and cleans up its own bytes
+    only. The upload goes on from the winner's and its blob is exactly the bytes
+    that landed (staged objects were named by version, which both chose: the
+    loser deleted the winner's bytes and the upload could not go on)."""
+    for env_name, value in seaweed.env.items():
+        monkeypatch.setenv(env_name, value)
+    a, b = _in_process(tmp_path, bucket), _in_process(tmp_path, bucket)
+    try:
+        repo = _repository(a)
+        session_id = _new_session(a, repo)
+        first, winner, loser, last = (os.urandom(MiB) for _ in range(4))
+        assert _patch(a, _session(a, session_id), first) == MiB
+        both_read = _session(a, session_id)
+
+        async def received(reg: Registry, data: bytes) -> Any:
+            state = reg.uploads.get(session_id)
+            return await s3_uploads.receive(
+                reg, both_read, state, _body(data), len(data), final=False
+            )
+
+        won = asyncio.run(received(a, winner))
+        lost = asyncio.run(received(b, loser))
+        assert s3_uploads.land(a, won) == 2 * MiB
+        with pytest.raises(RangeInvalid):
+            s3_uploads.land(b, lost)
+        assert len(seaweed.keys(bucket, "uploads/")) == 1  # the winner's staged bytes
+
+        assert _patch(b, _session(b, session_id), last) == 3 * MiB
+        data = first + winner + last
+        state = a.uploads.get(session_id)
+        digest = Digest.parse(sha256(data))
+        session = _session(a, session_id)
+        asyncio.run(s3_uploads.finish(a, session, state, _body(b""), 0, digest, repo, "nodes"))
+        (key,) = seaweed.keys(bucket)
+        assert seaweed.client().get_object(Bucket=bucket, Key=key)["Body"].read() == data
+    finally:
+        a.close()
+        b.close()
+
+
+def test_an_upload_staged_before_names_were_recorded_goes_on(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session written before migration 0014 has no staged_name: its staged bytes
+    are under its version, and the upload goes on from them."""
+    for env_name, value in seaweed.env.items():
+        monkeypatch.setenv(env_name, value)
+    reg = _in_process(tmp_path, bucket)
+    try:
+        repo = _repository(reg)
+        session_id = _new_session(reg, repo)
+        first, last = os.urandom(MiB), os.urandom(MiB)
+        assert _patch(reg, _session(reg, session_id), first) == MiB
+        (named,) = seaweed.keys(bucket, "uploads/")
+        old_key = f"uploads/{session_id}/{_session(reg, session_id).s3.version}"
+        client = seaweed.client()
+        client.copy_object(Bucket=bucket, Key=old_key, CopySource={"Bucket": bucket, "Key": named})
+        client.delete_object(Bucket=bucket, Key=named)
+        with reg.db.write() as conn:
+            conn.execute(
+                update(schema.upload_sessions)
+                .where(schema.upload_sessions.c.id == session_id)
+                .values(staged_name=None)
+            )
+        assert _patch(reg, _session(reg, session_id), last) == 2 * MiB
+        assert old_key not in seaweed.keys(bucket, "uploads/")  # read, then forgotten
+        digest = Digest.parse(sha256(first + last))
+        session, state = _session(reg, session_id), reg.uploads.get(session_id)
+        asyncio.run(s3_uploads.finish(reg, session, state, _body(b""), 0, digest, repo, "nodes"))
+        (key,) = seaweed.keys(bucket)
+        assert seaweed.client().get_object(Bucket=bucket, Key=key)["Body"].read() == first + last
     finally:
         reg.close()
 

@@ -333,7 +333,7 @@ upload_sessions = Table(
     Column("generation", String(36), nullable=True),
     Column("multipart_id", Text, nullable=True),
     # Bytes past the last part, staged as an object of their own (S3 refuses parts
-    # under 5 MiB but the last); its key holds the version that wrote it.
+    # under 5 MiB but the last), named by staged_name (below).
     Column("staged", BigInteger, nullable=False, server_default="0"),
     # Bumped by every chunk that lands: a chunk commits only on the version it read.
     Column("version", Integer, nullable=False, server_default="0"),
@@ -341,6 +341,10 @@ upload_sessions = Table(
     # Who opened it (NULL: opened before this was recorded): open sessions are
     # limited per user and per workspace (app.registry.uploads.UploadLimits).
     Column("user_id", Id, ForeignKey("users.id", ondelete="CASCADE"), nullable=True),
+    # The staged object's name, made by the chunk that wrote it: two chunks racing
+    # on the session never write (or clean up) the same object. NULL: named by the
+    # version (a row from before names were recorded).
+    Column("staged_name", String(64), nullable=True),
 )
 Index("ix_upload_sessions_image", upload_sessions.c.image_id)
 Index("ix_upload_sessions_user", upload_sessions.c.user_id)
