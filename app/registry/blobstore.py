@@ -82,7 +82,7 @@ class BlobReader(Protocol):
 class BlobStore(Protocol):
     """What the registry needs of a blob store. Uploads are not here: each store's
     upload path is its own (:mod:`app.registry.oci.blobs` for files,
-    :mod:`app.registry.oci.s3_uploads` for S3)."""
+    :mod:`app.registry.s3_uploads` for S3)."""
 
     description: str
     # What the registry records of its store (app.registry.store_record): "file" for

@@ -45,6 +45,8 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import Connection
+
 from app.core.digests import Digest
 from app.registry import content, uploads
 from app.registry.accounts import Repository
@@ -287,7 +289,7 @@ def _land(reg: Registry, chunk: _Chunk) -> int:
         alive = landed or uploads.get_session(conn, session.id) is not None
     if not landed:
         if new_key is not None:
-            store.delete_keys([new_key])
+            _forget_staged(store, [new_key])
         if not alive:
             raise _unknown(session.id)
         raise RangeInvalid(
@@ -336,16 +338,20 @@ async def _verify_and_commit(
 ) -> None:
     store = _store(reg)
     session = chunk.session
-    key, generation = await reg.run(_complete, reg, chunk, str(digest))
+    obj = await reg.run(_complete, reg, chunk, str(digest))
     state = chunk.state
     if chunk.hashing and state.algorithm == digest.algorithm and state.offset == chunk.offset:
         got, size = state.hasher.hexdigest(), chunk.offset
     else:
         # Some bytes went through another node: read the object back.
-        got, size = await reg.run(store.hash_key, key, digest.algorithm)
+        got, size = await reg.run(store.hash_key, obj.key, digest.algorithm)
     if got != digest.hex or size != chunk.offset:
-        await reg.run(_discard_object, store, key)
-        await reg.run(cancel, reg, session.id)
+        ended = await reg.run(cancel, reg, session.id)
+        # Not these bytes' digest; but a PUT racing this one may have committed
+        # them under their own (the session's row is then gone, not ended here).
+        actual = f"{digest.algorithm}:{got}"
+        if obj.private or ended or not await reg.run(_committed, reg, session, actual, obj):
+            await reg.run(_discard_object, store, obj.key)
         raise DigestInvalid(
             f"uploaded content does not match digest {digest}", detail={"digest": str(digest)}
         )
@@ -354,19 +360,31 @@ async def _verify_and_commit(
     draft = chunk.draft if state.draft is chunk.draft else None
     state.draft = None
     try:
-        kept = await reg.run(_commit, reg, chunk, str(digest), key, generation, repo, image_name)
+        kept = await reg.run(_commit, reg, chunk, str(digest), obj, repo, image_name)
         # Verified and committed: the bytes are the blob's, if this node received
         # all of them. (An upload of a digest the workspace held already leaves the
         # held object, which this node may not have read.)
         if kept and draft is not None and state.offset == draft.got == chunk.offset:
-            draft.admit(key)
+            draft.admit(obj.key)
     finally:
         if chunk.draft is not None:
             chunk.draft.abandon()  # a no-op once admitted
 
 
-def _complete(reg: Registry, chunk: _Chunk, digest: str) -> tuple[str, str]:
-    """Write what is left and complete the object: (key, generation)."""
+@dataclass(frozen=True, slots=True)
+class _Object:
+    """The object a final PUT wrote. ``private``: under a generation of its own, which
+    no other request can commit; otherwise the session's multipart upload's, which
+    a PUT racing this one on another node completes too (AWS S3 answers a second
+    CompleteMultipartUpload of the same parts with 200) and may commit."""
+
+    key: str
+    generation: str
+    private: bool
+
+
+def _complete(reg: Registry, chunk: _Chunk, digest: str) -> _Object:
+    """Write what is left and complete the object."""
     store = _store(reg)
     session = chunk.session
     if chunk.multipart is not None:
@@ -385,12 +403,12 @@ def _complete(reg: Registry, chunk: _Chunk, digest: str) -> tuple[str, str]:
                 # Aborted under the session, or completed by a PUT racing this one
                 # on another node (which commits it): as for a chunk, 404.
                 raise _unknown(session.id) from None
-            return key, generation
+            return _Object(key, generation, private=False)
         store.abort_multipart(key, upload_id)
     generation = new_generation()
     key = store.key(session.workspace_id, digest, generation)
     store.put_bytes(key, _last(chunk))
-    return key, generation
+    return _Object(key, generation, private=True)
 
 
 def _last(chunk: _Chunk) -> bytes:
@@ -408,12 +426,23 @@ def _discard_object(store: S3BlobStore, key: str) -> None:
         log.warning("could not delete %s; fsck --repair will", key)
 
 
+def _holds(conn: Connection, session: Session, digest: str, obj: _Object) -> bool:
+    """Whether the workspace's blob ``digest`` is ``obj`` (committed by a PUT racing
+    this one)."""
+    blob = content.workspace_blob(conn, session.workspace_id, digest)
+    return blob is not None and blob.generation == obj.generation
+
+
+def _committed(reg: Registry, session: Session, digest: str, obj: _Object) -> bool:
+    with reg.db.read() as conn:
+        return _holds(conn, session, digest, obj)
+
+
 def _commit(
     reg: Registry,
     chunk: _Chunk,
     digest: str,
-    key: str,
-    generation: str,
+    obj: _Object,
     repo: Repository,
     image_name: str,
 ) -> bool:
@@ -421,31 +450,41 @@ def _commit(
     store = _store(reg)
     session = chunk.session
     kept = False
+    # Whether the object is this request's to delete if it is not kept: not while
+    # another request may still commit it.
+    ours = obj.private
     try:
         now = now_ms()
         with reg.db.write() as conn:
             current = uploads.get_session(conn, session.id, lock=True)
             if current is None:
+                # Ended meanwhile: by a cancel, or by a PUT racing this one that
+                # committed this very object. Nobody can commit it any more.
+                ours = ours or not _holds(conn, session, digest, obj)
                 raise _unknown(session.id)
             if current.s3.version != session.s3.version:
                 raise RangeInvalid(f"another chunk of upload {session.id} landed meanwhile")
             image = content.ensure_image(conn, repo, image_name, now)
-            _blob, kept = content.finish_upload(
-                conn, image, digest, chunk.offset, generation, reg.timing, now
+            _blob, won = content.finish_upload(
+                conn, image, digest, chunk.offset, obj.generation, reg.timing, now
             )
             uploads.end_session(conn, session.id)
+        kept, ours = won, True
     finally:
-        if not kept:
-            # The workspace already held these bytes (or the commit failed): ours go.
-            _discard_object(store, key)
+        if not kept and ours:
+            # The workspace already held these bytes, or the commit failed where
+            # nobody else can commit them: they go. One another request may still
+            # commit (its session goes on) stays; fsck --repair takes it if none does.
+            _discard_object(store, obj.key)
     reg.uploads.drop(session.id)
     if session.s3.staged:
         _forget_staged(store, [_staged_key(store, session)])
     return kept
 
 
-def cancel(reg: Registry, session_id: str) -> None:
-    """End a session: its row, its multipart upload, its staged bytes."""
+def cancel(reg: Registry, session_id: str) -> bool:
+    """End a session: its row, its multipart upload, its staged bytes. Returns
+    whether this call ended it (False: it had ended already)."""
     with reg.db.write() as conn:
         session = uploads.get_session(conn, session_id, lock=True)
         if session is not None:
@@ -453,6 +492,7 @@ def cancel(reg: Registry, session_id: str) -> None:
     reg.uploads.drop(session_id)
     if session is not None:
         release(_store(reg), session)
+    return session is not None
 
 
 def release(store: S3BlobStore, session: Session) -> None:

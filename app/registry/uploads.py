@@ -41,7 +41,8 @@ class UploadState:
     draft: Draft | None = None
 
     def forget_draft(self) -> None:
-        # Taken in one step: the housekeeping's thread may forget it at the same time.
+        # The housekeeping's thread may forget it at the same time: both may then
+        # abandon the same draft, which is harmless (Draft.abandon is idempotent).
         draft, self.draft = self.draft, None
         if draft is not None:
             draft.abandon()
@@ -118,7 +119,7 @@ def rehash(path: Path, algorithm: str, acknowledged: int | None = None) -> tuple
 
 @dataclass(frozen=True, slots=True)
 class S3State:
-    """Where an upload to object storage stands (see app.registry.oci.s3_uploads)."""
+    """Where an upload to object storage stands (see app.registry.s3_uploads)."""
 
     generation: str | None
     multipart_id: str | None
@@ -128,8 +129,14 @@ class S3State:
     staged_name: str | None = None
 
     def staged_object(self) -> str:
-        """The name of the object holding the staged bytes, under the session's."""
-        return self.staged_name if self.staged_name is not None else str(self.version)
+        """The name of the object holding the staged bytes, under the session's. A
+        name starts with the version its chunk landed as; one that does not (or
+        none) was left by a chunk a node without names landed after it (a rolling
+        upgrade), which named its bytes by the version alone."""
+        name = self.staged_name
+        return (
+            name if name is not None and name.startswith(f"{self.version}-") else str(self.version)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,9 +354,13 @@ def multipart_ids(conn: Connection) -> set[str]:
 
 def session_ids(conn: Connection, candidates: list[str]) -> set[str]:
     """Which of ``candidates`` are live sessions."""
-    if not candidates:
-        return set()
-    return set(conn.execute(select(_c.id).where(_c.id.in_(candidates))).scalars())
+    found: set[str] = set()
+    ids = sorted(candidates)
+    for start in range(0, len(ids), 500):  # a node may hold thousands: bounded INs
+        found.update(
+            conn.execute(select(_c.id).where(_c.id.in_(ids[start : start + 500]))).scalars()
+        )
+    return found
 
 
 def _open_count(conn: Connection, where: object, limit: int) -> int:

@@ -27,7 +27,7 @@ from app.core.digests import Digest
 from app.registry import accounts, content, housekeeping, s3_uploads, uploads
 from app.registry.accounts import Repository
 from app.registry.db import schema
-from app.registry.errors import RangeInvalid
+from app.registry.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
 from app.registry.service import Registry
 from tests.registry.oci_helpers import assert_error, running_registry, sha256, upload
 from tests.support import oci
@@ -685,6 +685,22 @@ def _in_process(tmp_path: Path, bucket: str) -> Registry:
     return Registry.open(tmp_path / "data", blob_store=f"s3://{bucket}")
 
 
+@pytest.fixture
+def nodes(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Registry, Registry]]:
+    """Two nodes as serve opens them, in this process, on one database and one
+    bucket (a bucket of the test's own)."""
+    for env_name, value in seaweed.env.items():
+        monkeypatch.setenv(env_name, value)
+    a, b = _in_process(tmp_path, bucket), _in_process(tmp_path, bucket)
+    try:
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
 def _repository(reg: Registry) -> Repository:
     with reg.db.write() as conn:
         accounts.add_workspace(conn, "acme")
@@ -721,31 +737,46 @@ def _patch(reg: Registry, session: uploads.Session, data: bytes) -> int:
     return asyncio.run(go())
 
 
+def _put(
+    reg: Registry,
+    session: uploads.Session,
+    data: bytes,
+    repo: Repository,
+    digest: Digest | None = None,
+) -> None:
+    """A final PUT with no bytes of its own on ``reg``'s node, of the session as read
+    as ``session``, for an upload of ``data`` (its digest, unless ``digest``)."""
+    state = reg.uploads.get(session.id)
+    said = digest or Digest.parse(sha256(data))
+    asyncio.run(s3_uploads.finish(reg, session, state, _body(b""), 0, said, repo, "nodes"))
+
+
+def _the_blob(seaweed: SeaweedS3, bucket: str) -> tuple[str, bytes]:
+    """The one object in the bucket: its key and bytes."""
+    (key,) = seaweed.keys(bucket)
+    return key, seaweed.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
 def test_a_chunk_that_lost_the_race_to_another_chunk_is_told_the_offset(
-    tmp_path: Path, seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+    nodes: tuple[Registry, Registry], seaweed: SeaweedS3, bucket: str
 ) -> None:
     """Two chunks of one upload on two nodes at once (a client that does not wait):
     one lands and replaces the staged bytes the other read the session for. The
     late one is refused with 416 and the session's offset, and the upload goes on;
     it is not taken for one whose bytes are gone."""
-    for env_name, value in seaweed.env.items():
-        monkeypatch.setenv(env_name, value)
-    reg = _in_process(tmp_path, bucket)
-    try:
-        session_id = _new_session(reg, _repository(reg))
-        assert _patch(reg, _session(reg, session_id), b"a" * MiB) == MiB
-        stale = _session(reg, session_id)  # what the late chunk's node read
-        assert _patch(reg, _session(reg, session_id), b"b" * MiB) == 2 * MiB
-        with pytest.raises(RangeInvalid) as refused:
-            _patch(reg, stale, b"c" * MiB)
-        assert refused.value.headers == {"Range": f"0-{2 * MiB - 1}"}
-        assert _session(reg, session_id).size == 2 * MiB  # the upload goes on
-    finally:
-        reg.close()
+    reg = nodes[0]
+    session_id = _new_session(reg, _repository(reg))
+    assert _patch(reg, _session(reg, session_id), b"a" * MiB) == MiB
+    stale = _session(reg, session_id)  # what the late chunk's node read
+    assert _patch(reg, _session(reg, session_id), b"b" * MiB) == 2 * MiB
+    with pytest.raises(RangeInvalid) as refused:
+        _patch(reg, stale, b"c" * MiB)
+    assert refused.value.headers == {"Range": f"0-{2 * MiB - 1}"}
+    assert _session(reg, session_id).size == 2 * MiB  # the upload goes on
 
 
 def test_two_chunks_from_one_offset_the_loser_leaves_the_winners_bytes(
-    tmp_path: Path, seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+    nodes: tuple[Registry, Registry], seaweed: SeaweedS3, bucket: str
 ) -> None:
     """Two chunks of one upload from the same offset, on two nodes (a retry through
     another node while the first try still streams). Both leave bytes staged; the
@@ -753,105 +784,119 @@ def test_two_chunks_from_one_offset_the_loser_leaves_the_winners_bytes(
     only. The upload goes on from the winner's and its blob is exactly the bytes
     that landed (staged objects were named by version, which both chose: the
     loser deleted the winner's bytes and the upload could not go on)."""
-    for env_name, value in seaweed.env.items():
-        monkeypatch.setenv(env_name, value)
-    a, b = _in_process(tmp_path, bucket), _in_process(tmp_path, bucket)
-    try:
-        repo = _repository(a)
-        session_id = _new_session(a, repo)
-        first, winner, loser, last = (os.urandom(MiB) for _ in range(4))
-        assert _patch(a, _session(a, session_id), first) == MiB
-        both_read = _session(a, session_id)
+    a, b = nodes
+    repo = _repository(a)
+    session_id = _new_session(a, repo)
+    first, winner, loser, last = (os.urandom(MiB) for _ in range(4))
+    assert _patch(a, _session(a, session_id), first) == MiB
+    both_read = _session(a, session_id)
 
-        async def received(reg: Registry, data: bytes) -> Any:
-            state = reg.uploads.get(session_id)
-            return await s3_uploads.receive(
-                reg, both_read, state, _body(data), len(data), final=False
-            )
+    async def received(reg: Registry, data: bytes) -> Any:
+        state = reg.uploads.get(session_id)
+        return await s3_uploads.receive(reg, both_read, state, _body(data), len(data), final=False)
 
-        won = asyncio.run(received(a, winner))
-        lost = asyncio.run(received(b, loser))
-        assert s3_uploads.land(a, won) == 2 * MiB
-        with pytest.raises(RangeInvalid):
-            s3_uploads.land(b, lost)
-        assert len(seaweed.keys(bucket, "uploads/")) == 1  # the winner's staged bytes
+    won = asyncio.run(received(a, winner))
+    lost = asyncio.run(received(b, loser))
+    assert s3_uploads.land(a, won) == 2 * MiB
+    with pytest.raises(RangeInvalid):
+        s3_uploads.land(b, lost)
+    assert len(seaweed.keys(bucket, "uploads/")) == 1  # the winner's staged bytes
 
-        assert _patch(b, _session(b, session_id), last) == 3 * MiB
-        data = first + winner + last
-        state = a.uploads.get(session_id)
-        digest = Digest.parse(sha256(data))
-        session = _session(a, session_id)
-        asyncio.run(s3_uploads.finish(a, session, state, _body(b""), 0, digest, repo, "nodes"))
-        (key,) = seaweed.keys(bucket)
-        assert seaweed.client().get_object(Bucket=bucket, Key=key)["Body"].read() == data
-    finally:
-        a.close()
-        b.close()
+    assert _patch(b, _session(b, session_id), last) == 3 * MiB
+    data = first + winner + last
+    _put(a, _session(a, session_id), data, repo)
+    assert _the_blob(seaweed, bucket)[1] == data
 
 
+@pytest.mark.parametrize("left", ["none", "an earlier chunk's"])
 def test_an_upload_staged_before_names_were_recorded_goes_on(
-    tmp_path: Path, seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+    nodes: tuple[Registry, Registry],
+    seaweed: SeaweedS3,
+    bucket: str,
+    left: str,
 ) -> None:
-    """A session written before migration 0014 has no staged_name: its staged bytes
-    are under its version, and the upload goes on from them."""
-    for env_name, value in seaweed.env.items():
-        monkeypatch.setenv(env_name, value)
-    reg = _in_process(tmp_path, bucket)
-    try:
-        repo = _repository(reg)
-        session_id = _new_session(reg, repo)
-        first, last = os.urandom(MiB), os.urandom(MiB)
-        assert _patch(reg, _session(reg, session_id), first) == MiB
-        (named,) = seaweed.keys(bucket, "uploads/")
-        old_key = f"uploads/{session_id}/{_session(reg, session_id).s3.version}"
-        client = seaweed.client()
-        client.copy_object(Bucket=bucket, Key=old_key, CopySource={"Bucket": bucket, "Key": named})
-        client.delete_object(Bucket=bucket, Key=named)
-        with reg.db.write() as conn:
-            conn.execute(
-                update(schema.upload_sessions)
-                .where(schema.upload_sessions.c.id == session_id)
-                .values(staged_name=None)
-            )
-        assert _patch(reg, _session(reg, session_id), last) == 2 * MiB
-        assert old_key not in seaweed.keys(bucket, "uploads/")  # read, then forgotten
-        digest = Digest.parse(sha256(first + last))
-        session, state = _session(reg, session_id), reg.uploads.get(session_id)
-        asyncio.run(s3_uploads.finish(reg, session, state, _body(b""), 0, digest, repo, "nodes"))
-        (key,) = seaweed.keys(bucket)
-        assert seaweed.client().get_object(Bucket=bucket, Key=key)["Body"].read() == first + last
-    finally:
-        reg.close()
+    """A chunk landed by a node without staged names (before migration 0014, or
+    during a rolling upgrade, which leaves an earlier chunk's name in place): its
+    bytes are under the version alone, and the upload goes on from them."""
+    reg = nodes[0]
+    repo = _repository(reg)
+    session_id = _new_session(reg, repo)
+    first, last = os.urandom(MiB), os.urandom(MiB)
+    assert _patch(reg, _session(reg, session_id), first) == MiB
+    (named,) = seaweed.keys(bucket, "uploads/")
+    old_key = f"uploads/{session_id}/{_session(reg, session_id).s3.version}"
+    client = seaweed.client()
+    client.copy_object(Bucket=bucket, Key=old_key, CopySource={"Bucket": bucket, "Key": named})
+    client.delete_object(Bucket=bucket, Key=named)
+    with reg.db.write() as conn:
+        conn.execute(
+            update(schema.upload_sessions)
+            .where(schema.upload_sessions.c.id == session_id)
+            .values(staged_name=None if left == "none" else "0-0123456789abcdef")
+        )
+    assert _patch(reg, _session(reg, session_id), last) == 2 * MiB
+    assert old_key not in seaweed.keys(bucket, "uploads/")  # read, then forgotten
+    _put(reg, _session(reg, session_id), first + last, repo)
+    assert _the_blob(seaweed, bucket)[1] == first + last
+
+
+@pytest.mark.parametrize("claimed", ["right", "wrong"])
+def test_a_put_racing_a_committed_put_leaves_its_blob(
+    nodes: tuple[Registry, Registry],
+    seaweed: SeaweedS3,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    claimed: str,
+) -> None:
+    """Two final PUTs of one upload on two nodes (a retry through another node while
+    the first still commits) both complete its multipart upload: AWS S3 answers a
+    second complete of the same parts with 200 (SeaweedFS, with NoSuchUpload; node B
+    is given S3's answer here, and node A's whole PUT runs meanwhile). A's commits.
+    B's is refused, 404 for the same digest and 400 DIGEST_INVALID for another, and
+    the object A's blob row points at stays (B deleted it: a blob lost)."""
+    a, b = nodes
+    repo = _repository(a)
+    session_id = _new_session(a, repo)
+    data = os.urandom(6 * MiB)
+    digest = Digest.parse(sha256(data))
+    assert _patch(a, _session(a, session_id), data) == 6 * MiB
+    read_by_a, read_by_b = _session(a, session_id), _session(b, session_id)
+
+    def completed_again(*_args: object) -> None:
+        _put(a, read_by_a, data, repo)
+
+    monkeypatch.setattr(b.store, "complete_multipart", completed_again)
+    said = digest if claimed == "right" else Digest.parse(sha256(b"other bytes"))
+    refused = BlobUploadUnknown if claimed == "right" else DigestInvalid
+    with pytest.raises(refused):
+        _put(b, read_by_b, data, repo, said)
+    with a.db.read() as conn:
+        blob = content.workspace_blob(conn, repo.workspace_id, str(digest))
+    assert blob is not None
+    key, stored = _the_blob(seaweed, bucket)
+    assert key.endswith(blob.generation)
+    assert stored == data
 
 
 def test_a_node_forgets_the_sessions_that_ended_on_another(
-    tmp_path: Path, seaweed: SeaweedS3, bucket: str, monkeypatch: pytest.MonkeyPatch
+    nodes: tuple[Registry, Registry], seaweed: SeaweedS3, bucket: str
 ) -> None:
     """Behind a load balancer, a session's chunks may go to node A and its PUT (or
     its cancel) to node B, which drops only its own state of it. A's housekeeping
     drops A's: without it, every such upload left its state on A for good."""
-    for env_name, value in seaweed.env.items():
-        monkeypatch.setenv(env_name, value)
-    a, b = _in_process(tmp_path, bucket), _in_process(tmp_path, bucket)
-    try:
-        repo = _repository(a)
-        finished, cancelled, going_on = (_new_session(a, repo) for _ in range(3))
-        data = os.urandom(MiB)
-        for session_id in (finished, cancelled, going_on):
-            assert _patch(a, _session(a, session_id), data) == MiB
-        digest = Digest.parse(sha256(data))
-        session = _session(b, finished)
-        state = b.uploads.get(finished)
-        asyncio.run(s3_uploads.finish(b, session, state, _body(b""), 0, digest, repo, "nodes"))
-        s3_uploads.cancel(b, cancelled)
-        assert sorted(a.uploads.session_ids()) == sorted([finished, cancelled, going_on])
-        assert b.uploads.session_ids() == []
+    a, b = nodes
+    repo = _repository(a)
+    finished, cancelled, going_on = (_new_session(a, repo) for _ in range(3))
+    data = os.urandom(MiB)
+    for session_id in (finished, cancelled, going_on):
+        assert _patch(a, _session(a, session_id), data) == MiB
+    _put(b, _session(b, finished), data, repo)
+    s3_uploads.cancel(b, cancelled)
+    assert sorted(a.uploads.session_ids()) == sorted([finished, cancelled, going_on])
+    assert b.uploads.session_ids() == []
 
-        assert housekeeping.forget_ended_sessions(a) == 2
-        assert a.uploads.session_ids() == [going_on]
-        assert housekeeping.forget_ended_sessions(a) == 0
-        # The open one goes on where it was, on either node.
-        assert _patch(b, _session(b, going_on), data) == 2 * MiB
-    finally:
-        a.close()
-        b.close()
+    assert housekeeping.forget_ended_sessions(a) == 2
+    assert a.uploads.session_ids() == [going_on]
+    assert housekeeping.forget_ended_sessions(a) == 0
+    # The open one goes on where it was, on either node.
+    assert _patch(b, _session(b, going_on), data) == 2 * MiB

@@ -327,7 +327,7 @@ upload_sessions = Table(
     Column("size", BigInteger, nullable=False, default=0),
     Column("created_at", Ms, nullable=False),
     Column("updated_at", Ms, nullable=False),
-    # Object storage only (app.registry.oci.s3_uploads): the state every node needs
+    # Object storage only (app.registry.s3_uploads): the state every node needs
     # to take the upload's next chunk. The multipart upload, once begun, writes
     # the object under this generation's key.
     Column("generation", String(36), nullable=True),

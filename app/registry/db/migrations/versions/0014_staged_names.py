@@ -9,6 +9,9 @@ object holding the bytes staged past an upload's last part. It was the version t
 chunk landed as, which two chunks racing on one session both chose: the loser's
 clean-up deleted the winner's bytes. Now every chunk names its own. NULL for a row
 written before this revision (its bytes are under its version, as before).
+
+Downgrading strands the staged bytes of uploads in progress that have a name: their
+next chunk answers 404 and their clients start again.
 """
 
 from __future__ import annotations
