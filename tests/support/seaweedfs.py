@@ -73,6 +73,7 @@ class SeaweedS3:
             except _PortTaken:
                 self._kill()
                 self.log.close()
+                self._unlink_sockets()
                 if attempt == 2:
                     raise RuntimeError("SeaweedFS found a port taken three times") from None
 
@@ -91,12 +92,21 @@ class SeaweedS3:
             )
         }
         self.port = ports["s3.port"]
+        # weed also listens for gRPC on a Unix socket per role, at a fixed place in
+        # /tmp named by the role and its port; killed, it leaves them there.
+        self.grpc_sockets = [
+            Path(f"/tmp/seaweedfs-{name.split('.')[0]}-grpc-{port}.sock")
+            for name, port in ports.items()
+            if name.endswith(".grpc")
+        ]
         self.endpoint = f"http://127.0.0.1:{self.port}"
         data = self.root / "data"
         shutil.rmtree(data, ignore_errors=True)
         data.mkdir()
         argv = [
             weed_binary(),
+            # Its log files, by default in /tmp, go with the rest of its state.
+            f"-logdir={self.root}",
             "server",
             f"-dir={data}",
             "-ip=127.0.0.1",
@@ -206,3 +216,8 @@ class SeaweedS3:
         self._kill()
         self.log.close()
         shutil.rmtree(self.root, ignore_errors=True)
+        self._unlink_sockets()
+
+    def _unlink_sockets(self) -> None:
+        for socket in self.grpc_sockets:
+            socket.unlink(missing_ok=True)
