@@ -79,6 +79,11 @@ def _status(exc: botocore.exceptions.ClientError) -> int:
 
 
 def _not_found(exc: botocore.exceptions.ClientError) -> bool:
+    # A missing bucket is the store gone, not an object: it is unavailable (503), and
+    # nothing may conclude from it that a blob or an upload is gone (which tells
+    # clients "unknown" and has them start again). A HEAD's 404 has no body to tell.
+    if _code(exc) == "NoSuchBucket":
+        return False
     return _status(exc) == 404 or _code(exc) in ("NoSuchKey", "NotFound", "404", "NoSuchUpload")
 
 

@@ -32,7 +32,7 @@ from app.registry.service import Registry
 from tests.registry.oci_helpers import assert_error, running_registry, sha256, upload
 from tests.support import oci
 from tests.support.api import api
-from tests.support.registry import CLI, RegistryServer
+from tests.support.registry import CLI, RegistryServer, standard_registry
 from tests.support.seaweedfs import SeaweedS3
 
 MiB = 1024 * 1024
@@ -677,6 +677,37 @@ def test_a_chunk_after_staged_bytes_went_missing_is_upload_unknown(
     assert_error(_chunk(writer, location, MiB, MiB), 404, "BLOB_UPLOAD_UNKNOWN")
     assert writer.delete(location).status_code == 204
     _quiet(seaweed, s3_bucket)
+
+
+def test_a_bucket_gone_is_unavailable_not_an_unknown_blob(
+    tmp_path: Path, seaweed: SeaweedS3, bucket: str
+) -> None:
+    """The bucket deleted behind Berth's back (or a node pointed at the wrong one):
+    a pull and a chunk answer 503 UNAVAILABLE, as for any store failure, not 404
+    BLOB_UNKNOWN / BLOB_UPLOAD_UNKNOWN, which say the blob or the upload is gone and
+    have the client start again. What the database holds stays."""
+    server = standard_registry(
+        tmp_path / "data",
+        blob_store=f"s3://{bucket}/{PREFIX}",
+        env=seaweed.env,
+        extra_args=["--blob-cache-size", "0"],  # every read goes to the bucket
+    ).start()
+    try:
+        with server.client("writer") as writer:
+            name = _name()
+            digest = upload(writer, name, os.urandom(3000))
+            location = _begun(writer, MiB)  # its bytes are staged in the bucket
+            seaweed.client().delete_bucket(Bucket=bucket)
+
+            r = writer.get(f"/v2/{name}/blobs/{digest}")
+            assert_error(r, 503, "UNAVAILABLE")
+            assert_error(_chunk(writer, location, MiB, MiB), 503, "UNAVAILABLE")
+            assert writer.head(f"/v2/{name}/blobs/{digest}").status_code == 200
+            status = writer.get(location)
+            assert status.status_code == 204, status.text
+            assert status.headers["Range"] == f"0-{MiB - 1}"
+    finally:
+        server.stop()
 
 
 def _in_process(tmp_path: Path, bucket: str) -> Registry:
