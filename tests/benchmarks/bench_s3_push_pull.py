@@ -360,6 +360,16 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
         # Berth streaming from the bucket, no copies made, against Distribution's
         # default.
         ("cold pull", "berth-nocache", "distribution"),
+        # Both stream, neither signs in.
+        ("first pull", "berth", "distribution-stream"),
+        ("cold pull", "berth", "distribution-stream"),
+    ]
+    # What streaming through the registry costs on this machine, where client,
+    # store and registry share the cores: Distribution against itself.
+    references = [
+        ("first pull", "distribution-stream", "distribution"),
+        ("cold pull", "distribution-stream", "distribution"),
+        ("cold pull", "berth", "berth-redirect"),
     ]
     print("  resident memory of the registry after the pulls (median MB):")
     for kind, s in pushes.items():
@@ -369,4 +379,8 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
             continue  # not measured (BENCH_KINDS)
         ratio = rates[ours, op] / rates[theirs, op]
         print(f"  {op} {ours} / {theirs}: {ratio:.2f}x (target >= 1.0x)")
+    for op, ours, theirs in references:
+        if (ours, op) in rates and (theirs, op) in rates:
+            ratio = rates[ours, op] / rates[theirs, op]
+            print(f"  {op} {ours} / {theirs}: {ratio:.2f}x (streaming / redirecting)")
     print(f"  load average (1 min) during the rounds: {min(loads):.2f}..{max(loads):.2f}")
