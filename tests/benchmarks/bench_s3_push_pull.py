@@ -194,7 +194,7 @@ def berth(
         server.stop()
 
 
-def _skopeo(*args: str) -> tuple[float, float]:
+def skopeo_copy(*args: str) -> tuple[float, float]:
     """Wall seconds and skopeo's CPU seconds of one ``skopeo copy``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -226,12 +226,12 @@ def rss_mb(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def _measured(samples: Samples, pid: int, store_pid: int, *args: str) -> None:
+def measured(samples: Samples, pid: int, store_pid: int, *args: str) -> None:
     # The writes of the operation before (a push's 269 MB into SeaweedFS, a pull's
     # into the layout) are flushed first: no operation pays for another's writeback.
     os.sync()
     cpu0, store0 = cpu_seconds(pid), cpu_seconds(store_pid)
-    wall, client = _skopeo(*args)
+    wall, client = skopeo_copy(*args)
     samples.wall.append(wall)
     samples.client_cpu.append(client)
     samples.registry_cpu.append(cpu_seconds(pid) - cpu0)
@@ -263,7 +263,7 @@ def _round(kind: str, tmp: Path, layout: Path, s3: SeaweedS3, push: Samples, pul
         )
     with started as registry:
         store_pid = s3.proc.pid
-        _measured(
+        measured(
             push,
             registry.pid,
             store_pid,
@@ -277,7 +277,7 @@ def _round(kind: str, tmp: Path, layout: Path, s3: SeaweedS3, push: Samples, pul
         def pull(samples: Samples) -> None:
             ref = f"docker://{registry.host}/acme/web/bench:v1"
             args = ("--src-tls-verify=false", *src_creds, ref, f"oci:{out}:v1")
-            _measured(samples, registry.pid, store_pid, *args)
+            measured(samples, registry.pid, store_pid, *args)
             shutil.rmtree(out)
 
         for n in range(PULLS):
