@@ -365,7 +365,7 @@ def test_push_pull_on_s3_against_distribution(tmp_path: Path) -> None:
         ("cold pull", "berth", "distribution-stream"),
     ]
     # What streaming through the registry costs on this machine, where client,
-    # store and registry share the cores: Distribution against itself.
+    # store and registry share the cores: each registry against its own redirect.
     references = [
         ("first pull", "distribution-stream", "distribution"),
         ("cold pull", "distribution-stream", "distribution"),
